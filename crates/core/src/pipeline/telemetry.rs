@@ -1,0 +1,78 @@
+//! The telemetry layer: a trace span per call, latency histograms per target,
+//! and a warning for slow calls.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::{Call, Reply};
+use crate::error::ToolError;
+use crate::telemetry::Telemetry;
+
+#[derive(Clone)]
+pub struct TelemetryLayer {
+    telemetry: Arc<Telemetry>,
+}
+
+impl TelemetryLayer {
+    pub fn new(telemetry: Arc<Telemetry>) -> Self {
+        Self { telemetry }
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TelemetryService { telemetry: Arc::clone(&self.telemetry), inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct TelemetryService<S> {
+    telemetry: Arc<Telemetry>,
+    inner: S,
+}
+
+impl<S> Service<Call> for TelemetryService<S>
+where
+    S: Service<Call, Response = Reply, Error = ToolError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Reply;
+    type Error = ToolError;
+    type Future = BoxFuture<'static, Result<Reply, ToolError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ToolError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let telemetry = Arc::clone(&self.telemetry);
+        let method = call.op.method();
+        let target = call.op.target_name().to_owned();
+        let span = tracing::debug_span!("call", method, target = %target, request_id = %call.cx.request_id);
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = inner.call(call).await;
+                let elapsed = started.elapsed();
+                let ok = matches!(&result, Ok(Reply::Tool(o)) if !o.is_error) || matches!(&result, Ok(r) if !matches!(r, Reply::Tool(_)));
+                telemetry.record(&target, elapsed, ok);
+                if elapsed > telemetry.slow_call {
+                    tracing::warn!(method, target = %target, elapsed_ms = elapsed.as_millis() as u64, "slow call");
+                }
+                if let Err(e) = &result {
+                    tracing::debug!(method, target = %target, error = %e, code = e.code().as_str(), "call failed");
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}

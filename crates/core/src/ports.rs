@@ -1,0 +1,77 @@
+//! Ports: what the pipeline needs from the outside, implemented by adapters
+//! (plexus-store for durable state, the app for configuration-driven ones).
+
+use std::time::Duration;
+
+use crate::audit::AuditEvent;
+use crate::context::{Credential, Principal, TenantId};
+use crate::pipeline::Target;
+
+/// Turns a transport credential into a principal.
+#[async_trait::async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthError>;
+}
+
+/// Why a credential was refused. Messages never contain the credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    #[error("no credential")]
+    Missing,
+    #[error("invalid credential: {0}")]
+    Invalid(String),
+    #[error("credential expired")]
+    Expired,
+    #[error("credential revoked")]
+    Revoked,
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
+}
+
+/// What the pipeline knows about a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    pub id: TenantId,
+    pub tier: String,
+    pub active: bool,
+}
+
+/// Resolves and checks the caller's tenant.
+#[async_trait::async_trait]
+pub trait TenantDirectory: Send + Sync + 'static {
+    async fn tenant(&self, id: &TenantId) -> Option<TenantInfo>;
+}
+
+/// Admits or refuses a call by rate and quota.
+pub trait RateLimiter: Send + Sync + 'static {
+    /// `Err(retry_after)` when over the limit.
+    fn check(&self, principal: &Principal) -> Result<(), Duration>;
+}
+
+/// The decision of the policy for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Denied, with the reason recorded in the audit log (never sent).
+    Deny(String),
+}
+
+/// Who may do what.
+pub trait Policy: Send + Sync + 'static {
+    fn decide(&self, principal: &Principal, target: &Target<'_>) -> Decision;
+}
+
+/// Where audit records go. `append` returns only once the record is durable.
+#[async_trait::async_trait]
+pub trait AuditSink: Send + Sync + 'static {
+    async fn append(&self, event: AuditEvent) -> Result<(), AuditError>;
+    /// Records accepted but not yet durable (for metrics).
+    fn queue_depth(&self) -> usize {
+        0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("audit log unavailable: {0}")]
+pub struct AuditError(pub String);
