@@ -12,11 +12,13 @@
 //! storage format (the audit record is one).
 
 pub mod audit;
+pub mod bus;
 pub mod content;
 pub mod context;
 pub mod error;
 pub mod module;
 pub mod pipeline;
+pub mod policy;
 pub mod ports;
 pub mod registry;
 pub mod spec;

@@ -1,1 +1,110 @@
-//! placeholder
+//! plexus-server: the only crate that knows rmcp, axum, HTTP and JSON-RPC.
+//!
+//! It serves a built pipeline ([`plexus_core::pipeline::Pipeline`]) and a
+//! registry over stdio and Streamable HTTP, in both protocol eras:
+//! 2025-11-25 (initialize, sessions, server-to-client requests, SSE
+//! resumability, subscriptions) and 2026-07-28 (stateless requests,
+//! `server/discover`, `subscriptions/listen`, input-required results with
+//! sealed request state). Errors are mapped to the wire once, in `convert`.
+//!
+//! Architecture invariant: this crate depends on no module and not on
+//! plexus-store; the app hands it the pipeline and the ports.
+
+mod convert;
+mod handler;
+mod http;
+mod mrtr;
+mod peer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use plexus_core::bus::Bus;
+use plexus_core::context::Credential;
+use plexus_core::pipeline::Pipeline;
+use plexus_core::registry::Registry;
+use rmcp::ServiceExt;
+use rmcp::model as m;
+
+pub use crate::http::HttpOptions;
+use crate::handler::{PlexusHandler, Shared};
+
+/// Everything the server needs, built by the app.
+pub struct ServerParts {
+    pub registry: Arc<Registry>,
+    pub pipeline: Pipeline,
+    pub bus: Bus,
+    /// Name and version announced to clients.
+    pub name: String,
+    pub version: String,
+    pub instructions: Option<String>,
+    /// Key that seals input-required request state (32 random bytes; the
+    /// same on every node of a cluster).
+    pub state_key: [u8; 32],
+}
+
+/// The MCP server.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("registry", &self.shared.registry).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    #[allow(deprecated)] // logging is deprecated by SEP-2577 but legacy clients still use it
+    pub fn new(parts: ServerParts) -> Self {
+        let capabilities = m::ServerCapabilities::builder()
+            .enable_logging()
+            .enable_completions()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        let mut info = m::ServerConfig::new(capabilities)
+            .with_server_info(m::Implementation::new(parts.name, parts.version))
+            .with_protocol_version(m::ProtocolVersion::LATEST_WITH_INITIALIZE);
+        if let Some(i) = parts.instructions {
+            info = info.with_instructions(i);
+        }
+        let shared = Shared {
+            registry: parts.registry,
+            pipeline: parts.pipeline,
+            info,
+            codec: mrtr::StateCodec::new(parts.state_key),
+            bus: parts.bus,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// Serve one client over stdin/stdout as `credential` until stdin closes.
+    pub async fn serve_stdio(&self, credential: Credential) -> std::io::Result<()> {
+        let handler = PlexusHandler::new(Arc::clone(&self.shared), credential);
+        let running = handler
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| std::io::Error::other(format!("stdio session failed to start: {e}")))?;
+        running.waiting().await.map_err(std::io::Error::other)?;
+        Ok(())
+    }
+
+    /// Serve Streamable HTTP at `/mcp` (plus `/healthz`, `/readyz`) until
+    /// `opts.shutdown` is cancelled; in-flight calls are drained first.
+    pub async fn serve_http(&self, listener: tokio::net::TcpListener, opts: HttpOptions) -> std::io::Result<()> {
+        http::serve(Arc::clone(&self.shared), listener, opts).await
+    }
+
+    /// Calls currently running.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+}

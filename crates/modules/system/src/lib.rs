@@ -1,0 +1,132 @@
+//! The `system` module: tools every Plexus server has, whatever else it hosts.
+//!
+//! - `echo(text)`: returns its argument; the trivial tool the protocol
+//!   benchmarks call on every server they compare.
+//! - `whoami()`: the caller's principal, tenant, roles and protocol era, as
+//!   the pipeline established them.
+
+use std::sync::Arc;
+
+use plexus_core::context::Era;
+use plexus_core::{CallContext, Module, ToolDef, ToolError, ToolOutput, ToolSpec, Toolbox};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The module's name.
+pub const NAME: &str = "system";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EchoArgs {
+    /// Text to return unchanged.
+    text: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// Who the server thinks the caller is.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Identity {
+    subject: String,
+    tenant: String,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    /// How the caller authenticated: `api_key`, `jwt`, `local` or `anonymous`.
+    method: String,
+    /// `2025-11-25` (sessions) or `2026-07-28` (stateless).
+    era: String,
+}
+
+/// The system module.
+pub struct System {
+    tools: Toolbox,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System").finish_non_exhaustive()
+    }
+}
+
+impl Default for System {
+    fn default() -> Self {
+        let tools = Toolbox::new(NAME)
+            .typed_args(
+                ToolDef::new("echo", "Return the given text unchanged").title("Echo").read_only().idempotent(),
+                |_cx: CallContext, a: EchoArgs| async move { Ok(ToolOutput::text(a.text)) },
+            )
+            .typed(
+                ToolDef::new("whoami", "Show the caller's identity, tenant and roles as the server sees them")
+                    .title("Who am I")
+                    .read_only()
+                    .idempotent(),
+                |cx: CallContext, _: NoArgs| async move {
+                    let p = &cx.principal;
+                    Ok(Identity {
+                        subject: p.subject.clone(),
+                        tenant: p.tenant.to_string(),
+                        roles: p.roles.clone(),
+                        scopes: p.scopes.clone(),
+                        method: p.method.to_owned(),
+                        era: match cx.era {
+                            Era::Legacy => "2025-11-25",
+                            Era::Stateless => "2026-07-28",
+                        }
+                        .to_owned(),
+                    })
+                },
+            );
+        Self { tools }
+    }
+}
+
+/// The module, ready to register.
+pub fn module() -> Arc<dyn Module> {
+    Arc::new(System::default())
+}
+
+#[async_trait::async_trait]
+impl Module for System {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        self.tools.specs()
+    }
+
+    async fn call(&self, cx: &CallContext, tool: &str, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
+        self.tools.call(cx, tool, args).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn echo_returns_text_and_rejects_extra_fields() {
+        let m = System::default();
+        let cx = CallContext::detached("t");
+        let out = m.call(&cx, "echo", json!({"text": "こんにちは"})).await.unwrap();
+        assert_eq!(out.content[0].as_text(), Some("こんにちは"));
+        let err = m.call(&cx, "echo", json!({"text": "a", "x": 1})).await.unwrap_err();
+        assert!(err.to_string().contains("unknown field `x`"), "{err}");
+        let spec = m.tools().into_iter().find(|t| t.name == "echo").unwrap();
+        assert_eq!(spec.input_schema["additionalProperties"], json!(false));
+    }
+
+    #[tokio::test]
+    async fn whoami_reports_the_principal() {
+        let m = System::default();
+        let cx = CallContext::detached("t");
+        let out = m.call(&cx, "whoami", json!({})).await.unwrap();
+        let v = out.structured.unwrap();
+        assert_eq!(v["subject"], "unauthenticated");
+        assert_eq!(v["era"], "2026-07-28");
+    }
+}

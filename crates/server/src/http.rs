@@ -1,0 +1,340 @@
+//! Streamable HTTP: the front door (credentials, body limit, JSON-RPC shape
+//! checks), rmcp's Streamable HTTP service for both eras, health endpoints
+//! and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use http_body_util::{BodyExt, Limited};
+use plexus_core::context::Credential;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::{PlexusHandler, Shared};
+
+/// How the HTTP transport behaves.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Hosts accepted in `Host` (DNS-rebinding protection). Empty allows any.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted in `Origin` (scheme://host[:port|:*]). A request
+    /// without `Origin` (not a browser) passes.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Serve without credentials (local development, conformance, benchmarks).
+    pub allow_anonymous: bool,
+    /// Cancelled to stop: the server stops accepting, drains in-flight calls
+    /// and closes streams.
+    pub shutdown: CancellationToken,
+    /// Longest time to wait for in-flight calls on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()],
+            max_body_bytes: 4 * 1024 * 1024,
+            allow_anonymous: false,
+            shutdown: CancellationToken::new(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Front {
+    max_body: usize,
+    allow_anonymous: bool,
+}
+
+/// The credential a request presents. `X-API-Key` wins; a bearer token that
+/// looks like a Plexus key (`pk_`) is treated as one.
+pub(crate) fn credential(headers: &HeaderMap) -> Credential {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Credential::ApiKey(k.trim().to_owned());
+    }
+    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Credential::None;
+    };
+    match auth.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.starts_with("pk_") { Credential::ApiKey(token.to_owned()) } else { Credential::Bearer(token.to_owned()) }
+        }
+        _ => Credential::None,
+    }
+}
+
+fn rpc_error(status: StatusCode, id: Option<&RawValue>, code: i32, message: &str) -> Response {
+    let id = id.map_or("null", RawValue::get);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{}}}}}"#,
+        serde_json::Value::String(message.to_owned())
+    );
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct NamedParams<'a> {
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    uri: Option<&'a RawValue>,
+}
+
+/// Check that a body is one well-formed JSON-RPC 2.0 message, answering the
+/// error the JSON-RPC specification names when it is not.
+#[allow(clippy::result_large_err)]
+pub(crate) fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
+    let bad = |id, code, msg: &str| Err(rpc_error(StatusCode::BAD_REQUEST, id, code, msg));
+    let raw: &RawValue = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return bad(None, -32700, &format!("Parse error: {e}")),
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'{') => {}
+        Some(b'[') => return bad(None, -32600, "Invalid Request: batch requests are not supported"),
+        _ => return bad(None, -32600, "Invalid Request: a JSON-RPC message must be an object"),
+    }
+    let env: Envelope<'_> = match serde_json::from_str(raw.get()) {
+        Ok(e) => e,
+        Err(e) => return bad(None, -32600, &format!("Invalid Request: {e}")),
+    };
+    let id = env.id.filter(|i| {
+        let s = i.get();
+        s.starts_with('"') || s.starts_with('-') || s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+    });
+    if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return bad(id, -32600, "Invalid Request: `jsonrpc` must be \"2.0\"");
+    }
+    if env.id.is_some() && id.is_none() {
+        return bad(None, -32600, "Invalid Request: `id` must be a string or a number");
+    }
+    let Some(method) = env.method else {
+        return if id.is_some() && (env.result.is_some() != env.error.is_some()) {
+            Ok(())
+        } else {
+            bad(id, -32600, "Invalid Request: missing `method`")
+        };
+    };
+    let method: &str = match serde_json::from_str::<&str>(method.get()) {
+        Ok(m) => m,
+        Err(_) => return bad(id, -32600, "Invalid Request: `method` must be a string"),
+    };
+    if let Some(p) = env.params {
+        if !p.get().starts_with('{') {
+            return bad(id, -32602, "Invalid params: `params` must be an object");
+        }
+    }
+    let required = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = required {
+        let params = env.params.and_then(|p| serde_json::from_str::<NamedParams<'_>>(p.get()).ok());
+        let value = params.and_then(|p| if field == "name" { p.name } else { p.uri });
+        if !value.is_some_and(|v| v.get().starts_with('"')) {
+            return bad(id, -32602, &format!("Invalid params: `{method}` needs a string `{field}`"));
+        }
+    }
+    Ok(())
+}
+
+async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
+    let cred = credential(req.headers());
+    if cred == Credential::None && !front.allow_anonymous {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+            "authentication required: send an API key (X-API-Key) or a bearer token",
+        )
+            .into_response();
+    }
+    req.extensions_mut().insert(cred);
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if len > front.max_body {
+            return payload_too_large(front.max_body);
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, front.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return payload_too_large(front.max_body),
+        Err(_) => return (StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
+    };
+    if let Err(resp) = check_jsonrpc(&bytes) {
+        return resp;
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn payload_too_large(limit: usize) -> Response {
+    rpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        -32600,
+        &format!("Invalid Request: the body exceeds the limit of {limit} bytes"),
+    )
+}
+
+/// Serve MCP over Streamable HTTP at `/mcp` until `opts.shutdown` is cancelled.
+pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener, opts: HttpOptions) -> std::io::Result<()> {
+    let streams = opts.shutdown.child_token();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_json_response(true)
+        .with_legacy_session_mode(true)
+        .with_max_request_body_bytes(opts.max_body_bytes)
+        .with_cancellation_token(streams.clone());
+    config = if opts.allowed_hosts.is_empty() {
+        config.disable_allowed_hosts()
+    } else {
+        config.with_allowed_hosts(opts.allowed_hosts.clone())
+    };
+    if !opts.allowed_origins.is_empty() {
+        config = config.with_allowed_origins(opts.allowed_origins.clone()).enforce_origin_validation();
+    }
+    let factory_shared = Arc::clone(&shared);
+    let mcp = StreamableHttpService::new(
+        move || Ok(PlexusHandler::new(Arc::clone(&factory_shared), Credential::None)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let front = Arc::new(Front { max_body: opts.max_body_bytes, allow_anonymous: opts.allow_anonymous });
+    let ready = Arc::new(AtomicBool::new(true));
+    let ready_probe = Arc::clone(&ready);
+    let app = axum::Router::new()
+        .route_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(front, front_door))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = ready_probe.load(Ordering::Relaxed);
+                async move { if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "draining") } }
+            }),
+        );
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+
+    // Shutdown: stop accepting, let in-flight calls finish (up to the drain
+    // timeout), then end the long-lived SSE streams so connections close.
+    let drain = {
+        let shutdown = opts.shutdown.clone();
+        let shared = Arc::clone(&shared);
+        let timeout = opts.drain_timeout;
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            ready.store(false, Ordering::Relaxed);
+            let deadline = tokio::time::Instant::now() + timeout;
+            while shared.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let left = shared.in_flight();
+            if left > 0 {
+                tracing::warn!(calls = left, "drain timeout reached; closing with calls in flight");
+            }
+            streams.cancel();
+        })
+    };
+    let shutdown = opts.shutdown.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    let hard_stop = async {
+        opts.shutdown.cancelled().await;
+        tokio::time::sleep(opts.drain_timeout + Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        () = hard_stop => tracing::warn!("connections still open after the drain timeout; stopping"),
+    }
+    drain.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(body: &str) -> Option<(StatusCode, i64)> {
+        let resp = check_jsonrpc(body.as_bytes()).err()?;
+        let status = resp.status();
+        let bytes = futures::executor::block_on(resp.into_body().collect()).ok()?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some((status, v["error"]["code"].as_i64()?))
+    }
+
+    #[test]
+    fn malformed_messages_get_the_jsonrpc_error() {
+        let bad = StatusCode::BAD_REQUEST;
+        assert_eq!(code("{not json"), Some((bad, -32700)));
+        assert_eq!(code(""), Some((bad, -32700)));
+        assert_eq!(code("[]"), Some((bad, -32600)));
+        assert_eq!(code("42"), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#), Some((bad, -32602)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), Some((bad, -32602)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":5}}"#), Some((bad, -32602)));
+        // well-formed messages pass
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#), None);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), None);
+    }
+
+    #[test]
+    fn errors_echo_the_request_id() {
+        let resp = check_jsonrpc(br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call"}"#).err().unwrap();
+        let bytes = futures::executor::block_on(resp.into_body().collect()).unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["id"], "abc");
+    }
+
+    #[test]
+    fn credentials_from_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h), Credential::None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer eyJhbGc"));
+        assert_eq!(credential(&h), Credential::Bearer("eyJhbGc".into()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer pk_abc"));
+        assert_eq!(credential(&h), Credential::ApiKey("pk_abc".into()));
+        h.insert("x-api-key", HeaderValue::from_static("pk_xyz"));
+        assert_eq!(credential(&h), Credential::ApiKey("pk_xyz".into()));
+    }
+}

@@ -1,0 +1,242 @@
+//! An append-only, hash-chained audit log in a JSON Lines file.
+//!
+//! Group commit: callers hand records to one writer thread, which chains
+//! whatever has queued up, writes it in one `write`, calls `fdatasync` once,
+//! and only then tells every caller its record is durable. Under load many
+//! records share one sync; an idle server pays one sync per call.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use plexus_core::audit::{AuditEvent, AuditRecord, GENESIS};
+use plexus_core::ports::{AuditError, AuditSink};
+use tokio::sync::oneshot;
+
+/// Most records chained into one write.
+const MAX_BATCH: usize = 4096;
+
+struct Pending {
+    event: AuditEvent,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The audit log; cheap to share behind an `Arc`.
+pub struct JsonlAuditLog {
+    tx: mpsc::Sender<Pending>,
+    depth: Arc<AtomicUsize>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for JsonlAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlAuditLog").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Read every complete record of a log. A torn last line (a crash in the
+/// middle of a write, before any caller was answered) is ignored.
+pub fn read_records(path: &Path) -> std::io::Result<Vec<AuditRecord>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let mut lines = BufReader::new(file).lines().peekable();
+    let mut n = 0usize;
+    while let Some(line) = lines.next() {
+        let line = line?;
+        n += 1;
+        let last = lines.peek().is_none();
+        match serde_json::from_str::<AuditRecord>(&line) {
+            Ok(r) => out.push(r),
+            Err(_) if last => break,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: line {n} is not an audit record: {e}", path.display()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Cut a torn last line so the next append starts on a line boundary.
+fn truncate_torn_tail(file: &mut File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    std::io::Read::read_to_end(file, &mut buf)?;
+    let keep = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
+    if keep < len {
+        file.set_len(keep)?;
+    }
+    file.seek(SeekFrom::End(0))?;
+    Ok(())
+}
+
+impl JsonlAuditLog {
+    /// Open (or create) the log at `path` and start its writer thread.
+    pub fn open(path: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path)?;
+        truncate_torn_tail(&mut file)?;
+        let records = read_records(&path)?;
+        let (mut seq, mut prev) = match records.last() {
+            Some(r) => (r.seq + 1, r.hash.clone()),
+            None => (0, GENESIS.to_owned()),
+        };
+        let (tx, rx) = mpsc::channel::<Pending>();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let writer_depth = Arc::clone(&depth);
+        std::thread::Builder::new().name("plexus-audit".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                buf.clear();
+                let mut next_prev = prev.clone();
+                for (i, p) in batch.iter().enumerate() {
+                    let r = AuditRecord::chain(seq + i as u64, &next_prev, p.event.clone());
+                    next_prev.clone_from(&r.hash);
+                    // Serializing a plain struct of strings and integers cannot fail.
+                    let _ = serde_json::to_writer(&mut buf, &r);
+                    buf.push(b'\n');
+                }
+                let result = file.write_all(&buf).and_then(|()| file.sync_data());
+                let n = batch.len();
+                match &result {
+                    Ok(()) => {
+                        seq += n as u64;
+                        prev = next_prev;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit write failed");
+                        // Keep the file on a record boundary for the next try.
+                        let _ = truncate_torn_tail(&mut file);
+                    }
+                }
+                writer_depth.fetch_sub(n, Ordering::Relaxed);
+                for p in batch {
+                    let _ = p.done.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                }
+            }
+        })?;
+        Ok(Self { tx, depth, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for JsonlAuditLog {
+    async fn append(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let (done, rx) = oneshot::channel();
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Pending { event, done }).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(AuditError("audit writer stopped".into()));
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AuditError(e)),
+            Err(_) => Err(AuditError("audit writer stopped".into())),
+        }
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plexus_core::audit::verify;
+
+    use super::*;
+
+    fn event(i: usize) -> AuditEvent {
+        AuditEvent {
+            time: "2026-11-21T00:00:00Z".into(),
+            request_id: format!("r{i}"),
+            session: None,
+            principal: "p".into(),
+            tenant: "t".into(),
+            operation: "tools/call".into(),
+            target: "echo".into(),
+            args_digest: String::new(),
+            outcome: "ok".into(),
+            latency_us: 1,
+            client_addr: None,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("plexus-audit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("audit.jsonl")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_form_one_chain_across_reopen() {
+        let path = temp("chain");
+        let log = Arc::new(JsonlAuditLog::open(&path).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move { log.append(event(i)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(log.queue_depth(), 0);
+        drop(log);
+        // reopen and continue the same chain
+        let log = JsonlAuditLog::open(&path).unwrap();
+        log.append(event(999)).await.unwrap();
+        let records = read_records(&path).unwrap();
+        assert_eq!(records.len(), 201);
+        let summary = verify(&records).unwrap();
+        assert_eq!(summary.records, 201);
+        let mut ids: Vec<_> = records.iter().map(|r| r.request_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 201);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_the_chain_continues() {
+        let path = temp("torn");
+        let log = JsonlAuditLog::open(&path).unwrap();
+        log.append(event(1)).await.unwrap();
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":1,"time":"2026"#).unwrap();
+        drop(f);
+        assert_eq!(read_records(&path).unwrap().len(), 1);
+        let log = JsonlAuditLog::open(&path).unwrap();
+        log.append(event(2)).await.unwrap();
+        let records = read_records(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        verify(&records).unwrap();
+    }
+}
