@@ -156,7 +156,7 @@ pub(crate) fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
     }
     let required = match method {
         "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "resources/read" => Some("uri"),
         _ => None,
     };
     if let Some(field) = required {

@@ -1,0 +1,116 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "plexus", version, about = "Plexus: an MCP server platform", long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve MCP over stdio or Streamable HTTP.
+    Serve(ServeArgs),
+    /// Inspect tools offline.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Verify or export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// Options every command that reads the configuration shares.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct Common {
+    /// Configuration file (default: $PLEXUS_CONFIG, else built-in defaults).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Modules to serve, comma-separated (overrides the configuration).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub(crate) modules: Option<Vec<String>>,
+    /// Data directory (overrides the configuration).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Serve one client over stdin/stdout.
+    #[arg(long, conflicts_with = "http")]
+    pub(crate) stdio: bool,
+    /// Serve Streamable HTTP at ADDR (for example 127.0.0.1:8080), endpoint /mcp.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// Create a data directory with demo data and an admin API key, and print how to connect.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// Serve HTTP without credentials (every caller gets the anonymous roles). Local use only.
+    #[arg(long)]
+    pub(crate) allow_anonymous: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// List the tools a server with this configuration would expose.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON (the MCP `tools/list` shape) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Parse and validate the configuration; print the effective settings.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the environment variables Plexus reads.
+    Env,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain of the audit log; name every broken record.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write audit records in a time range to stdout.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// First time included (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        from: Option<String>,
+        /// First time excluded (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}

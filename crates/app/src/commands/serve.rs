@@ -1,0 +1,147 @@
+//! `plexus serve`: build the server from the configuration and serve it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use plexus_core::bus::Bus;
+use plexus_core::context::Credential;
+use plexus_server::{HttpOptions, Server, ServerParts};
+use plexus_store::JsonlAuditLog;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::config::{ApiKeyEntry, Config};
+use crate::trust::key_digest;
+use crate::{logging, wiring};
+
+/// Address `--demo` serves on when `--http` is not given.
+const DEMO_ADDR: &str = "127.0.0.1:8080";
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = super::load(&args.common)?;
+    logging::init(&config.log_level, config.log_json);
+    if !args.stdio && args.http.is_none() && !args.demo {
+        anyhow::bail!("say how to serve: --stdio, or --http ADDR (for example --http 127.0.0.1:8080)");
+    }
+    let demo_key = if args.demo { Some(prepare_demo(&mut config)?) } else { None };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(args, config, demo_key))
+}
+
+/// Create the data directory and an admin key for this demo run.
+fn prepare_demo(config: &mut Config) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let key = format!("pk_demo_{}", uuid::Uuid::new_v4().simple());
+    config.api_keys.push(ApiKeyEntry {
+        name: "demo-admin".into(),
+        sha256: key_digest(&key),
+        tenant: "default".into(),
+        roles: vec!["admin".into()],
+    });
+    Ok(key)
+}
+
+fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "plexus".into());
+    format!(
+        "\nPlexus demo is running.\n\
+         \n  MCP endpoint (Streamable HTTP): http://{addr}/mcp\
+         \n  Admin API key (shown once):     {key}\
+         \n  Modules:                        {modules}\
+         \n  Data directory:                 {data}\
+         \n\nTry it:\
+         \n  curl -s http://{addr}/mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\
+         \n       -H 'X-API-Key: {key}' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: whoami' \\\
+         \n       -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"whoami\",\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'\
+         \n\nMCP Inspector:\
+         \n  npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --transport http --header 'X-API-Key: {key}' --method tools/list\
+         \n\nClaude Desktop (claude_desktop_config.json):\
+         \n  {{\"mcpServers\": {{\"plexus\": {{\"command\": \"{exe}\", \"args\": [\"serve\", \"--stdio\", \"--data-dir\", \"{data}\"]}}}}}}\
+         \n\nPress Ctrl-C to stop.\n",
+        modules = config.modules.join(", "),
+        data = config.data_dir.display(),
+    )
+}
+
+async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> anyhow::Result<ExitCode> {
+    let audit_path = super::audit_path(&config);
+    let audit = Arc::new(
+        JsonlAuditLog::open(&audit_path).with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
+    );
+    let bus = Bus::default();
+    let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
+    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit);
+    let pipeline = wiring::pipeline(&config, &registry, &ports);
+    let server = Server::new(ServerParts {
+        registry,
+        pipeline,
+        bus,
+        name: config.name.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        instructions: Some("Plexus hosts domain modules as MCP tools, resources and prompts.".into()),
+        state_key: wiring::random_key(),
+    });
+
+    if args.stdio {
+        let credential = match &config.stdio_api_key {
+            Some(k) => Credential::ApiKey(k.clone()),
+            None => Credential::Local,
+        };
+        tracing::info!(modules = %config.modules.join(","), "serving MCP over stdio");
+        server.serve_stdio(credential).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let addr_text = args.http.clone().unwrap_or_else(|| DEMO_ADDR.to_owned());
+    let addr = Config::parse_addr(&addr_text)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if args.allow_anonymous {
+        tracing::warn!("serving WITHOUT authentication (--allow-anonymous): every caller gets roles {:?}", config.anonymous_roles);
+        eprintln!("WARNING: --allow-anonymous: anyone who can reach {bound} can call every tool. Use only on a trusted machine.");
+    }
+    if let Some(key) = &demo_key {
+        eprintln!("{}", demo_banner(&config, &bound.to_string(), key));
+    }
+    tracing::info!(addr = %bound, modules = %config.modules.join(","), "serving MCP over Streamable HTTP at /mcp");
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight calls");
+        signal.cancel();
+    });
+    let opts = HttpOptions {
+        allowed_hosts: config.allowed_hosts.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        max_body_bytes: config.max_body_bytes,
+        allow_anonymous: args.allow_anonymous,
+        shutdown,
+        drain_timeout: config.drain_timeout,
+    };
+    server.serve_http(listener, opts).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,341 @@
+//! `plexus.toml`: a raw serde struct (`deny_unknown_fields`), then a
+//! validated [`Config`]. Environment overrides are listed once, in [`ENV`],
+//! and read through an injectable [`Env`] so tests never touch the process
+//! environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Every environment variable Plexus reads, with what it overrides.
+pub(crate) const ENV: &[(&str, &str)] = &[
+    ("PLEXUS_CONFIG", "path of plexus.toml (as --config)"),
+    ("PLEXUS_DATA_DIR", "data directory (data.dir)"),
+    ("PLEXUS_MODULES", "comma-separated modules to serve (modules.enabled)"),
+    ("PLEXUS_API_KEY", "API key whose principal a stdio session runs as"),
+    ("PLEXUS_LOG", "log filter, e.g. info or plexus=debug (log.level)"),
+    ("PLEXUS_LOG_FORMAT", "text or json (log.format)"),
+];
+
+/// Where environment variables come from.
+pub(crate) trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub(crate) struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        debug_assert!(ENV.iter().any(|(k, _)| *k == key), "{key} is not listed in ENV");
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: Option<u32>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    data: RawData,
+    #[serde(default)]
+    modules: RawModules,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    roles: HashMap<String, RawRole>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    max_body_bytes: Option<usize>,
+    call_timeout_ms: Option<u64>,
+    slow_call_ms: Option<u64>,
+    page_size: Option<usize>,
+    drain_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModules {
+    enabled: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    /// Principal of stdio sessions.
+    local_subject: Option<String>,
+    local_tenant: Option<String>,
+    local_roles: Option<Vec<String>>,
+    /// Roles of anonymous callers when served with --allow-anonymous.
+    anonymous_roles: Option<Vec<String>>,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    name: String,
+    /// Hex SHA-256 of the key; the key itself is never stored.
+    sha256: String,
+    tenant: Option<String>,
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    prompts: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// An API key entry.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiKeyEntry {
+    pub(crate) name: String,
+    pub(crate) sha256: String,
+    pub(crate) tenant: String,
+    pub(crate) roles: Vec<String>,
+}
+
+/// Grants of one role, as patterns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleConfig {
+    pub(crate) tools: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) prompts: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) name: String,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) call_timeout: Duration,
+    pub(crate) slow_call: Duration,
+    pub(crate) page_size: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) modules: Vec<String>,
+    pub(crate) local_subject: String,
+    pub(crate) local_tenant: String,
+    pub(crate) local_roles: Vec<String>,
+    pub(crate) anonymous_roles: Vec<String>,
+    pub(crate) api_keys: Vec<ApiKeyEntry>,
+    pub(crate) roles: HashMap<String, RoleConfig>,
+    pub(crate) stdio_api_key: Option<String>,
+    pub(crate) log_level: String,
+    pub(crate) log_json: bool,
+}
+
+/// Modules this build can serve, in listing order.
+pub(crate) const KNOWN_MODULES: &[&str] = &["system", "conformance"];
+
+/// Modules served when the configuration names none.
+pub(crate) const DEFAULT_MODULES: &[&str] = &["system"];
+
+fn check_pattern(role: &str, p: &str) -> anyhow::Result<()> {
+    if plexus_core::policy::Pattern::parse(p).is_none() {
+        bail!("roles.{role}: pattern `{p}` is invalid (use a name, `*`, or one `*` wildcard)");
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parse and validate a configuration text.
+    pub(crate) fn parse(text: &str, env: &dyn Env) -> anyhow::Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        Self::validate(raw, env)
+    }
+
+    /// Load from a file, or the defaults when `path` is `None`.
+    pub(crate) fn load(path: Option<&Path>, env: &dyn Env) -> anyhow::Result<Self> {
+        let from_env = env.get("PLEXUS_CONFIG").map(PathBuf::from);
+        match path.map(Path::to_path_buf).or(from_env) {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                Self::parse(&text, env).with_context(|| format!("invalid configuration in {}", p.display()))
+            }
+            None => Self::validate(RawConfig::default(), env),
+        }
+    }
+
+    fn validate(raw: RawConfig, env: &dyn Env) -> anyhow::Result<Self> {
+        if let Some(v) = raw.version {
+            if v != 1 {
+                bail!("version {v} is not supported (this build reads version 1)");
+            }
+        }
+        let mut modules: Vec<String> = match env.get("PLEXUS_MODULES") {
+            Some(m) => m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            None => raw.modules.enabled.unwrap_or_else(|| DEFAULT_MODULES.iter().map(|s| s.to_string()).collect()),
+        };
+        modules.dedup();
+        for m in &modules {
+            if !KNOWN_MODULES.contains(&m.as_str()) {
+                bail!("modules.enabled: unknown module `{m}` (known: {})", KNOWN_MODULES.join(", "));
+            }
+        }
+        let mut roles: HashMap<String, RoleConfig> = HashMap::new();
+        for (name, r) in raw.roles {
+            for p in r.tools.iter().chain(&r.resources).chain(&r.prompts) {
+                check_pattern(&name, p)?;
+            }
+            roles.insert(name, RoleConfig { tools: r.tools, resources: r.resources, prompts: r.prompts });
+        }
+        // The built-in admin role may use everything unless the file redefines it.
+        roles.entry("admin".into()).or_insert_with(|| RoleConfig {
+            tools: vec!["*".into()],
+            resources: vec!["*".into()],
+            prompts: vec!["*".into()],
+        });
+        let mut api_keys = Vec::new();
+        for k in raw.auth.api_keys {
+            if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("auth.api_keys `{}`: sha256 must be 64 hex digits", k.name);
+            }
+            api_keys.push(ApiKeyEntry {
+                name: k.name,
+                sha256: k.sha256.to_ascii_lowercase(),
+                tenant: k.tenant.unwrap_or_else(|| "default".into()),
+                roles: k.roles,
+            });
+        }
+        let s = raw.server;
+        let max_body_bytes = s.max_body_bytes.unwrap_or(4 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            bail!("server.max_body_bytes must be at least 1024");
+        }
+        let page_size = s.page_size.unwrap_or(plexus_core::registry::DEFAULT_PAGE_SIZE);
+        if page_size == 0 {
+            bail!("server.page_size must be at least 1");
+        }
+        let call_timeout_ms = s.call_timeout_ms.unwrap_or(30_000);
+        if call_timeout_ms == 0 {
+            bail!("server.call_timeout_ms must be at least 1");
+        }
+        let log_format = env.get("PLEXUS_LOG_FORMAT").or(raw.log.format).unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("log.format must be `text` or `json`, not `{other}`"),
+        };
+        Ok(Config {
+            name: s.name.unwrap_or_else(|| "plexus".into()),
+            allowed_hosts: s
+                .allowed_hosts
+                .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]),
+            allowed_origins: s.allowed_origins.unwrap_or_else(|| {
+                vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()]
+            }),
+            max_body_bytes,
+            call_timeout: Duration::from_millis(call_timeout_ms),
+            slow_call: Duration::from_millis(s.slow_call_ms.unwrap_or(100)),
+            page_size,
+            drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
+            data_dir: env
+                .get("PLEXUS_DATA_DIR")
+                .map(PathBuf::from)
+                .or(raw.data.dir)
+                .unwrap_or_else(|| PathBuf::from("plexus-data")),
+            modules,
+            local_subject: raw.auth.local_subject.unwrap_or_else(|| "local".into()),
+            local_tenant: raw.auth.local_tenant.unwrap_or_else(|| "default".into()),
+            local_roles: raw.auth.local_roles.unwrap_or_else(|| vec!["admin".into()]),
+            anonymous_roles: raw.auth.anonymous_roles.unwrap_or_else(|| vec!["admin".into()]),
+            api_keys,
+            roles,
+            stdio_api_key: env.get("PLEXUS_API_KEY"),
+            log_level: env.get("PLEXUS_LOG").or(raw.log.level).unwrap_or_else(|| "info".into()),
+            log_json,
+        })
+    }
+
+    /// Bind address check for `--http`.
+    pub(crate) fn parse_addr(addr: &str) -> anyhow::Result<SocketAddr> {
+        addr.parse().with_context(|| format!("`{addr}` is not an address such as 127.0.0.1:8080"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::parse("", &env(&[])).unwrap();
+        assert_eq!(c.modules, vec!["system"]);
+        assert_eq!(c.call_timeout, Duration::from_secs(30));
+        assert!(c.roles.contains_key("admin"));
+        assert!(!c.log_json);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_precise_errors() {
+        let e = Config::parse("[server]\nmax_body = 3\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown field `max_body`"), "{e}");
+        let e = Config::parse("[modules]\nenabled = [\"nope\"]\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown module `nope`"), "{e}");
+        let e = Config::parse("version = 2\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("version 2"), "{e}");
+        let e = Config::parse("[roles.x]\ntools = [\"a*b*\"]\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("roles.x"), "{e}");
+        let e = Config::parse("[[auth.api_keys]]\nname='k'\nsha256='zz'\nroles=[]\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::parse(
+            "[modules]\nenabled=[\"system\"]\n[data]\ndir='/a'\n",
+            &env(&[("PLEXUS_MODULES", "conformance, system"), ("PLEXUS_DATA_DIR", "/b"), ("PLEXUS_LOG_FORMAT", "json")]),
+        )
+        .unwrap();
+        assert_eq!(c.modules, vec!["conformance", "system"]);
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert!(c.log_json);
+    }
+}

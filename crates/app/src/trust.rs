@@ -1,0 +1,146 @@
+//! The trust ports as this build configures them: API keys and local
+//! principals from the configuration, the configured tenants, no rate limit.
+//! The trust layer replaces these with store-backed keys, JWTs and quotas.
+
+use std::time::Duration;
+
+use plexus_core::context::{Credential, Principal, TenantId};
+use plexus_core::ports::{AuthError, Authenticator, RateLimiter, TenantDirectory, TenantInfo};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ApiKeyEntry, Config};
+
+/// Authenticates by configuration: the local principal (stdio), API keys by
+/// their SHA-256, and anonymous callers only when allowed.
+pub(crate) struct ConfigAuthenticator {
+    local: Principal,
+    anonymous: Option<Principal>,
+    keys: Vec<ApiKeyEntry>,
+}
+
+pub(crate) fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl ConfigAuthenticator {
+    pub(crate) fn new(config: &Config, allow_anonymous: bool) -> Self {
+        let local = Principal {
+            subject: config.local_subject.clone(),
+            tenant: TenantId::new(&config.local_tenant),
+            roles: config.local_roles.clone(),
+            scopes: Vec::new(),
+            method: "local",
+        };
+        let anonymous = allow_anonymous.then(|| Principal {
+            subject: "anonymous".into(),
+            tenant: TenantId::default_tenant(),
+            roles: config.anonymous_roles.clone(),
+            scopes: Vec::new(),
+            method: "anonymous",
+        });
+        Self { local, anonymous, keys: config.api_keys.clone() }
+    }
+
+    fn by_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let digest = key_digest(key);
+        // Compare every entry so timing does not reveal which prefix matched.
+        let mut found = None;
+        for k in &self.keys {
+            if constant_time_eq(k.sha256.as_bytes(), digest.as_bytes()) {
+                found = Some(k);
+            }
+        }
+        let k = found.ok_or_else(|| AuthError::Invalid("unknown API key".into()))?;
+        Ok(Principal {
+            subject: k.name.clone(),
+            tenant: TenantId::new(&k.tenant),
+            roles: k.roles.clone(),
+            scopes: Vec::new(),
+            method: "api_key",
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[async_trait::async_trait]
+impl Authenticator for ConfigAuthenticator {
+    async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthError> {
+        match credential {
+            Credential::Local => Ok(self.local.clone()),
+            Credential::ApiKey(k) => self.by_key(k),
+            Credential::Bearer(_) => match &self.anonymous {
+                Some(p) => Ok(p.clone()),
+                None => Err(AuthError::Invalid("bearer tokens are not accepted by this server".into())),
+            },
+            Credential::None => self.anonymous.clone().ok_or(AuthError::Missing),
+        }
+    }
+}
+
+/// Tenants named in the configuration (every principal's tenant is known).
+pub(crate) struct ConfiguredTenants {
+    known: Vec<String>,
+}
+
+impl ConfiguredTenants {
+    pub(crate) fn new(config: &Config) -> Self {
+        let mut known: Vec<String> = config.api_keys.iter().map(|k| k.tenant.clone()).collect();
+        known.push(config.local_tenant.clone());
+        known.push("default".into());
+        known.sort();
+        known.dedup();
+        Self { known }
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantDirectory for ConfiguredTenants {
+    async fn tenant(&self, id: &TenantId) -> Option<TenantInfo> {
+        self.known
+            .iter()
+            .any(|t| t == id.as_str())
+            .then(|| TenantInfo { id: id.clone(), tier: "standard".into(), active: true })
+    }
+}
+
+/// No limit (the trust layer brings token buckets per principal and tenant).
+pub(crate) struct Unlimited;
+
+impl RateLimiter for Unlimited {
+    fn check(&self, _: &Principal) -> Result<(), Duration> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_key(key: &str) -> Config {
+        let text = format!(
+            "[[auth.api_keys]]\nname='ci'\nsha256='{}'\ntenant='acme'\nroles=['reader']\n",
+            key_digest(key)
+        );
+        Config::parse(&text, &std::collections::HashMap::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_keys_local_and_anonymous() {
+        let c = config_with_key("pk_secret");
+        let a = ConfigAuthenticator::new(&c, false);
+        let p = a.authenticate(&Credential::ApiKey("pk_secret".into())).await.unwrap();
+        assert_eq!((p.subject.as_str(), p.tenant.as_str()), ("ci", "acme"));
+        assert_eq!(p.roles, vec!["reader"]);
+        assert!(a.authenticate(&Credential::ApiKey("pk_wrong".into())).await.is_err());
+        assert_eq!(a.authenticate(&Credential::None).await.unwrap_err(), AuthError::Missing);
+        assert_eq!(a.authenticate(&Credential::Local).await.unwrap().subject, "local");
+        let anon = ConfigAuthenticator::new(&c, true);
+        assert_eq!(anon.authenticate(&Credential::None).await.unwrap().method, "anonymous");
+        let t = ConfiguredTenants::new(&c);
+        assert!(t.tenant(&TenantId::new("acme")).await.is_some());
+        assert!(t.tenant(&TenantId::new("other")).await.is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The composition root: modules, registry, ports and the pipeline, in the
+//! one place that knows them all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use plexus_core::Module;
+use plexus_core::bus::Bus;
+use plexus_core::pipeline::{
+    AuditLayer, Authenticate, Authorize, GateLayer, Pipeline, RateLimit, Router, Tenancy, TelemetryLayer, TimeoutLayer,
+    Validate,
+};
+use plexus_core::policy::{Pattern, RoleGrants, RolePolicy};
+use plexus_core::ports::{AuditSink, Authenticator, Policy, RateLimiter, TenantDirectory};
+use plexus_core::registry::Registry;
+use plexus_core::telemetry::Telemetry;
+use tower::ServiceBuilder;
+
+use crate::config::Config;
+use crate::trust::{ConfigAuthenticator, ConfiguredTenants, Unlimited};
+
+/// Instantiate the enabled modules, in the configured order.
+pub(crate) fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
+    let _ = bus; // modules that publish changes outside calls take the bus
+    config
+        .modules
+        .iter()
+        .filter_map(|name| match name.as_str() {
+            "system" => Some(plexus_system::module()),
+            "conformance" => Some(plexus_conformance::module()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn registry(config: &Config, modules: Vec<Arc<dyn Module>>) -> anyhow::Result<Arc<Registry>> {
+    Ok(Arc::new(Registry::new(modules).context("modules do not fit together")?.with_page_size(config.page_size)))
+}
+
+pub(crate) fn policy(config: &Config) -> RolePolicy {
+    let pats = |v: &[String]| v.iter().filter_map(|p| Pattern::parse(p)).collect::<Vec<_>>();
+    let roles: HashMap<String, RoleGrants> = config
+        .roles
+        .iter()
+        .map(|(name, r)| {
+            (name.clone(), RoleGrants { tools: pats(&r.tools), resources: pats(&r.resources), prompts: pats(&r.prompts) })
+        })
+        .collect();
+    RolePolicy::new(roles)
+}
+
+/// The ports the pipeline runs on.
+pub(crate) struct Ports {
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) tenants: Arc<dyn TenantDirectory>,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) policy: Arc<dyn Policy>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) telemetry: Arc<Telemetry>,
+}
+
+impl Ports {
+    pub(crate) fn from_config(config: &Config, allow_anonymous: bool, audit: Arc<dyn AuditSink>) -> Self {
+        Self {
+            authenticator: Arc::new(ConfigAuthenticator::new(config, allow_anonymous)),
+            tenants: Arc::new(ConfiguredTenants::new(config)),
+            limiter: Arc::new(Unlimited),
+            policy: Arc::new(policy(config)),
+            audit,
+            telemetry: Arc::new(Telemetry::new(config.slow_call)),
+        }
+    }
+}
+
+/// The call pipeline. The order is declared here and only here:
+///
+/// 1. telemetry: outermost, so the latency it records is what the caller saw,
+///    audit included, and failed or refused calls are counted too;
+/// 2. audit: sees every call that reaches the server, refused ones included,
+///    and holds the reply until its record is durable;
+/// 3. authenticate: nothing below runs for an unknown caller;
+/// 4. tenant: resolve and check the caller's tenant before spending on it;
+/// 5. rate limit: per principal and tenant, before the more costly checks;
+/// 6. authorize: default deny; a denied target looks like a missing one;
+/// 7. validate: arguments against the tool's schema, before any module code;
+/// 8. timeout: bounds only the module's own work;
+/// 9. router: dispatch to the module.
+pub(crate) fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pipeline {
+    let svc = ServiceBuilder::new()
+        .layer(TelemetryLayer::new(Arc::clone(&ports.telemetry)))
+        .layer(AuditLayer::new(Arc::clone(&ports.audit)))
+        .layer(GateLayer::new(Authenticate::new(Arc::clone(&ports.authenticator))))
+        .layer(GateLayer::new(Tenancy::new(Arc::clone(&ports.tenants))))
+        .layer(GateLayer::new(RateLimit::new(Arc::clone(&ports.limiter))))
+        .layer(GateLayer::new(Authorize::new(Arc::clone(&ports.policy))))
+        .layer(GateLayer::new(Validate::new(Arc::clone(registry))))
+        .layer(TimeoutLayer::new(config.call_timeout))
+        .service(Router::new(Arc::clone(registry)));
+    Pipeline::new(svc)
+}
+
+/// 32 random bytes (for sealing request state).
+pub(crate) fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    k
+}
