@@ -6,13 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "plexus", version, about = "Plexus: an MCP server platform", long_about = None)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Serve MCP over stdio or Streamable HTTP.
     Serve(ServeArgs),
     /// Inspect tools offline.
@@ -34,38 +34,38 @@ pub(crate) enum Command {
 
 /// Options every command that reads the configuration shares.
 #[derive(Debug, Args, Clone, Default)]
-pub(crate) struct Common {
+pub struct Common {
     /// Configuration file (default: $PLEXUS_CONFIG, else built-in defaults).
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Modules to serve, comma-separated (overrides the configuration).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub(crate) modules: Option<Vec<String>>,
+    pub modules: Option<Vec<String>>,
     /// Data directory (overrides the configuration).
     #[arg(long, value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     #[command(flatten)]
-    pub(crate) common: Common,
+    pub common: Common,
     /// Serve one client over stdin/stdout.
     #[arg(long, conflicts_with = "http")]
-    pub(crate) stdio: bool,
+    pub stdio: bool,
     /// Serve Streamable HTTP at ADDR (for example 127.0.0.1:8080), endpoint /mcp.
     #[arg(long, value_name = "ADDR")]
-    pub(crate) http: Option<String>,
+    pub http: Option<String>,
     /// Create a data directory with demo data and an admin API key, and print how to connect.
     #[arg(long)]
-    pub(crate) demo: bool,
+    pub demo: bool,
     /// Serve HTTP without credentials (every caller gets the anonymous roles). Local use only.
     #[arg(long)]
-    pub(crate) allow_anonymous: bool,
+    pub allow_anonymous: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ToolsCommand {
+pub enum ToolsCommand {
     /// List the tools a server with this configuration would expose.
     List {
         #[command(flatten)]
@@ -77,7 +77,7 @@ pub(crate) enum ToolsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ConfigCommand {
+pub enum ConfigCommand {
     /// Parse and validate the configuration; print the effective settings.
     Check {
         #[command(flatten)]
@@ -88,13 +88,13 @@ pub(crate) enum ConfigCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum ExportFormat {
+pub enum ExportFormat {
     Jsonl,
     Csv,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum AuditCommand {
+pub enum AuditCommand {
     /// Check the hash chain of the audit log; name every broken record.
     Verify {
         #[command(flatten)]

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// Every environment variable Plexus reads, with what it overrides.
-pub(crate) const ENV: &[(&str, &str)] = &[
+pub const ENV: &[(&str, &str)] = &[
     ("PLEXUS_CONFIG", "path of plexus.toml (as --config)"),
     ("PLEXUS_DATA_DIR", "data directory (data.dir)"),
     ("PLEXUS_MODULES", "comma-separated modules to serve (modules.enabled)"),
@@ -22,12 +22,12 @@ pub(crate) const ENV: &[(&str, &str)] = &[
 ];
 
 /// Where environment variables come from.
-pub(crate) trait Env {
+pub trait Env {
     fn get(&self, key: &str) -> Option<String>;
 }
 
 /// The real process environment.
-pub(crate) struct ProcessEnv;
+pub struct ProcessEnv;
 
 impl Env for ProcessEnv {
     fn get(&self, key: &str) -> Option<String> {
@@ -128,50 +128,50 @@ struct RawLog {
 
 /// An API key entry.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiKeyEntry {
-    pub(crate) name: String,
-    pub(crate) sha256: String,
-    pub(crate) tenant: String,
-    pub(crate) roles: Vec<String>,
+pub struct ApiKeyEntry {
+    pub name: String,
+    pub sha256: String,
+    pub tenant: String,
+    pub roles: Vec<String>,
 }
 
 /// Grants of one role, as patterns.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RoleConfig {
-    pub(crate) tools: Vec<String>,
-    pub(crate) resources: Vec<String>,
-    pub(crate) prompts: Vec<String>,
+pub struct RoleConfig {
+    pub tools: Vec<String>,
+    pub resources: Vec<String>,
+    pub prompts: Vec<String>,
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) name: String,
-    pub(crate) allowed_hosts: Vec<String>,
-    pub(crate) allowed_origins: Vec<String>,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) call_timeout: Duration,
-    pub(crate) slow_call: Duration,
-    pub(crate) page_size: usize,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) modules: Vec<String>,
-    pub(crate) local_subject: String,
-    pub(crate) local_tenant: String,
-    pub(crate) local_roles: Vec<String>,
-    pub(crate) anonymous_roles: Vec<String>,
-    pub(crate) api_keys: Vec<ApiKeyEntry>,
-    pub(crate) roles: HashMap<String, RoleConfig>,
-    pub(crate) stdio_api_key: Option<String>,
-    pub(crate) log_level: String,
-    pub(crate) log_json: bool,
+pub struct Config {
+    pub name: String,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub call_timeout: Duration,
+    pub slow_call: Duration,
+    pub page_size: usize,
+    pub drain_timeout: Duration,
+    pub data_dir: PathBuf,
+    pub modules: Vec<String>,
+    pub local_subject: String,
+    pub local_tenant: String,
+    pub local_roles: Vec<String>,
+    pub anonymous_roles: Vec<String>,
+    pub api_keys: Vec<ApiKeyEntry>,
+    pub roles: HashMap<String, RoleConfig>,
+    pub stdio_api_key: Option<String>,
+    pub log_level: String,
+    pub log_json: bool,
 }
 
 /// Modules this build can serve, in listing order.
-pub(crate) const KNOWN_MODULES: &[&str] = &["system", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "conformance"];
 
 /// Modules served when the configuration names none.
-pub(crate) const DEFAULT_MODULES: &[&str] = &["system"];
+pub const DEFAULT_MODULES: &[&str] = &["system"];
 
 fn check_pattern(role: &str, p: &str) -> anyhow::Result<()> {
     if plexus_core::policy::Pattern::parse(p).is_none() {
@@ -182,13 +182,13 @@ fn check_pattern(role: &str, p: &str) -> anyhow::Result<()> {
 
 impl Config {
     /// Parse and validate a configuration text.
-    pub(crate) fn parse(text: &str, env: &dyn Env) -> anyhow::Result<Self> {
+    pub fn parse(text: &str, env: &dyn Env) -> anyhow::Result<Self> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         Self::validate(raw, env)
     }
 
     /// Load from a file, or the defaults when `path` is `None`.
-    pub(crate) fn load(path: Option<&Path>, env: &dyn Env) -> anyhow::Result<Self> {
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> anyhow::Result<Self> {
         let from_env = env.get("PLEXUS_CONFIG").map(PathBuf::from);
         match path.map(Path::to_path_buf).or(from_env) {
             Some(p) => {
@@ -200,10 +200,8 @@ impl Config {
     }
 
     fn validate(raw: RawConfig, env: &dyn Env) -> anyhow::Result<Self> {
-        if let Some(v) = raw.version {
-            if v != 1 {
-                bail!("version {v} is not supported (this build reads version 1)");
-            }
+        if let Some(v) = raw.version.filter(|&v| v != 1) {
+            bail!("version {v} is not supported (this build reads version 1)");
         }
         let mut modules: Vec<String> = match env.get("PLEXUS_MODULES") {
             Some(m) => m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
@@ -291,7 +289,7 @@ impl Config {
     }
 
     /// Bind address check for `--http`.
-    pub(crate) fn parse_addr(addr: &str) -> anyhow::Result<SocketAddr> {
+    pub fn parse_addr(addr: &str) -> anyhow::Result<SocketAddr> {
         addr.parse().with_context(|| format!("`{addr}` is not an address such as 127.0.0.1:8080"))
     }
 }
@@ -323,7 +321,8 @@ mod tests {
         assert!(e.contains("version 2"), "{e}");
         let e = Config::parse("[roles.x]\ntools = [\"a*b*\"]\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("roles.x"), "{e}");
-        let e = Config::parse("[[auth.api_keys]]\nname='k'\nsha256='zz'\nroles=[]\n", &env(&[])).unwrap_err().to_string();
+        let e =
+            Config::parse("[[auth.api_keys]]\nname='k'\nsha256='zz'\nroles=[]\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("64 hex digits"), "{e}");
     }
 
@@ -331,7 +330,11 @@ mod tests {
     fn environment_overrides_the_file() {
         let c = Config::parse(
             "[modules]\nenabled=[\"system\"]\n[data]\ndir='/a'\n",
-            &env(&[("PLEXUS_MODULES", "conformance, system"), ("PLEXUS_DATA_DIR", "/b"), ("PLEXUS_LOG_FORMAT", "json")]),
+            &env(&[
+                ("PLEXUS_MODULES", "conformance, system"),
+                ("PLEXUS_DATA_DIR", "/b"),
+                ("PLEXUS_LOG_FORMAT", "json"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.modules, vec!["conformance", "system"]);

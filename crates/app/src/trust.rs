@@ -12,18 +12,18 @@ use crate::config::{ApiKeyEntry, Config};
 
 /// Authenticates by configuration: the local principal (stdio), API keys by
 /// their SHA-256, and anonymous callers only when allowed.
-pub(crate) struct ConfigAuthenticator {
+pub struct ConfigAuthenticator {
     local: Principal,
     anonymous: Option<Principal>,
     keys: Vec<ApiKeyEntry>,
 }
 
-pub(crate) fn key_digest(key: &str) -> String {
+pub fn key_digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 impl ConfigAuthenticator {
-    pub(crate) fn new(config: &Config, allow_anonymous: bool) -> Self {
+    pub fn new(config: &Config, allow_anonymous: bool) -> Self {
         let local = Principal {
             subject: config.local_subject.clone(),
             tenant: TenantId::new(&config.local_tenant),
@@ -81,12 +81,12 @@ impl Authenticator for ConfigAuthenticator {
 }
 
 /// Tenants named in the configuration (every principal's tenant is known).
-pub(crate) struct ConfiguredTenants {
+pub struct ConfiguredTenants {
     known: Vec<String>,
 }
 
 impl ConfiguredTenants {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub fn new(config: &Config) -> Self {
         let mut known: Vec<String> = config.api_keys.iter().map(|k| k.tenant.clone()).collect();
         known.push(config.local_tenant.clone());
         known.push("default".into());
@@ -99,15 +99,16 @@ impl ConfiguredTenants {
 #[async_trait::async_trait]
 impl TenantDirectory for ConfiguredTenants {
     async fn tenant(&self, id: &TenantId) -> Option<TenantInfo> {
-        self.known
-            .iter()
-            .any(|t| t == id.as_str())
-            .then(|| TenantInfo { id: id.clone(), tier: "standard".into(), active: true })
+        self.known.iter().any(|t| t == id.as_str()).then(|| TenantInfo {
+            id: id.clone(),
+            tier: "standard".into(),
+            active: true,
+        })
     }
 }
 
 /// No limit (the trust layer brings token buckets per principal and tenant).
-pub(crate) struct Unlimited;
+pub struct Unlimited;
 
 impl RateLimiter for Unlimited {
     fn check(&self, _: &Principal) -> Result<(), Duration> {
@@ -120,10 +121,8 @@ mod tests {
     use super::*;
 
     fn config_with_key(key: &str) -> Config {
-        let text = format!(
-            "[[auth.api_keys]]\nname='ci'\nsha256='{}'\ntenant='acme'\nroles=['reader']\n",
-            key_digest(key)
-        );
+        let text =
+            format!("[[auth.api_keys]]\nname='ci'\nsha256='{}'\ntenant='acme'\nroles=['reader']\n", key_digest(key));
         Config::parse(&text, &std::collections::HashMap::new()).unwrap()
     }
 

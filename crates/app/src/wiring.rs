@@ -8,7 +8,7 @@ use anyhow::Context;
 use plexus_core::Module;
 use plexus_core::bus::Bus;
 use plexus_core::pipeline::{
-    AuditLayer, Authenticate, Authorize, GateLayer, Pipeline, RateLimit, Router, Tenancy, TelemetryLayer, TimeoutLayer,
+    AuditLayer, Authenticate, Authorize, GateLayer, Pipeline, RateLimit, Router, TelemetryLayer, Tenancy, TimeoutLayer,
     Validate,
 };
 use plexus_core::policy::{Pattern, RoleGrants, RolePolicy};
@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::trust::{ConfigAuthenticator, ConfiguredTenants, Unlimited};
 
 /// Instantiate the enabled modules, in the configured order.
-pub(crate) fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
+pub fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
     let _ = bus; // modules that publish changes outside calls take the bus
     config
         .modules
@@ -34,34 +34,37 @@ pub(crate) fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
         .collect()
 }
 
-pub(crate) fn registry(config: &Config, modules: Vec<Arc<dyn Module>>) -> anyhow::Result<Arc<Registry>> {
+pub fn registry(config: &Config, modules: Vec<Arc<dyn Module>>) -> anyhow::Result<Arc<Registry>> {
     Ok(Arc::new(Registry::new(modules).context("modules do not fit together")?.with_page_size(config.page_size)))
 }
 
-pub(crate) fn policy(config: &Config) -> RolePolicy {
+pub fn policy(config: &Config) -> RolePolicy {
     let pats = |v: &[String]| v.iter().filter_map(|p| Pattern::parse(p)).collect::<Vec<_>>();
     let roles: HashMap<String, RoleGrants> = config
         .roles
         .iter()
         .map(|(name, r)| {
-            (name.clone(), RoleGrants { tools: pats(&r.tools), resources: pats(&r.resources), prompts: pats(&r.prompts) })
+            (
+                name.clone(),
+                RoleGrants { tools: pats(&r.tools), resources: pats(&r.resources), prompts: pats(&r.prompts) },
+            )
         })
         .collect();
     RolePolicy::new(roles)
 }
 
 /// The ports the pipeline runs on.
-pub(crate) struct Ports {
-    pub(crate) authenticator: Arc<dyn Authenticator>,
-    pub(crate) tenants: Arc<dyn TenantDirectory>,
-    pub(crate) limiter: Arc<dyn RateLimiter>,
-    pub(crate) policy: Arc<dyn Policy>,
-    pub(crate) audit: Arc<dyn AuditSink>,
-    pub(crate) telemetry: Arc<Telemetry>,
+pub struct Ports {
+    pub authenticator: Arc<dyn Authenticator>,
+    pub tenants: Arc<dyn TenantDirectory>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub policy: Arc<dyn Policy>,
+    pub audit: Arc<dyn AuditSink>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Ports {
-    pub(crate) fn from_config(config: &Config, allow_anonymous: bool, audit: Arc<dyn AuditSink>) -> Self {
+    pub fn from_config(config: &Config, allow_anonymous: bool, audit: Arc<dyn AuditSink>) -> Self {
         Self {
             authenticator: Arc::new(ConfigAuthenticator::new(config, allow_anonymous)),
             tenants: Arc::new(ConfiguredTenants::new(config)),
@@ -86,7 +89,7 @@ impl Ports {
 /// 7. validate: arguments against the tool's schema, before any module code;
 /// 8. timeout: bounds only the module's own work;
 /// 9. router: dispatch to the module.
-pub(crate) fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pipeline {
+pub fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pipeline {
     let svc = ServiceBuilder::new()
         .layer(TelemetryLayer::new(Arc::clone(&ports.telemetry)))
         .layer(AuditLayer::new(Arc::clone(&ports.audit)))
@@ -101,7 +104,7 @@ pub(crate) fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports)
 }
 
 /// 32 random bytes (for sealing request state).
-pub(crate) fn random_key() -> [u8; 32] {
+pub fn random_key() -> [u8; 32] {
     let mut k = [0u8; 32];
     k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

@@ -93,7 +93,9 @@ impl AuditRecord {
 pub enum ChainError {
     #[error("record {seq} (position {position}) was altered: its hash does not match its content")]
     Altered { position: usize, seq: u64 },
-    #[error("record {seq} (position {position}) does not follow the record before it: a record was deleted, inserted or moved")]
+    #[error(
+        "record {seq} (position {position}) does not follow the record before it: a record was deleted, inserted or moved"
+    )]
     Broken { position: usize, seq: u64 },
     #[error("record at position {position} has sequence {found}, expected {expected}")]
     Sequence { position: usize, found: u64, expected: u64 },

@@ -14,13 +14,24 @@ pub enum Role {
 pub enum Content {
     Text(String),
     /// Base64 data with its MIME type.
-    Image { data: String, mime_type: String },
+    Image {
+        data: String,
+        mime_type: String,
+    },
     /// Base64 data with its MIME type.
-    Audio { data: String, mime_type: String },
+    Audio {
+        data: String,
+        mime_type: String,
+    },
     /// An embedded resource.
     Resource(ResourceContent),
     /// A link the client may read with `resources/read`.
-    ResourceLink { uri: String, name: String, description: Option<String>, mime_type: Option<String> },
+    ResourceLink {
+        uri: String,
+        name: String,
+        description: Option<String>,
+        mime_type: Option<String>,
+    },
 }
 
 impl Content {
@@ -40,9 +51,17 @@ impl Content {
 /// The contents of one resource.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceContent {
-    Text { uri: String, mime_type: Option<String>, text: String },
+    Text {
+        uri: String,
+        mime_type: Option<String>,
+        text: String,
+    },
     /// `blob` is base64.
-    Blob { uri: String, mime_type: Option<String>, blob: String },
+    Blob {
+        uri: String,
+        mime_type: Option<String>,
+        blob: String,
+    },
 }
 
 impl ResourceContent {

@@ -33,7 +33,9 @@ impl Pattern {
         match &self.suffix {
             None => name == self.prefix,
             Some(suf) => {
-                name.len() >= self.prefix.len() + suf.len() && name.starts_with(&self.prefix) && name.ends_with(suf.as_str())
+                name.len() >= self.prefix.len() + suf.len()
+                    && name.starts_with(&self.prefix)
+                    && name.ends_with(suf.as_str())
             }
         }
     }

@@ -191,10 +191,7 @@ impl Registry {
             let owner = self.resources[i].module;
             return self.modules.iter().find(|m| m.name() == owner);
         }
-        self.template_matchers
-            .iter()
-            .find(|(t, _)| t.matches(uri).is_some())
-            .map(|(_, mi)| &self.modules[*mi])
+        self.template_matchers.iter().find(|(t, _)| t.matches(uri).is_some()).map(|(_, mi)| &self.modules[*mi])
     }
 
     /// The module owning a resource template.
@@ -239,10 +236,7 @@ pub fn page<T>(items: &[Arc<T>], cursor: Option<&str>, size: usize) -> Result<Pa
             .ok_or_else(|| ToolError::InvalidRequest(format!("invalid cursor `{c}`")))?,
     };
     let end = (start + size).min(items.len());
-    Ok(Page {
-        items: items[start..end].to_vec(),
-        next_cursor: (end < items.len()).then(|| format!("o{end}")),
-    })
+    Ok(Page { items: items[start..end].to_vec(), next_cursor: (end < items.len()).then(|| format!("o{end}")) })
 }
 
 #[cfg(test)]

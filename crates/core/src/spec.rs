@@ -156,11 +156,7 @@ impl PromptSpec {
     }
 
     pub fn argument(mut self, name: impl Into<String>, description: impl Into<String>, required: bool) -> Self {
-        self.arguments.push(PromptArgument {
-            name: name.into(),
-            description: Some(description.into()),
-            required,
-        });
+        self.arguments.push(PromptArgument { name: name.into(), description: Some(description.into()), required });
         self
     }
 }

@@ -4,10 +4,10 @@
 
 use std::borrow::Cow;
 
+use plexus_core::content::ResourceContent;
 use plexus_core::context::{
     ClientRequest, ClientResponse, ElicitAction, ElicitRequest, ElicitResult, LogLevel, SamplingRequest, SamplingResult,
 };
-use plexus_core::content::ResourceContent;
 use plexus_core::module::Completion;
 use plexus_core::spec::{PromptSpec, ResourceSpec, ResourceTemplateSpec, ToolSpec};
 use plexus_core::{Content, PromptResult, ResourceContents, Role, ToolError, ToolOutput};
@@ -263,7 +263,11 @@ fn sampling_params(r: &SamplingRequest) -> m::CreateMessageRequestParams {
 fn elicit_params(r: &ElicitRequest) -> Result<m::ElicitRequestParams, ToolError> {
     let schema = serde_json::from_value(Value::Object(r.requested_schema.clone()))
         .map_err(|e| ToolError::internal(format!("elicitation schema not accepted: {e}")))?;
-    Ok(m::ElicitRequestParams::FormElicitationParams { meta: None, message: r.message.clone(), requested_schema: schema })
+    Ok(m::ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: r.message.clone(),
+        requested_schema: schema,
+    })
 }
 
 /// A core client request as an MRTR input request.
@@ -322,9 +326,9 @@ pub(crate) async fn send_request(
         ClientRequest::Sampling(s) => {
             ClientResponse::Sampling(sampling_result(peer.create_message(sampling_params(&s)).await.map_err(failed)?))
         }
-        ClientRequest::Elicitation(e) => {
-            ClientResponse::Elicitation(elicit_result(peer.create_elicitation(elicit_params(&e)?).await.map_err(failed)?)?)
-        }
+        ClientRequest::Elicitation(e) => ClientResponse::Elicitation(elicit_result(
+            peer.create_elicitation(elicit_params(&e)?).await.map_err(failed)?,
+        )?),
         ClientRequest::ListRoots => ClientResponse::Roots(roots(peer.list_roots().await.map_err(failed)?)),
     })
 }
@@ -369,8 +373,10 @@ pub(crate) fn decode_answer(kind: AnswerKind, v: Value) -> Result<ClientResponse
             serde_json::from_value::<m::CreateMessageResult>(v).map_err(|e| format!("not a sampling result: {e}"))?,
         )),
         AnswerKind::Elicitation => ClientResponse::Elicitation(
-            elicit_result(serde_json::from_value::<m::ElicitResult>(v).map_err(|e| format!("not an elicitation result: {e}"))?)
-                .map_err(|e| e.to_string())?,
+            elicit_result(
+                serde_json::from_value::<m::ElicitResult>(v).map_err(|e| format!("not an elicitation result: {e}"))?,
+            )
+            .map_err(|e| e.to_string())?,
         ),
         AnswerKind::Roots => ClientResponse::Roots(roots(
             serde_json::from_value::<m::ListRootsResult>(v).map_err(|e| format!("not a roots result: {e}"))?,
@@ -410,14 +416,18 @@ mod tests {
     #[test]
     fn answers_decode_by_kind_and_reject_garbage() {
         let e = decode_answer(AnswerKind::Elicitation, json!({"action":"accept","content":{"name":"Alice"}})).unwrap();
-        assert!(matches!(e, ClientResponse::Elicitation(ElicitResult { action: ElicitAction::Accept, content: Some(c) }) if c["name"] == "Alice"));
+        assert!(
+            matches!(e, ClientResponse::Elicitation(ElicitResult { action: ElicitAction::Accept, content: Some(c) }) if c["name"] == "Alice")
+        );
         assert!(decode_answer(AnswerKind::Elicitation, json!(12345)).is_err());
         let s = decode_answer(
             AnswerKind::Sampling,
             json!({"role":"assistant","content":{"type":"text","text":"Paris"},"model":"m","stopReason":"endTurn"}),
         )
         .unwrap();
-        assert!(matches!(s, ClientResponse::Sampling(SamplingResult { content: Content::Text(t), .. }) if t == "Paris"));
+        assert!(
+            matches!(s, ClientResponse::Sampling(SamplingResult { content: Content::Text(t), .. }) if t == "Paris")
+        );
         let r = decode_answer(AnswerKind::Roots, json!({"roots":[{"uri":"file:///a","name":"A"}]})).unwrap();
         assert_eq!(r, ClientResponse::Roots(vec![("file:///a".into(), Some("A".into()))]));
         assert_eq!(AnswerKind::guess(&json!(12345)), None);

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use plexus_core::ToolError;
 use plexus_core::bus::Bus;
 use plexus_core::context::{CallContext, Credential, Era, LogLevel, Notification};
 use plexus_core::module::CompletionRef;
 use plexus_core::pipeline::{Call, ListKind, Operation, Pipeline, Reply};
 use plexus_core::registry::Registry;
-use plexus_core::ToolError;
 use rmcp::model as m;
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -121,22 +121,20 @@ impl PlexusHandler {
         match rcx.extensions.get::<http::request::Parts>() {
             Some(parts) => {
                 cx.credential = parts.extensions.get::<Credential>().cloned().unwrap_or_default();
-                cx.client_addr = parts
-                    .extensions
-                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0);
-                cx.session = parts
-                    .headers
-                    .get("mcp-session-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(Arc::from);
+                cx.client_addr = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+                cx.session = parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(Arc::from);
             }
             None => cx.credential = self.transport_credential.clone(),
         }
         cx
     }
 
-    async fn run(&self, op: Operation, rcx: &RequestContext<RoleServer>, mrtr: Option<MrtrParams<'_>>) -> Result<Ran, ErrorData> {
+    async fn run(
+        &self,
+        op: Operation,
+        rcx: &RequestContext<RoleServer>,
+        mrtr: Option<MrtrParams<'_>>,
+    ) -> Result<Ran, ErrorData> {
         let _in_flight = InFlight::new(&self.shared.in_flight);
         let era = era(rcx);
         let mut cx = self.context(rcx, era);
@@ -156,7 +154,11 @@ impl PlexusHandler {
         Ok(Ran { result, round })
     }
 
-    fn input_required(&self, round: Option<Round>, requests: Vec<plexus_core::context::InputRequest>) -> Result<m::InputRequiredResult, ErrorData> {
+    fn input_required(
+        &self,
+        round: Option<Round>,
+        requests: Vec<plexus_core::context::InputRequest>,
+    ) -> Result<m::InputRequiredResult, ErrorData> {
         let round = round.ok_or_else(|| convert::error_data(&ToolError::InputRequired(Vec::new())))?;
         self.shared.codec.input_required(round, requests).map_err(|e| convert::error_data(&e))
     }
@@ -220,12 +222,20 @@ impl ServerHandler for PlexusHandler {
         self.start_forwarder(context.peer);
     }
 
-    async fn set_level(&self, request: m::SetLevelRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn set_level(
+        &self,
+        request: m::SetLevelRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         *self.session.log_level.lock() = Some(convert::core_log_level(&request.level));
         Ok(())
     }
 
-    async fn call_tool(&self, req: m::CallToolRequestParams, cx: RequestContext<RoleServer>) -> Result<m::CallToolResponse, ErrorData> {
+    async fn call_tool(
+        &self,
+        req: m::CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::CallToolResponse, ErrorData> {
         let args = args_value(req.arguments.as_ref());
         let mrtr = MrtrParams {
             binding: mrtr::binding("tools/call", &req.name, &args),
@@ -236,7 +246,9 @@ impl ServerHandler for PlexusHandler {
         match ran.result {
             Ok(Reply::Tool(out)) => Ok(convert::tool_result(out).into()),
             Ok(_) => Err(unexpected()),
-            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => Ok(self.input_required(ran.round, reqs)?.into()),
+            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => {
+                Ok(self.input_required(ran.round, reqs)?.into())
+            }
             Err(e) => match convert::tool_error_result(&e) {
                 Some(r) => Ok(r.into()),
                 None => Err(convert::error_data(&e)),
@@ -244,7 +256,11 @@ impl ServerHandler for PlexusHandler {
         }
     }
 
-    async fn read_resource(&self, req: m::ReadResourceRequestParams, cx: RequestContext<RoleServer>) -> Result<m::ReadResourceResponse, ErrorData> {
+    async fn read_resource(
+        &self,
+        req: m::ReadResourceRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::ReadResourceResponse, ErrorData> {
         let mrtr = MrtrParams {
             binding: mrtr::binding("resources/read", &req.uri, &Value::Null),
             request_state: req.request_state.as_deref(),
@@ -254,12 +270,18 @@ impl ServerHandler for PlexusHandler {
         match ran.result {
             Ok(Reply::Resource(r)) => Ok(convert::read_result(r).into()),
             Ok(_) => Err(unexpected()),
-            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => Ok(self.input_required(ran.round, reqs)?.into()),
+            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => {
+                Ok(self.input_required(ran.round, reqs)?.into())
+            }
             Err(e) => Err(convert::error_data(&e)),
         }
     }
 
-    async fn get_prompt(&self, req: m::GetPromptRequestParams, cx: RequestContext<RoleServer>) -> Result<m::GetPromptResponse, ErrorData> {
+    async fn get_prompt(
+        &self,
+        req: m::GetPromptRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::GetPromptResponse, ErrorData> {
         let mut args = BTreeMap::new();
         for (k, v) in req.arguments.iter().flatten() {
             let s = match v {
@@ -277,19 +299,30 @@ impl ServerHandler for PlexusHandler {
         match ran.result {
             Ok(Reply::Prompt(p)) => Ok(convert::prompt_result(p).into()),
             Ok(_) => Err(unexpected()),
-            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => Ok(self.input_required(ran.round, reqs)?.into()),
+            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => {
+                Ok(self.input_required(ran.round, reqs)?.into())
+            }
             Err(e) => Err(convert::error_data(&e)),
         }
     }
 
-    async fn complete(&self, req: m::CompleteRequestParams, cx: RequestContext<RoleServer>) -> Result<m::CompleteResult, ErrorData> {
+    async fn complete(
+        &self,
+        req: m::CompleteRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::CompleteResult, ErrorData> {
         let reference = match &req.r#ref {
             m::Reference::Prompt(p) => CompletionRef::Prompt(p.name.clone()),
             m::Reference::Resource(r) => CompletionRef::Resource(r.uri.clone()),
             _ => return Err(ErrorData::invalid_params("unsupported completion reference", None)),
         };
         let context = req.context.as_ref().and_then(|c| c.arguments.clone()).unwrap_or_default().into_iter().collect();
-        let op = Operation::Complete { reference, argument: req.argument.name.clone(), value: req.argument.value.clone(), context };
+        let op = Operation::Complete {
+            reference,
+            argument: req.argument.name.clone(),
+            value: req.argument.value.clone(),
+            context,
+        };
         match self.run(op, &cx, None).await?.result {
             Ok(Reply::Completion(c)) => Ok(convert::completion(c)),
             Ok(_) => Err(unexpected()),
@@ -297,7 +330,11 @@ impl ServerHandler for PlexusHandler {
         }
     }
 
-    async fn list_tools(&self, req: Option<m::PaginatedRequestParams>, cx: RequestContext<RoleServer>) -> Result<m::ListToolsResult, ErrorData> {
+    async fn list_tools(
+        &self,
+        req: Option<m::PaginatedRequestParams>,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::ListToolsResult, ErrorData> {
         match self.list(ListKind::Tools, req, &cx).await? {
             Reply::Tools(p) => {
                 let mut r = m::ListToolsResult::with_all_items(p.items.iter().map(|s| convert::tool(s)).collect());
@@ -308,10 +345,15 @@ impl ServerHandler for PlexusHandler {
         }
     }
 
-    async fn list_resources(&self, req: Option<m::PaginatedRequestParams>, cx: RequestContext<RoleServer>) -> Result<m::ListResourcesResult, ErrorData> {
+    async fn list_resources(
+        &self,
+        req: Option<m::PaginatedRequestParams>,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::ListResourcesResult, ErrorData> {
         match self.list(ListKind::Resources, req, &cx).await? {
             Reply::Resources(p) => {
-                let mut r = m::ListResourcesResult::with_all_items(p.items.iter().map(|s| convert::resource(s)).collect());
+                let mut r =
+                    m::ListResourcesResult::with_all_items(p.items.iter().map(|s| convert::resource(s)).collect());
                 r.next_cursor = p.next_cursor;
                 Ok(r)
             }
@@ -336,7 +378,11 @@ impl ServerHandler for PlexusHandler {
         }
     }
 
-    async fn list_prompts(&self, req: Option<m::PaginatedRequestParams>, cx: RequestContext<RoleServer>) -> Result<m::ListPromptsResult, ErrorData> {
+    async fn list_prompts(
+        &self,
+        req: Option<m::PaginatedRequestParams>,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<m::ListPromptsResult, ErrorData> {
         match self.list(ListKind::Prompts, req, &cx).await? {
             Reply::Prompts(p) => {
                 let mut r = m::ListPromptsResult::with_all_items(p.items.iter().map(|s| convert::prompt(s)).collect());
@@ -357,7 +403,11 @@ impl ServerHandler for PlexusHandler {
         }
     }
 
-    async fn unsubscribe(&self, req: m::UnsubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn unsubscribe(
+        &self,
+        req: m::UnsubscribeRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         self.session.subscriptions.lock().remove(&req.uri);
         Ok(())
     }
@@ -381,7 +431,9 @@ impl ServerHandler for PlexusHandler {
             };
             let sink = context.sink();
             let sent = match n {
-                Notification::ToolListChanged if accepted.tools_list_changed == Some(true) => sink.notify_tool_list_changed().await,
+                Notification::ToolListChanged if accepted.tools_list_changed == Some(true) => {
+                    sink.notify_tool_list_changed().await
+                }
                 Notification::PromptListChanged if accepted.prompts_list_changed == Some(true) => {
                     sink.notify_prompt_list_changed().await
                 }
@@ -399,7 +451,12 @@ impl ServerHandler for PlexusHandler {
 }
 
 impl PlexusHandler {
-    async fn list(&self, kind: ListKind, req: Option<m::PaginatedRequestParams>, cx: &RequestContext<RoleServer>) -> Result<Reply, ErrorData> {
+    async fn list(
+        &self,
+        kind: ListKind,
+        req: Option<m::PaginatedRequestParams>,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<Reply, ErrorData> {
         let cursor = req.and_then(|r| r.cursor);
         self.run(Operation::List { kind, cursor }, cx, None).await?.result.map_err(|e| convert::error_data(&e))
     }

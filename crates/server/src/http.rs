@@ -71,7 +71,11 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential {
     match auth.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
             let token = token.trim();
-            if token.starts_with("pk_") { Credential::ApiKey(token.to_owned()) } else { Credential::Bearer(token.to_owned()) }
+            if token.starts_with("pk_") {
+                Credential::ApiKey(token.to_owned())
+            } else {
+                Credential::Bearer(token.to_owned())
+            }
         }
         _ => Credential::None,
     }
@@ -149,10 +153,8 @@ pub(crate) fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
         Ok(m) => m,
         Err(_) => return bad(id, -32600, "Invalid Request: `method` must be a string"),
     };
-    if let Some(p) = env.params {
-        if !p.get().starts_with('{') {
-            return bad(id, -32602, "Invalid params: `params` must be an object");
-        }
+    if env.params.is_some_and(|p| !p.get().starts_with('{')) {
+        return bad(id, -32602, "Invalid params: `params` must be an object");
     }
     let required = match method {
         "tools/call" | "prompts/get" => Some("name"),
@@ -183,15 +185,16 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > front.max_body {
-            return payload_too_large(front.max_body);
-        }
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > front.max_body) {
+        return payload_too_large(front.max_body);
     }
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, front.max_body).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return payload_too_large(front.max_body),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return payload_too_large(front.max_body);
+        }
         Err(_) => return (StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
     if let Err(resp) = check_jsonrpc(&bytes) {
@@ -210,7 +213,11 @@ fn payload_too_large(limit: usize) -> Response {
 }
 
 /// Serve MCP over Streamable HTTP at `/mcp` until `opts.shutdown` is cancelled.
-pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener, opts: HttpOptions) -> std::io::Result<()> {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    opts: HttpOptions,
+) -> std::io::Result<()> {
     let streams = opts.shutdown.child_token();
     let mut config = StreamableHttpServerConfig::default()
         .with_json_response(true)
@@ -234,17 +241,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
     let front = Arc::new(Front { max_body: opts.max_body_bytes, allow_anonymous: opts.allow_anonymous });
     let ready = Arc::new(AtomicBool::new(true));
     let ready_probe = Arc::clone(&ready);
-    let app = axum::Router::new()
-        .route_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn_with_state(front, front_door))
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            axum::routing::get(move || {
-                let ready = ready_probe.load(Ordering::Relaxed);
-                async move { if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "draining") } }
-            }),
-        );
+    let app =
+        axum::Router::new()
+            .route_service("/mcp", mcp)
+            .layer(axum::middleware::from_fn_with_state(front, front_door))
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                axum::routing::get(move || {
+                    let ready = ready_probe.load(Ordering::Relaxed);
+                    async move {
+                        if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "draining") }
+                    }
+                }),
+            );
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
@@ -311,7 +321,10 @@ mod tests {
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), Some((bad, -32600)));
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#), Some((bad, -32602)));
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), Some((bad, -32602)));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":5}}"#), Some((bad, -32602)));
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":5}}"#),
+            Some((bad, -32602))
+        );
         // well-formed messages pass
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#), None);
         assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);

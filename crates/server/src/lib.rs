@@ -26,8 +26,8 @@ use plexus_core::registry::Registry;
 use rmcp::ServiceExt;
 use rmcp::model as m;
 
-pub use crate::http::HttpOptions;
 use crate::handler::{PlexusHandler, Shared};
+pub use crate::http::HttpOptions;
 
 /// Everything the server needs, built by the app.
 pub struct ServerParts {

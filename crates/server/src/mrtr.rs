@@ -90,7 +90,11 @@ impl StateCodec {
 
     /// The input-required result for the requests a tool could not get
     /// answered, with the sealed state for the next round.
-    pub(crate) fn input_required(&self, round: Round, requests: Vec<InputRequest>) -> Result<m::InputRequiredResult, ToolError> {
+    pub(crate) fn input_required(
+        &self,
+        round: Round,
+        requests: Vec<InputRequest>,
+    ) -> Result<m::InputRequiredResult, ToolError> {
         let mut input_requests = m::InputRequests::new();
         let mut pending = BTreeMap::new();
         for r in requests {
@@ -185,7 +189,9 @@ mod tests {
             .open(
                 b,
                 None,
-                Some(&responses(json!({"user_name":{"action":"accept","content":{"name":"Alice"}},"junk":{"x":1},"n":5}))),
+                Some(&responses(
+                    json!({"user_name":{"action":"accept","content":{"name":"Alice"}},"junk":{"x":1},"n":5}),
+                )),
             )
             .unwrap();
         assert_eq!(r.inputs.len(), 1);

@@ -3,7 +3,9 @@
 
 use plexus_core::ToolError;
 use plexus_core::bus::Bus;
-use plexus_core::context::{ClientCapabilities, ClientPeer, ClientRequest, ClientResponse, Era, LogLevel, Notification};
+use plexus_core::context::{
+    ClientCapabilities, ClientPeer, ClientRequest, ClientResponse, Era, LogLevel, Notification,
+};
 use rmcp::model as m;
 use serde_json::Value;
 

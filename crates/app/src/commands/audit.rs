@@ -33,15 +33,22 @@ fn println_out(s: &str) -> std::io::Result<()> {
 }
 
 fn parse_time(s: Option<&str>, what: &str) -> anyhow::Result<Option<OffsetDateTime>> {
-    s.map(|t| OffsetDateTime::parse(t, &Rfc3339).map_err(|e| anyhow::anyhow!("--{what} `{t}` is not an RFC 3339 time: {e}")))
-        .transpose()
+    s.map(|t| {
+        OffsetDateTime::parse(t, &Rfc3339).map_err(|e| anyhow::anyhow!("--{what} `{t}` is not an RFC 3339 time: {e}"))
+    })
+    .transpose()
 }
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
-pub(crate) fn export(config: &Config, from: Option<&str>, to: Option<&str>, format: ExportFormat) -> anyhow::Result<ExitCode> {
+pub(crate) fn export(
+    config: &Config,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: ExportFormat,
+) -> anyhow::Result<ExitCode> {
     let (from, to) = (parse_time(from, "from")?, parse_time(to, "to")?);
     let records = plexus_store::read_records(&super::audit_path(config))?;
     let in_range = |r: &AuditRecord| {
@@ -50,7 +57,10 @@ pub(crate) fn export(config: &Config, from: Option<&str>, to: Option<&str>, form
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if let ExportFormat::Csv = format {
-        writeln!(out, "seq,time,request_id,session,principal,tenant,operation,target,args_digest,outcome,latency_us,client_addr,prev_hash,hash")?;
+        writeln!(
+            out,
+            "seq,time,request_id,session,principal,tenant,operation,target,args_digest,outcome,latency_us,client_addr,prev_hash,hash"
+        )?;
     }
     for r in records.iter().filter(|r| in_range(r)) {
         match format {

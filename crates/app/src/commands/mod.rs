@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use crate::cli::{AuditCommand, Cli, Command, Common, ConfigCommand, ToolsCommand};
 use crate::config::{Config, ProcessEnv};
 
-pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tools { command: ToolsCommand::List { common, json } } => tools::list(&load(&common)?, json),

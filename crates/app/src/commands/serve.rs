@@ -68,7 +68,8 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
 async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> anyhow::Result<ExitCode> {
     let audit_path = super::audit_path(&config);
     let audit = Arc::new(
-        JsonlAuditLog::open(&audit_path).with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
+        JsonlAuditLog::open(&audit_path)
+            .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
     );
     let bus = Bus::default();
     let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
@@ -99,8 +100,13 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     if args.allow_anonymous {
-        tracing::warn!("serving WITHOUT authentication (--allow-anonymous): every caller gets roles {:?}", config.anonymous_roles);
-        eprintln!("WARNING: --allow-anonymous: anyone who can reach {bound} can call every tool. Use only on a trusted machine.");
+        tracing::warn!(
+            "serving WITHOUT authentication (--allow-anonymous): every caller gets roles {:?}",
+            config.anonymous_roles
+        );
+        eprintln!(
+            "WARNING: --allow-anonymous: anyone who can reach {bound} can call every tool. Use only on a trusted machine."
+        );
     }
     if let Some(key) = &demo_key {
         eprintln!("{}", demo_banner(&config, &bound.to_string(), key));

@@ -121,6 +121,3 @@ pub enum Reply {
 
 /// The built pipeline, as the server receives it.
 pub type Pipeline = tower::util::BoxCloneSyncService<Call, Reply, ToolError>;
-
-#[cfg(test)]
-mod tests;

@@ -7,8 +7,7 @@ use plexus_core::context::{ClientRequest, ElicitRequest, expect_elicitation};
 use plexus_core::module::{Completion, CompletionRef};
 use plexus_core::uri_template::UriTemplate;
 use plexus_core::{
-    CallContext, Content, PromptResult, PromptSpec, ResourceContents, ResourceSpec,
-    ResourceTemplateSpec, ToolError,
+    CallContext, Content, PromptResult, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError,
 };
 use serde_json::{Value, json};
 
@@ -46,11 +45,9 @@ pub(crate) fn resource_templates() -> Vec<ResourceTemplateSpec> {
 
 pub(crate) fn read(uri: &str) -> Result<ResourceContents, ToolError> {
     match uri {
-        STATIC_TEXT_URI => Ok(ResourceContents::text(
-            uri,
-            Some("text/plain"),
-            "This is the content of the static text resource.",
-        )),
+        STATIC_TEXT_URI => {
+            Ok(ResourceContents::text(uri, Some("text/plain"), "This is the content of the static text resource."))
+        }
         STATIC_BINARY_URI => Ok(ResourceContents {
             contents: vec![ResourceContent::Blob {
                 uri: uri.to_owned(),
@@ -58,21 +55,13 @@ pub(crate) fn read(uri: &str) -> Result<ResourceContents, ToolError> {
                 blob: PNG_B64.to_owned(),
             }],
         }),
-        WATCHED_URI => Ok(ResourceContents::text(
-            uri,
-            Some("text/plain"),
-            "Watched resource content",
-        )),
+        WATCHED_URI => Ok(ResourceContents::text(uri, Some("text/plain"), "Watched resource content")),
         _ => {
             let id = UriTemplate::parse(TEMPLATE)
                 .and_then(|t| t.matches(uri))
                 .and_then(|mut vars| vars.remove("id"))
                 .ok_or_else(|| ToolError::unknown_resource(uri))?;
-            Ok(ResourceContents::text(
-                uri,
-                Some("application/json"),
-                template_text(&id),
-            ))
+            Ok(ResourceContents::text(uri, Some("application/json"), template_text(&id)))
         }
     }
 }
@@ -96,9 +85,8 @@ pub(crate) fn prompts() -> Vec<PromptSpec> {
             .description("A prompt that includes an embedded resource")
             .argument("resourceUri", "URI of the resource to embed", true),
         PromptSpec::new("test_prompt_with_image").description("A prompt that includes an image"),
-        PromptSpec::new("test_input_required_result_prompt").description(
-            "A prompt that asks the user for context (key user_context) before it renders",
-        ),
+        PromptSpec::new("test_input_required_result_prompt")
+            .description("A prompt that asks the user for context (key user_context) before it renders"),
     ]
 }
 
@@ -118,18 +106,15 @@ pub(crate) async fn prompt(
     args: &BTreeMap<String, String>,
 ) -> Result<PromptResult, ToolError> {
     let (description, messages) = match name {
-        "test_simple_prompt" => (
-            "A simple prompt without arguments",
-            vec![user_text("This is a simple prompt for testing.")],
-        ),
+        "test_simple_prompt" => {
+            ("A simple prompt without arguments", vec![user_text("This is a simple prompt for testing.")])
+        }
         "test_prompt_with_arguments" => {
             let arg1 = required(args, "arg1")?;
             let arg2 = required(args, "arg2")?;
             (
                 "A prompt with required arguments",
-                vec![user_text(format!(
-                    "Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
-                ))],
+                vec![user_text(format!("Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"))],
             )
         }
         "test_prompt_with_embedded_resource" => {
@@ -148,10 +133,7 @@ pub(crate) async fn prompt(
         }
         "test_prompt_with_image" => (
             "A prompt that includes an image",
-            vec![
-                PromptMessage::user(png()),
-                user_text("Please analyze the image above."),
-            ],
+            vec![PromptMessage::user(png()), user_text("Please analyze the image above.")],
         ),
         "test_input_required_result_prompt" => {
             let question = ClientRequest::Elicitation(ElicitRequest {
@@ -167,17 +149,11 @@ pub(crate) async fn prompt(
                 Some(context) => format!("Answer the question using this context: {context}"),
                 None => "Answer the question without any extra context.".to_owned(),
             };
-            (
-                "A prompt rendered with the context the user gave",
-                vec![user_text(text)],
-            )
+            ("A prompt rendered with the context the user gave", vec![user_text(text)])
         }
         _ => return Err(ToolError::unknown_prompt(name)),
     };
-    Ok(PromptResult {
-        description: Some(description.to_owned()),
-        messages,
-    })
+    Ok(PromptResult { description: Some(description.to_owned()), messages })
 }
 
 /// Candidate values for an argument, filtered by prefix.
@@ -195,14 +171,6 @@ pub(crate) fn complete(reference: &CompletionRef, argument: &str, prefix: &str) 
         (CompletionRef::Resource(t), "id") if t == TEMPLATE => &["123", "456", "789"],
         _ => &[],
     };
-    let values: Vec<String> = candidates
-        .iter()
-        .filter(|c| c.starts_with(prefix))
-        .map(|c| (*c).to_owned())
-        .collect();
-    Completion {
-        total: u32::try_from(values.len()).ok(),
-        values,
-        has_more: false,
-    }
+    let values: Vec<String> = candidates.iter().filter(|c| c.starts_with(prefix)).map(|c| (*c).to_owned()).collect();
+    Completion { total: u32::try_from(values.len()).ok(), values, has_more: false }
 }

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use plexus_core::module::{Completion, CompletionRef};
 use plexus_core::{
-    CallContext, Module, PromptResult, PromptSpec, ResourceContents, ResourceSpec,
-    ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, Module, PromptResult, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError,
+    ToolOutput, ToolSpec, Toolbox,
 };
 use serde_json::Value;
 
@@ -37,7 +37,8 @@ mod tools;
 pub const NAME: &str = "conformance";
 
 /// A 1x1 red PNG, base64 (the TS everything-server's constant).
-pub const PNG_B64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+pub const PNG_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 
 /// A minimal WAV file, base64 (the TS everything-server's constant).
 pub const WAV_B64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
@@ -49,18 +50,14 @@ pub struct Conformance {
 
 impl std::fmt::Debug for Conformance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conformance")
-            .field("toolbox", &self.toolbox)
-            .finish()
+        f.debug_struct("Conformance").field("toolbox", &self.toolbox).finish()
     }
 }
 
 impl Conformance {
     /// Build the module with every fixture registered.
     pub fn new() -> Self {
-        Self {
-            toolbox: tools::toolbox(),
-        }
+        Self { toolbox: tools::toolbox() }
     }
 }
 
@@ -97,12 +94,7 @@ impl Module for Conformance {
         catalog::prompts()
     }
 
-    async fn call(
-        &self,
-        cx: &CallContext,
-        tool: &str,
-        args: Value,
-    ) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, cx: &CallContext, tool: &str, args: Value) -> Result<ToolOutput, ToolError> {
         self.toolbox.call(cx, tool, args).await
     }
 

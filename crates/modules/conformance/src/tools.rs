@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use plexus_core::content::ResourceContent;
 use plexus_core::context::{
-    ClientRequest, ElicitAction, ElicitRequest, ElicitResult, LogLevel, Notification,
-    SamplingRequest, SamplingResult, expect_elicitation, expect_roots, expect_sampling,
+    ClientRequest, ElicitAction, ElicitRequest, ElicitResult, LogLevel, Notification, SamplingRequest, SamplingResult,
+    expect_elicitation, expect_roots, expect_sampling,
 };
 use plexus_core::module::decode_args;
 use plexus_core::spec::JsonObject;
@@ -47,11 +47,7 @@ pub(crate) fn toolbox() -> Toolbox {
             no_args(),
             tool_with_progress,
         )
-        .raw(
-            def("test_error_handling", "Always fails with a tool error (isError: true)"),
-            no_args(),
-            error_handling,
-        )
+        .raw(def("test_error_handling", "Always fails with a tool error (isError: true)"), no_args(), error_handling)
         // client round trips
         .raw(
             def("test_sampling", "Asks the client's model to complete a prompt and returns its answer"),
@@ -96,10 +92,7 @@ pub(crate) fn toolbox() -> Toolbox {
             missing_capability,
         )
         .raw(
-            def(
-                "test_streaming_elicitation",
-                "Asks for a confirmation; never sends a request on the response stream",
-            ),
+            def("test_streaming_elicitation", "Asks for a confirmation; never sends a request on the response stream"),
             no_args(),
             streaming_elicitation,
         )
@@ -325,10 +318,7 @@ fn one_field_schema(field: &str, ty: &str) -> JsonObject {
 }
 
 fn elicit(message: &str, requested_schema: JsonObject) -> ClientRequest {
-    ClientRequest::Elicitation(ElicitRequest {
-        message: message.to_owned(),
-        requested_schema,
-    })
+    ClientRequest::Elicitation(ElicitRequest { message: message.to_owned(), requested_schema })
 }
 
 fn sample(prompt: &str, max_tokens: u32) -> ClientRequest {
@@ -352,11 +342,7 @@ fn capital_question() -> ClientRequest {
 /// Sleep, then stop if the call was cancelled or ran out of time meanwhile.
 async fn pause(cx: &CallContext, ms: u64) -> Result<(), ToolError> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    if cx.is_cancelled() {
-        Err(ToolError::Cancelled)
-    } else {
-        Ok(())
-    }
+    if cx.is_cancelled() { Err(ToolError::Cancelled) } else { Ok(()) }
 }
 
 fn action_name(action: ElicitAction) -> &'static str {
@@ -369,10 +355,7 @@ fn action_name(action: ElicitAction) -> &'static str {
 
 /// `action=accept, content={...}` as the reference servers render it.
 fn describe_elicitation(r: &ElicitResult) -> String {
-    let content = r.content.as_ref().map_or_else(
-        || "null".to_owned(),
-        |c| Value::Object(c.clone()).to_string(),
-    );
+    let content = r.content.as_ref().map_or_else(|| "null".to_owned(), |c| Value::Object(c.clone()).to_string());
     format!("action={}, content={content}", action_name(r.action))
 }
 
@@ -383,11 +366,7 @@ fn sampled_text(r: &SamplingResult) -> &str {
 
 /// `Some(value)` of an accepted form's field; `None` if the user declined
 /// or cancelled. An accepted form without the field is a protocol error.
-pub(crate) fn accepted_field<'a>(
-    r: &'a ElicitResult,
-    key: &str,
-    field: &str,
-) -> Result<Option<&'a Value>, ToolError> {
+pub(crate) fn accepted_field<'a>(r: &'a ElicitResult, key: &str, field: &str) -> Result<Option<&'a Value>, ToolError> {
     if r.action != ElicitAction::Accept {
         return Ok(None);
     }
@@ -395,23 +374,15 @@ pub(crate) fn accepted_field<'a>(
         .as_ref()
         .and_then(|c| c.get(field))
         .map(Some)
-        .ok_or_else(|| {
-            ToolError::InvalidRequest(format!("the answer to `{key}` lacks the field `{field}`"))
-        })
+        .ok_or_else(|| ToolError::InvalidRequest(format!("the answer to `{key}` lacks the field `{field}`")))
 }
 
 /// An accepted form's string field (see [`accepted_field`]).
-pub(crate) fn accepted_string(
-    r: &ElicitResult,
-    key: &str,
-    field: &str,
-) -> Result<Option<String>, ToolError> {
+pub(crate) fn accepted_string(r: &ElicitResult, key: &str, field: &str) -> Result<Option<String>, ToolError> {
     match accepted_field(r, key, field)? {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ToolError::InvalidRequest(format!(
-            "the answer to `{key}` has a non-string `{field}`"
-        ))),
+        Some(_) => Err(ToolError::InvalidRequest(format!("the answer to `{key}` has a non-string `{field}`"))),
     }
 }
 
@@ -433,9 +404,7 @@ fn roots_text(roots: &[(String, Option<String>)]) -> String {
 // content
 
 async fn simple_text(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput::text(
-        "This is a simple text response for testing.",
-    ))
+    Ok(ToolOutput::text("This is a simple text response for testing."))
 }
 
 async fn image_content(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
@@ -443,20 +412,15 @@ async fn image_content(_cx: CallContext, _args: Value) -> Result<ToolOutput, Too
 }
 
 async fn audio_content(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput::contents(vec![Content::Audio {
-        data: WAV_B64.to_owned(),
-        mime_type: "audio/wav".to_owned(),
-    }]))
+    Ok(ToolOutput::contents(vec![Content::Audio { data: WAV_B64.to_owned(), mime_type: "audio/wav".to_owned() }]))
 }
 
 async fn embedded_resource(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput::contents(vec![Content::Resource(
-        ResourceContent::Text {
-            uri: "test://embedded-resource".to_owned(),
-            mime_type: Some("text/plain".to_owned()),
-            text: "This is an embedded resource content.".to_owned(),
-        },
-    )]))
+    Ok(ToolOutput::contents(vec![Content::Resource(ResourceContent::Text {
+        uri: "test://embedded-resource".to_owned(),
+        mime_type: Some("text/plain".to_owned()),
+        text: "This is an embedded resource content.".to_owned(),
+    })]))
 }
 
 async fn multiple_content_types(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
@@ -472,21 +436,14 @@ async fn multiple_content_types(_cx: CallContext, _args: Value) -> Result<ToolOu
 }
 
 pub(crate) fn png() -> Content {
-    Content::Image {
-        data: PNG_B64.to_owned(),
-        mime_type: "image/png".to_owned(),
-    }
+    Content::Image { data: PNG_B64.to_owned(), mime_type: "image/png".to_owned() }
 }
 
 // ---------------------------------------------------------------------------
 // notifications and errors
 
 async fn tool_with_logging(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    let steps = [
-        "Tool execution started",
-        "Tool processing data",
-        "Tool execution completed",
-    ];
+    let steps = ["Tool execution started", "Tool processing data", "Tool execution completed"];
     for (i, msg) in steps.into_iter().enumerate() {
         if i > 0 {
             pause(&cx, 50).await?;
@@ -502,8 +459,7 @@ async fn tool_with_progress(cx: CallContext, _args: Value) -> Result<ToolOutput,
             pause(&cx, 50).await?;
         }
         let message = format!("Completed step {step} of 100");
-        cx.progress(f64::from(step), Some(100.0), Some(&message))
-            .await;
+        cx.progress(f64::from(step), Some(100.0), Some(&message)).await;
     }
     // The reference echoes the progress token; the server may pass it in `_meta`.
     let text = match cx.meta.get("progressToken") {
@@ -515,9 +471,7 @@ async fn tool_with_progress(cx: CallContext, _args: Value) -> Result<ToolOutput,
 }
 
 async fn error_handling(_cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput::error(
-        "This tool intentionally returns an error for testing",
-    ))
+    Ok(ToolOutput::error("This tool intentionally returns an error for testing"))
 }
 
 // ---------------------------------------------------------------------------
@@ -535,44 +489,23 @@ struct MessageArgs {
 
 async fn sampling(cx: CallContext, args: Value) -> Result<ToolOutput, ToolError> {
     let PromptArgs { prompt } = decode_args(args)?;
-    let answer = cx
-        .client()
-        .sample(SamplingRequest::prompt(prompt, 100))
-        .await?;
-    Ok(ToolOutput::text(format!(
-        "LLM response: {}",
-        sampled_text(&answer)
-    )))
+    let answer = cx.client().sample(SamplingRequest::prompt(prompt, 100)).await?;
+    Ok(ToolOutput::text(format!("LLM response: {}", sampled_text(&answer))))
 }
 
 async fn elicitation(cx: CallContext, args: Value) -> Result<ToolOutput, ToolError> {
     let MessageArgs { message } = decode_args(args)?;
-    let answer = cx
-        .client()
-        .elicit(ElicitRequest {
-            message,
-            requested_schema: user_info_schema(),
-        })
-        .await?;
-    Ok(ToolOutput::text(format!(
-        "User response: {}",
-        describe_elicitation(&answer)
-    )))
+    let answer = cx.client().elicit(ElicitRequest { message, requested_schema: user_info_schema() }).await?;
+    Ok(ToolOutput::text(format!("User response: {}", describe_elicitation(&answer))))
 }
 
-async fn elicitation_sep1034_defaults(
-    cx: CallContext,
-    _args: Value,
-) -> Result<ToolOutput, ToolError> {
+async fn elicitation_sep1034_defaults(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
     let request = ElicitRequest {
         message: "Please review and update the form fields with defaults".to_owned(),
         requested_schema: sep1034_schema(),
     };
     let answer = cx.client().elicit(request).await?;
-    Ok(ToolOutput::text(format!(
-        "Elicitation completed: {}",
-        describe_elicitation(&answer)
-    )))
+    Ok(ToolOutput::text(format!("Elicitation completed: {}", describe_elicitation(&answer))))
 }
 
 async fn elicitation_sep1330_enums(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
@@ -581,16 +514,11 @@ async fn elicitation_sep1330_enums(cx: CallContext, _args: Value) -> Result<Tool
         requested_schema: sep1330_schema(),
     };
     let answer = cx.client().elicit(request).await?;
-    Ok(ToolOutput::text(format!(
-        "Elicitation completed: {}",
-        describe_elicitation(&answer)
-    )))
+    Ok(ToolOutput::text(format!("Elicitation completed: {}", describe_elicitation(&answer))))
 }
 
 async fn json_schema_2020_12_tool(_cx: CallContext, args: Value) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput::text(format!(
-        "JSON Schema 2020-12 tool called with: {args}"
-    )))
+    Ok(ToolOutput::text(format!("JSON Schema 2020-12 tool called with: {args}")))
 }
 
 async fn reconnection(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
@@ -604,35 +532,18 @@ async fn reconnection(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolE
 async fn missing_capability(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
     // Without the sampling capability this fails before asking; the server
     // maps the error to -32021 with `requiredCapabilities.sampling`.
-    let answer = cx
-        .client()
-        .sample(SamplingRequest::prompt("Say hello", 20))
-        .await?;
-    Ok(ToolOutput::text(format!(
-        "Sampling is available: {}",
-        sampled_text(&answer)
-    )))
+    let answer = cx.client().sample(SamplingRequest::prompt("Say hello", 20)).await?;
+    Ok(ToolOutput::text(format!("Sampling is available: {}", sampled_text(&answer))))
 }
 
 async fn streaming_elicitation(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    let request = elicit(
-        "Please confirm to continue",
-        one_field_schema("confirmed", "boolean"),
-    );
+    let request = elicit("Please confirm to continue", one_field_schema("confirmed", "boolean"));
     let answer = expect_elicitation(cx.client().ask("confirm", request).await?)?;
-    Ok(ToolOutput::text(format!(
-        "Streaming elicitation completed: {}",
-        describe_elicitation(&answer)
-    )))
+    Ok(ToolOutput::text(format!("Streaming elicitation completed: {}", describe_elicitation(&answer))))
 }
 
 async fn logging_tool(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    cx.log_data(
-        LogLevel::Info,
-        Some(LOGGER),
-        json!("test_logging_tool was called"),
-    )
-    .await;
+    cx.log_data(LogLevel::Info, Some(LOGGER), json!("test_logging_tool was called")).await;
     Ok(ToolOutput::text("logged"))
 }
 
@@ -658,32 +569,17 @@ fn greeting(name: Option<String>) -> String {
 
 async fn irr_elicitation(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
     let answer = expect_elicitation(cx.client().ask("user_name", name_question()).await?)?;
-    Ok(ToolOutput::text(greeting(accepted_string(
-        &answer,
-        "user_name",
-        "name",
-    )?)))
+    Ok(ToolOutput::text(greeting(accepted_string(&answer, "user_name", "name")?)))
 }
 
 async fn irr_sampling(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    let answer = expect_sampling(
-        cx.client()
-            .ask("capital_question", capital_question())
-            .await?,
-    )?;
+    let answer = expect_sampling(cx.client().ask("capital_question", capital_question()).await?)?;
     Ok(ToolOutput::text(sampled_text(&answer)))
 }
 
 async fn irr_list_roots(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    let roots = expect_roots(
-        cx.client()
-            .ask("client_roots", ClientRequest::ListRoots)
-            .await?,
-    )?;
-    Ok(ToolOutput::text(format!(
-        "Client roots: {}",
-        roots_text(&roots)
-    )))
+    let roots = expect_roots(cx.client().ask("client_roots", ClientRequest::ListRoots).await?)?;
+    Ok(ToolOutput::text(format!("Client roots: {}", roots_text(&roots))))
 }
 
 /// Confirm-style round trip shared by the request-state and tampered-state
@@ -693,9 +589,7 @@ async fn confirm(cx: &CallContext) -> Result<Option<bool>, ToolError> {
     match accepted_field(&answer, "confirm", "ok")? {
         None => Ok(None),
         Some(Value::Bool(ok)) => Ok(Some(*ok)),
-        Some(_) => Err(ToolError::InvalidRequest(
-            "the answer to `confirm` has a non-boolean `ok`".into(),
-        )),
+        Some(_) => Err(ToolError::InvalidRequest("the answer to `confirm` has a non-boolean `ok`".into())),
     }
 }
 
@@ -725,13 +619,11 @@ async fn irr_multiple_inputs(cx: CallContext, _args: Value) -> Result<ToolOutput
         ])
         .await?
         .into_iter();
-    let missing =
-        || ToolError::InvalidRequest("the client answered fewer requests than asked".into());
+    let missing = || ToolError::InvalidRequest("the client answered fewer requests than asked".into());
     let name = expect_elicitation(answers.next().ok_or_else(missing)?)?;
     let greeting_answer = expect_sampling(answers.next().ok_or_else(missing)?)?;
     let roots = expect_roots(answers.next().ok_or_else(missing)?)?;
-    let name =
-        accepted_string(&name, "user_name", "name")?.unwrap_or_else(|| "(no name)".to_owned());
+    let name = accepted_string(&name, "user_name", "name")?.unwrap_or_else(|| "(no name)".to_owned());
     Ok(ToolOutput::text(format!(
         "Name: {name}; greeting: {}; roots: {}",
         sampled_text(&greeting_answer),
@@ -740,24 +632,15 @@ async fn irr_multiple_inputs(cx: CallContext, _args: Value) -> Result<ToolOutput
 }
 
 async fn irr_multi_round(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
-    let step1 = elicit(
-        "Step 1: What is your name?",
-        one_field_schema("name", "string"),
-    );
+    let step1 = elicit("Step 1: What is your name?", one_field_schema("name", "string"));
     let name = expect_elicitation(cx.client().ask("step1", step1).await?)?;
     let name = accepted_string(&name, "step1", "name")?.unwrap_or_else(|| "(no name)".to_owned());
 
-    let step2 = elicit(
-        "Step 2: What is your favorite color?",
-        one_field_schema("color", "string"),
-    );
+    let step2 = elicit("Step 2: What is your favorite color?", one_field_schema("color", "string"));
     let color = expect_elicitation(cx.client().ask("step2", step2).await?)?;
-    let color =
-        accepted_string(&color, "step2", "color")?.unwrap_or_else(|| "(no color)".to_owned());
+    let color = accepted_string(&color, "step2", "color")?.unwrap_or_else(|| "(no color)".to_owned());
 
-    Ok(ToolOutput::text(format!(
-        "Hello, {name}! Your favorite color is {color}."
-    )))
+    Ok(ToolOutput::text(format!("Hello, {name}! Your favorite color is {color}.")))
 }
 
 async fn irr_capabilities(cx: CallContext, _args: Value) -> Result<ToolOutput, ToolError> {
@@ -773,9 +656,7 @@ async fn irr_capabilities(cx: CallContext, _args: Value) -> Result<ToolOutput, T
         requests.push(("client_roots".to_owned(), ClientRequest::ListRoots));
     }
     if requests.is_empty() {
-        return Ok(ToolOutput::text(
-            "The client declared no sampling, elicitation or roots capability.",
-        ));
+        return Ok(ToolOutput::text("The client declared no sampling, elicitation or roots capability."));
     }
     let keys: Vec<String> = requests.iter().map(|(k, _)| k.clone()).collect();
     cx.client().ask_all(requests).await?;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use plexus_conformance::{PNG_B64, WAV_B64};
 use plexus_core::content::ResourceContent;
 use plexus_core::context::{
-    ClientCapabilities, ClientPeer, ClientRequest, ClientResponse, ElicitAction, ElicitResult,
-    LogLevel, Notification, SamplingResult,
+    ClientCapabilities, ClientPeer, ClientRequest, ClientResponse, ElicitAction, ElicitResult, LogLevel, Notification,
+    SamplingResult,
 };
 use plexus_core::module::CompletionRef;
 use plexus_core::registry::Registry;
@@ -37,18 +37,11 @@ struct TestPeer {
 
 impl TestPeer {
     fn with(caps: ClientCapabilities) -> Arc<Self> {
-        Arc::new(Self {
-            caps,
-            ..Self::default()
-        })
+        Arc::new(Self { caps, ..Self::default() })
     }
 
     fn capable() -> Arc<Self> {
-        Self::with(ClientCapabilities {
-            sampling: true,
-            elicitation: true,
-            roots: true,
-        })
+        Self::with(ClientCapabilities { sampling: true, elicitation: true, roots: true })
     }
 }
 
@@ -63,21 +56,16 @@ impl ClientPeer for TestPeer {
     }
 
     async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
-        self.logs
-            .lock()
-            .unwrap()
-            .push((level, logger.map(str::to_owned), data));
+        self.logs.lock().unwrap().push((level, logger.map(str::to_owned), data));
     }
 
     async fn request(&self, request: ClientRequest) -> Result<ClientResponse, ToolError> {
         self.requests.lock().unwrap().push(request.clone());
         Ok(match request {
-            ClientRequest::Sampling(_) => {
-                ClientResponse::Sampling(sampled("This is a test response from the client"))
+            ClientRequest::Sampling(_) => ClientResponse::Sampling(sampled("This is a test response from the client")),
+            ClientRequest::Elicitation(_) => {
+                ClientResponse::Elicitation(accept(json!({"username": "testuser", "email": "test@example.com"})))
             }
-            ClientRequest::Elicitation(_) => ClientResponse::Elicitation(accept(
-                json!({"username": "testuser", "email": "test@example.com"}),
-            )),
             ClientRequest::ListRoots => {
                 ClientResponse::Roots(vec![("file:///test/root".into(), Some("Test Root".into()))])
             }
@@ -99,13 +87,8 @@ fn sampled(text: &str) -> SamplingResult {
 }
 
 fn accept(content: Value) -> ElicitResult {
-    let Value::Object(map) = content else {
-        panic!("content must be an object")
-    };
-    ElicitResult {
-        action: ElicitAction::Accept,
-        content: Some(map),
-    }
+    let Value::Object(map) = content else { panic!("content must be an object") };
+    ElicitResult { action: ElicitAction::Accept, content: Some(map) }
 }
 
 fn module() -> Arc<dyn Module> {
@@ -113,19 +96,11 @@ fn module() -> Arc<dyn Module> {
 }
 
 fn stateless(peer: &Arc<TestPeer>) -> CallContext {
-    CallContext::new(
-        "req-1",
-        Era::Stateless,
-        Arc::clone(peer) as Arc<dyn ClientPeer>,
-    )
+    CallContext::new("req-1", Era::Stateless, Arc::clone(peer) as Arc<dyn ClientPeer>)
 }
 
 fn legacy(peer: &Arc<TestPeer>) -> CallContext {
-    CallContext::new(
-        "req-1",
-        Era::Legacy,
-        Arc::clone(peer) as Arc<dyn ClientPeer>,
-    )
+    CallContext::new("req-1", Era::Legacy, Arc::clone(peer) as Arc<dyn ClientPeer>)
 }
 
 fn inputs(pairs: Vec<(&str, ClientResponse)>) -> HashMap<String, ClientResponse> {
@@ -143,19 +118,14 @@ fn text(out: &ToolOutput) -> &str {
 /// The keys and requests of an input-required error.
 fn input_required(result: Result<ToolOutput, ToolError>) -> Vec<(String, ClientRequest)> {
     match result {
-        Err(ToolError::InputRequired(reqs)) => {
-            reqs.into_iter().map(|r| (r.key, r.request)).collect()
-        }
+        Err(ToolError::InputRequired(reqs)) => reqs.into_iter().map(|r| (r.key, r.request)).collect(),
         other => panic!("expected input required, got {other:?}"),
     }
 }
 
 fn elicitation_schema(r: &ClientRequest) -> (&str, Value) {
     match r {
-        ClientRequest::Elicitation(e) => (
-            e.message.as_str(),
-            Value::Object(e.requested_schema.clone()),
-        ),
+        ClientRequest::Elicitation(e) => (e.message.as_str(), Value::Object(e.requested_schema.clone())),
         other => panic!("expected an elicitation, got {other:?}"),
     }
 }
@@ -202,24 +172,15 @@ fn every_tool_has_a_description_and_an_object_schema() {
     }
     assert_eq!(names.len(), 27);
     for t in &tools {
-        assert!(
-            t.description.as_deref().is_some_and(|d| !d.is_empty()),
-            "{} lacks a description",
-            t.name
-        );
+        assert!(t.description.as_deref().is_some_and(|d| !d.is_empty()), "{} lacks a description", t.name);
         assert_eq!(t.input_schema["type"], "object", "{}", t.name);
         assert!(t.output_schema.is_none(), "{}", t.name);
-        let valid_name = t.name.len() <= 128
-            && t.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        let valid_name =
+            t.name.len() <= 128 && t.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         assert!(valid_name, "{}", t.name);
     }
     let simple = tools.iter().find(|t| t.name == "test_simple_text").unwrap();
-    assert_eq!(
-        Value::Object((*simple.input_schema).clone()),
-        json!({"type": "object", "properties": {}})
-    );
+    assert_eq!(Value::Object((*simple.input_schema).clone()), json!({"type": "object", "properties": {}}));
     let sampling = tools.iter().find(|t| t.name == "test_sampling").unwrap();
     assert_eq!(
         Value::Object((*sampling.input_schema).clone()),
@@ -230,14 +191,8 @@ fn every_tool_has_a_description_and_an_object_schema() {
 #[test]
 fn json_schema_2020_12_tool_schema_is_served_verbatim() {
     let tools = module().tools();
-    let tool = tools
-        .iter()
-        .find(|t| t.name == "json_schema_2020_12_tool")
-        .unwrap();
-    assert_eq!(
-        tool.description.as_deref(),
-        Some("Tool with JSON Schema 2020-12 features")
-    );
+    let tool = tools.iter().find(|t| t.name == "json_schema_2020_12_tool").unwrap();
+    assert_eq!(tool.description.as_deref(), Some("Tool with JSON Schema 2020-12 features"));
     let expected = json!({"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
      "$defs":{"address":{"$anchor":"addressDef","type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},
      "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"},
@@ -252,33 +207,12 @@ fn json_schema_2020_12_tool_schema_is_served_verbatim() {
 #[test]
 fn the_registry_accepts_the_module_and_validates_arguments() {
     let registry = Registry::new(vec![module()]).expect("every schema compiles");
-    registry
-        .validate("test_sampling", &json!({"prompt": "hi"}))
-        .unwrap();
+    registry.validate("test_sampling", &json!({"prompt": "hi"})).unwrap();
     assert!(registry.validate("test_sampling", &json!({})).is_err());
-    registry
-        .validate(
-            "json_schema_2020_12_tool",
-            &json!({"name": "a", "email": "a@example.com"}),
-        )
-        .unwrap();
+    registry.validate("json_schema_2020_12_tool", &json!({"name": "a", "email": "a@example.com"})).unwrap();
     // the conditional: contactMethod phone requires phone
-    assert!(
-        registry
-            .validate(
-                "json_schema_2020_12_tool",
-                &json!({"contactMethod": "phone", "email": "x"})
-            )
-            .is_err()
-    );
-    assert!(
-        registry
-            .validate(
-                "json_schema_2020_12_tool",
-                &json!({"email": "x", "extra": 1})
-            )
-            .is_err()
-    );
+    assert!(registry.validate("json_schema_2020_12_tool", &json!({"contactMethod": "phone", "email": "x"})).is_err());
+    assert!(registry.validate("json_schema_2020_12_tool", &json!({"email": "x", "extra": 1})).is_err());
 }
 
 // ---------------------------------------------------------------------------
@@ -291,29 +225,14 @@ async fn content_tools_return_the_reference_values() {
 
     // called without an `arguments` key
     let out = m.call(&cx, "test_simple_text", Value::Null).await.unwrap();
-    assert_eq!(
-        out.content,
-        vec![Content::text("This is a simple text response for testing.")]
-    );
+    assert_eq!(out.content, vec![Content::text("This is a simple text response for testing.")]);
     assert!(!out.is_error);
 
     let out = call(&cx, "test_image_content").await.unwrap();
-    assert_eq!(
-        out.content,
-        vec![Content::Image {
-            data: PNG_B64.into(),
-            mime_type: "image/png".into()
-        }]
-    );
+    assert_eq!(out.content, vec![Content::Image { data: PNG_B64.into(), mime_type: "image/png".into() }]);
 
     let out = call(&cx, "test_audio_content").await.unwrap();
-    assert_eq!(
-        out.content,
-        vec![Content::Audio {
-            data: WAV_B64.into(),
-            mime_type: "audio/wav".into()
-        }]
-    );
+    assert_eq!(out.content, vec![Content::Audio { data: WAV_B64.into(), mime_type: "audio/wav".into() }]);
 
     let out = call(&cx, "test_embedded_resource").await.unwrap();
     assert_eq!(
@@ -327,25 +246,13 @@ async fn content_tools_return_the_reference_values() {
 
     let out = call(&cx, "test_multiple_content_types").await.unwrap();
     assert_eq!(out.content.len(), 3);
-    assert_eq!(
-        out.content[0].as_text(),
-        Some("Multiple content types test:")
-    );
-    assert!(
-        matches!(&out.content[1], Content::Image { mime_type, .. } if mime_type == "image/png")
-    );
+    assert_eq!(out.content[0].as_text(), Some("Multiple content types test:"));
+    assert!(matches!(&out.content[1], Content::Image { mime_type, .. } if mime_type == "image/png"));
     match &out.content[2] {
-        Content::Resource(ResourceContent::Text {
-            uri,
-            mime_type,
-            text,
-        }) => {
+        Content::Resource(ResourceContent::Text { uri, mime_type, text }) => {
             assert_eq!(uri, "test://mixed-content-resource");
             assert_eq!(mime_type.as_deref(), Some("application/json"));
-            assert_eq!(
-                serde_json::from_str::<Value>(text).unwrap(),
-                json!({"test": "data", "value": 123})
-            );
+            assert_eq!(serde_json::from_str::<Value>(text).unwrap(), json!({"test": "data", "value": 123}));
         }
         other => panic!("expected a text resource, got {other:?}"),
     }
@@ -360,10 +267,7 @@ fn the_blobs_are_valid_png_and_wav() {
         let mut n = 0;
         let mut out = Vec::new();
         for c in s.bytes().filter(|&c| c != b'=') {
-            let v = ALPHABET
-                .iter()
-                .position(|&a| a == c)
-                .expect("base64 character") as u32;
+            let v = ALPHABET.iter().position(|&a| a == c).expect("base64 character") as u32;
             bits = (bits << 6) | v;
             n += 6;
             if n >= 8 {
@@ -382,21 +286,14 @@ fn the_blobs_are_valid_png_and_wav() {
 
 #[tokio::test]
 async fn error_tool_reports_a_tool_error_result() {
-    let out = call(&CallContext::detached("r"), "test_error_handling")
-        .await
-        .unwrap();
+    let out = call(&CallContext::detached("r"), "test_error_handling").await.unwrap();
     assert!(out.is_error);
-    assert_eq!(
-        text(&out),
-        "This tool intentionally returns an error for testing"
-    );
+    assert_eq!(text(&out), "This tool intentionally returns an error for testing");
 }
 
 #[tokio::test]
 async fn unknown_tool_is_not_found() {
-    let err = call(&CallContext::detached("r"), "no_such_tool")
-        .await
-        .unwrap_err();
+    let err = call(&CallContext::detached("r"), "no_such_tool").await.unwrap_err();
     assert_eq!(err.to_string(), "tool not found: no_such_tool");
 }
 
@@ -406,49 +303,29 @@ async fn unknown_tool_is_not_found() {
 #[tokio::test]
 async fn logging_tool_sends_three_info_messages() {
     let peer = TestPeer::capable();
-    let out = call(&legacy(&peer), "test_tool_with_logging")
-        .await
-        .unwrap();
+    let out = call(&legacy(&peer), "test_tool_with_logging").await.unwrap();
     assert_eq!(text(&out), "Tool with logging executed successfully");
     let logs = peer.logs.lock().unwrap();
     let data: Vec<&Value> = logs.iter().map(|(_, _, d)| d).collect();
     assert_eq!(
         data,
-        [
-            &json!("Tool execution started"),
-            &json!("Tool processing data"),
-            &json!("Tool execution completed")
-        ]
+        [&json!("Tool execution started"), &json!("Tool processing data"), &json!("Tool execution completed")]
     );
-    assert!(
-        logs.iter()
-            .all(|(level, logger, _)| *level == LogLevel::Info
-                && logger.as_deref() == Some("conformance"))
-    );
+    assert!(logs.iter().all(|(level, logger, _)| *level == LogLevel::Info && logger.as_deref() == Some("conformance")));
 }
 
 #[tokio::test]
 async fn progress_tool_reports_0_50_100() {
     let peer = TestPeer::capable();
-    let out = call(&stateless(&peer), "test_tool_with_progress")
-        .await
-        .unwrap();
+    let out = call(&stateless(&peer), "test_tool_with_progress").await.unwrap();
     assert_eq!(text(&out), "Progress test completed");
     let progress = peer.progress.lock().unwrap().clone();
     assert_eq!(
         progress,
         vec![
             (0.0, Some(100.0), Some("Completed step 0 of 100".to_owned())),
-            (
-                50.0,
-                Some(100.0),
-                Some("Completed step 50 of 100".to_owned())
-            ),
-            (
-                100.0,
-                Some(100.0),
-                Some("Completed step 100 of 100".to_owned())
-            ),
+            (50.0, Some(100.0), Some("Completed step 50 of 100".to_owned())),
+            (100.0, Some(100.0), Some("Completed step 100 of 100".to_owned())),
         ]
     );
 }
@@ -456,10 +333,7 @@ async fn progress_tool_reports_0_50_100() {
 #[tokio::test]
 async fn progress_tool_echoes_a_token_from_meta() {
     let mut cx = CallContext::detached("r");
-    cx.meta = Arc::new(BTreeMap::from([(
-        "progressToken".to_owned(),
-        json!("progress-test-1"),
-    )]));
+    cx.meta = Arc::new(BTreeMap::from([("progressToken".to_owned(), json!("progress-test-1"))]));
     let out = call(&cx, "test_tool_with_progress").await.unwrap();
     assert_eq!(text(&out), "progress-test-1");
 }
@@ -468,10 +342,7 @@ async fn progress_tool_echoes_a_token_from_meta() {
 async fn diagnostic_tools_log_and_notify() {
     let peer = TestPeer::capable();
     let cx = stateless(&peer);
-    assert_eq!(
-        text(&call(&cx, "test_logging_tool").await.unwrap()),
-        "logged"
-    );
+    assert_eq!(text(&call(&cx, "test_logging_tool").await.unwrap()), "logged");
     assert_eq!(peer.logs.lock().unwrap().len(), 1);
     assert_eq!(peer.logs.lock().unwrap()[0].0, LogLevel::Info);
 
@@ -479,10 +350,7 @@ async fn diagnostic_tools_log_and_notify() {
     call(&cx, "test_trigger_prompt_change").await.unwrap();
     assert_eq!(
         *peer.notifications.lock().unwrap(),
-        vec![
-            Notification::ToolListChanged,
-            Notification::PromptListChanged
-        ]
+        vec![Notification::ToolListChanged, Notification::PromptListChanged]
     );
 
     let out = call(&cx, "test_reconnection").await.unwrap();
@@ -505,28 +373,16 @@ async fn a_cancelled_call_stops_at_its_next_pause() {
 #[tokio::test]
 async fn legacy_sampling_sends_the_prompt_and_returns_the_answer() {
     let peer = TestPeer::capable();
-    let out = module()
-        .call(
-            &legacy(&peer),
-            "test_sampling",
-            json!({"prompt": "Test prompt for sampling"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        text(&out),
-        "LLM response: This is a test response from the client"
-    );
+    let out =
+        module().call(&legacy(&peer), "test_sampling", json!({"prompt": "Test prompt for sampling"})).await.unwrap();
+    assert_eq!(text(&out), "LLM response: This is a test response from the client");
     let requests = peer.requests.lock().unwrap();
     match &requests[..] {
         [ClientRequest::Sampling(s)] => {
             assert_eq!(s.max_tokens, 100);
             assert_eq!(s.messages.len(), 1);
             assert_eq!(s.messages[0].role, Role::User);
-            assert_eq!(
-                s.messages[0].content,
-                Content::text("Test prompt for sampling")
-            );
+            assert_eq!(s.messages[0].content, Content::text("Test prompt for sampling"));
         }
         other => panic!("unexpected requests {other:?}"),
     }
@@ -535,14 +391,8 @@ async fn legacy_sampling_sends_the_prompt_and_returns_the_answer() {
 #[tokio::test]
 async fn sampling_tool_rejects_missing_prompt() {
     let peer = TestPeer::capable();
-    let err = module()
-        .call(&legacy(&peer), "test_sampling", json!({}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ToolError::InvalidArguments(m) if m.contains("prompt")),
-        "{err:?}"
-    );
+    let err = module().call(&legacy(&peer), "test_sampling", json!({})).await.unwrap_err();
+    assert!(matches!(&err, ToolError::InvalidArguments(m) if m.contains("prompt")), "{err:?}");
     assert!(peer.requests.lock().unwrap().is_empty());
 }
 
@@ -550,22 +400,12 @@ async fn sampling_tool_rejects_missing_prompt() {
 async fn legacy_elicitation_sends_the_username_email_form() {
     let peer = TestPeer::capable();
     let out = module()
-        .call(
-            &legacy(&peer),
-            "test_elicitation",
-            json!({"message": "Please provide your information"}),
-        )
+        .call(&legacy(&peer), "test_elicitation", json!({"message": "Please provide your information"}))
         .await
         .unwrap();
     let t = text(&out);
-    assert!(
-        t.starts_with("User response: action=accept, content={"),
-        "{t}"
-    );
-    assert!(
-        t.contains(r#""username":"testuser""#) && t.contains(r#""email":"test@example.com""#),
-        "{t}"
-    );
+    assert!(t.starts_with("User response: action=accept, content={"), "{t}");
+    assert!(t.contains(r#""username":"testuser""#) && t.contains(r#""email":"test@example.com""#), "{t}");
     let requests = peer.requests.lock().unwrap();
     let (message, schema) = elicitation_schema(&requests[0]);
     assert_eq!(message, "Please provide your information");
@@ -579,16 +419,11 @@ async fn legacy_elicitation_sends_the_username_email_form() {
 #[tokio::test]
 async fn sep1034_defaults_schema_is_exact() {
     let peer = TestPeer::capable();
-    let out = call(&legacy(&peer), "test_elicitation_sep1034_defaults")
-        .await
-        .unwrap();
+    let out = call(&legacy(&peer), "test_elicitation_sep1034_defaults").await.unwrap();
     assert!(text(&out).starts_with("Elicitation completed: action=accept, content="));
     let requests = peer.requests.lock().unwrap();
     let (message, schema) = elicitation_schema(&requests[0]);
-    assert_eq!(
-        message,
-        "Please review and update the form fields with defaults"
-    );
+    assert_eq!(message, "Please review and update the form fields with defaults");
     assert_eq!(
         schema,
         json!({"type":"object","properties":{
@@ -601,18 +436,13 @@ async fn sep1034_defaults_schema_is_exact() {
     );
     // the integer default is a JSON integer, not 30.0
     assert_eq!(schema["properties"]["age"]["default"].as_u64(), Some(30));
-    assert_eq!(
-        serde_json::to_string(&schema["properties"]["age"]["default"]).unwrap(),
-        "30"
-    );
+    assert_eq!(serde_json::to_string(&schema["properties"]["age"]["default"]).unwrap(), "30");
 }
 
 #[tokio::test]
 async fn sep1330_enum_schema_is_exact() {
     let peer = TestPeer::capable();
-    call(&legacy(&peer), "test_elicitation_sep1330_enums")
-        .await
-        .unwrap();
+    call(&legacy(&peer), "test_elicitation_sep1330_enums").await.unwrap();
     let requests = peer.requests.lock().unwrap();
     let (message, schema) = elicitation_schema(&requests[0]);
     assert_eq!(message, "Please select options from the enum fields");
@@ -637,25 +467,16 @@ async fn sep1330_enum_schema_is_exact() {
 
 #[tokio::test]
 async fn missing_capability_propagates_the_capability_error() {
-    let err = call(&CallContext::detached("r"), "test_missing_capability")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ToolError::ClientCapability("sampling")),
-        "{err:?}"
-    );
+    let err = call(&CallContext::detached("r"), "test_missing_capability").await.unwrap_err();
+    assert!(matches!(err, ToolError::ClientCapability("sampling")), "{err:?}");
     // with the capability it asks instead
-    let reqs =
-        input_required(call(&stateless(&TestPeer::capable()), "test_missing_capability").await);
+    let reqs = input_required(call(&stateless(&TestPeer::capable()), "test_missing_capability").await);
     assert!(matches!(reqs[..], [(_, ClientRequest::Sampling(_))]));
 }
 
 #[tokio::test]
 async fn streaming_elicitation_returns_an_input_request_without_sending_one() {
-    let peer = TestPeer::with(ClientCapabilities {
-        elicitation: true,
-        ..Default::default()
-    });
+    let peer = TestPeer::with(ClientCapabilities { elicitation: true, ..Default::default() });
     let reqs = input_required(call(&stateless(&peer), "test_streaming_elicitation").await);
     assert_eq!(reqs[0].0, "confirm");
     assert!(matches!(reqs[0].1, ClientRequest::Elicitation(_)));
@@ -668,59 +489,33 @@ async fn streaming_elicitation_returns_an_input_request_without_sending_one() {
 #[tokio::test]
 async fn basic_elicitation_asks_user_name_then_greets() {
     let peer = TestPeer::capable();
-    let reqs =
-        input_required(call(&stateless(&peer), "test_input_required_result_elicitation").await);
+    let reqs = input_required(call(&stateless(&peer), "test_input_required_result_elicitation").await);
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].0, "user_name");
     let (message, schema) = elicitation_schema(&reqs[0].1);
     assert_eq!(message, "What is your name?");
-    assert_eq!(
-        schema,
-        json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]})
-    );
+    assert_eq!(schema, json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}));
 
-    let answered = stateless(&peer).with_inputs(inputs(vec![(
-        "user_name",
-        ClientResponse::Elicitation(accept(json!({"name": "Alice"}))),
-    )]));
-    let out = call(&answered, "test_input_required_result_elicitation")
-        .await
-        .unwrap();
+    let answered = stateless(&peer)
+        .with_inputs(inputs(vec![("user_name", ClientResponse::Elicitation(accept(json!({"name": "Alice"}))))]));
+    let out = call(&answered, "test_input_required_result_elicitation").await.unwrap();
     assert_eq!(text(&out), "Hello, Alice!");
-    assert!(
-        peer.requests.lock().unwrap().is_empty(),
-        "the stateless era never sends requests"
-    );
+    assert!(peer.requests.lock().unwrap().is_empty(), "the stateless era never sends requests");
 }
 
 #[tokio::test]
 async fn wrong_keys_are_ignored_and_the_question_is_asked_again() {
     let peer = TestPeer::capable();
-    let wrong = stateless(&peer).with_inputs(inputs(vec![(
-        "wrong_key",
-        ClientResponse::Elicitation(accept(json!({"data": "wrong"}))),
-    )]));
+    let wrong = stateless(&peer)
+        .with_inputs(inputs(vec![("wrong_key", ClientResponse::Elicitation(accept(json!({"data": "wrong"}))))]));
     let reqs = input_required(call(&wrong, "test_input_required_result_elicitation").await);
     assert_eq!(reqs[0].0, "user_name");
 
     let extra = stateless(&peer).with_inputs(inputs(vec![
-        (
-            "user_name",
-            ClientResponse::Elicitation(accept(json!({"name": "Alice"}))),
-        ),
-        (
-            "unknown_extra_key",
-            ClientResponse::Elicitation(accept(json!({"x": 1}))),
-        ),
+        ("user_name", ClientResponse::Elicitation(accept(json!({"name": "Alice"})))),
+        ("unknown_extra_key", ClientResponse::Elicitation(accept(json!({"x": 1})))),
     ]));
-    assert_eq!(
-        text(
-            &call(&extra, "test_input_required_result_elicitation")
-                .await
-                .unwrap()
-        ),
-        "Hello, Alice!"
-    );
+    assert_eq!(text(&call(&extra, "test_input_required_result_elicitation").await.unwrap()), "Hello, Alice!");
 }
 
 #[tokio::test]
@@ -732,24 +527,14 @@ async fn malformed_answers_are_protocol_errors_not_results() {
         ClientResponse::Sampling(sampled("not a form")),
     ] {
         let cx = stateless(&peer).with_inputs(inputs(vec![("user_name", bad)]));
-        let err = call(&cx, "test_input_required_result_elicitation")
-            .await
-            .unwrap_err();
+        let err = call(&cx, "test_input_required_result_elicitation").await.unwrap_err();
         assert!(matches!(err, ToolError::InvalidRequest(_)), "{err:?}");
         assert!(!err.is_tool_result());
     }
     // a declined form completes without a name
-    let declined = ElicitResult {
-        action: ElicitAction::Decline,
-        content: None,
-    };
-    let cx = stateless(&peer).with_inputs(inputs(vec![(
-        "user_name",
-        ClientResponse::Elicitation(declined),
-    )]));
-    let out = call(&cx, "test_input_required_result_elicitation")
-        .await
-        .unwrap();
+    let declined = ElicitResult { action: ElicitAction::Decline, content: None };
+    let cx = stateless(&peer).with_inputs(inputs(vec![("user_name", ClientResponse::Elicitation(declined))]));
+    let out = call(&cx, "test_input_required_result_elicitation").await.unwrap();
     assert_eq!(text(&out), "The user did not give a name.");
 }
 
@@ -761,10 +546,7 @@ async fn basic_sampling_and_roots() {
     match &reqs[0].1 {
         ClientRequest::Sampling(s) => {
             assert_eq!(s.max_tokens, 100);
-            assert_eq!(
-                s.messages[0].content,
-                Content::text("What is the capital of France?")
-            );
+            assert_eq!(s.messages[0].content, Content::text("What is the capital of France?"));
         }
         other => panic!("{other:?}"),
     }
@@ -773,71 +555,43 @@ async fn basic_sampling_and_roots() {
         ClientResponse::Sampling(sampled("The capital of France is Paris.")),
     )]));
     assert_eq!(
-        text(
-            &call(&cx, "test_input_required_result_sampling")
-                .await
-                .unwrap()
-        ),
+        text(&call(&cx, "test_input_required_result_sampling").await.unwrap()),
         "The capital of France is Paris."
     );
 
-    let reqs =
-        input_required(call(&stateless(&peer), "test_input_required_result_list_roots").await);
-    assert_eq!(
-        reqs,
-        vec![("client_roots".to_owned(), ClientRequest::ListRoots)]
-    );
+    let reqs = input_required(call(&stateless(&peer), "test_input_required_result_list_roots").await);
+    assert_eq!(reqs, vec![("client_roots".to_owned(), ClientRequest::ListRoots)]);
     let cx = stateless(&peer).with_inputs(inputs(vec![(
         "client_roots",
         ClientResponse::Roots(vec![("file:///test/root".into(), Some("Test Root".into()))]),
     )]));
-    let out = call(&cx, "test_input_required_result_list_roots")
-        .await
-        .unwrap();
+    let out = call(&cx, "test_input_required_result_list_roots").await.unwrap();
     assert_eq!(text(&out), "Client roots: file:///test/root (Test Root)");
 }
 
 #[tokio::test]
 async fn request_state_and_tampered_state_tools_ask_confirm() {
     let peer = TestPeer::capable();
-    for tool in [
-        "test_input_required_result_request_state",
-        "test_input_required_result_tampered_state",
-    ] {
+    for tool in ["test_input_required_result_request_state", "test_input_required_result_tampered_state"] {
         let reqs = input_required(call(&stateless(&peer), tool).await);
         assert_eq!(reqs[0].0, "confirm", "{tool}");
         let (message, schema) = elicitation_schema(&reqs[0].1);
         assert_eq!(message, "Please confirm");
-        assert_eq!(
-            schema,
-            json!({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})
-        );
+        assert_eq!(schema, json!({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}));
     }
-    let cx = stateless(&peer).with_inputs(inputs(vec![(
-        "confirm",
-        ClientResponse::Elicitation(accept(json!({"ok": true}))),
-    )]));
-    let out = call(&cx, "test_input_required_result_request_state")
-        .await
-        .unwrap();
+    let cx = stateless(&peer)
+        .with_inputs(inputs(vec![("confirm", ClientResponse::Elicitation(accept(json!({"ok": true}))))]));
+    let out = call(&cx, "test_input_required_result_request_state").await.unwrap();
     assert!(text(&out).contains("state-ok"), "{}", text(&out));
     assert!(text(&out).contains("confirmed=true"));
-    let out = call(&cx, "test_input_required_result_tampered_state")
-        .await
-        .unwrap();
+    let out = call(&cx, "test_input_required_result_tampered_state").await.unwrap();
     assert!(text(&out).contains("confirmed=true"));
 }
 
 #[tokio::test]
 async fn multiple_inputs_are_asked_together() {
     let peer = TestPeer::capable();
-    let reqs = input_required(
-        call(
-            &stateless(&peer),
-            "test_input_required_result_multiple_inputs",
-        )
-        .await,
-    );
+    let reqs = input_required(call(&stateless(&peer), "test_input_required_result_multiple_inputs").await);
     let keys: Vec<&str> = reqs.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["user_name", "greeting", "client_roots"]);
     assert!(matches!(reqs[0].1, ClientRequest::Elicitation(_)));
@@ -851,35 +605,19 @@ async fn multiple_inputs_are_asked_together() {
     assert_eq!(reqs[2].1, ClientRequest::ListRoots);
 
     // a partial answer re-asks only what is missing
-    let partial = stateless(&peer).with_inputs(inputs(vec![(
-        "user_name",
-        ClientResponse::Elicitation(accept(json!({"name": "Alice"}))),
-    )]));
+    let partial = stateless(&peer)
+        .with_inputs(inputs(vec![("user_name", ClientResponse::Elicitation(accept(json!({"name": "Alice"}))))]));
     let reqs = input_required(call(&partial, "test_input_required_result_multiple_inputs").await);
     let keys: Vec<&str> = reqs.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["greeting", "client_roots"]);
 
     let all = stateless(&peer).with_inputs(inputs(vec![
-        (
-            "user_name",
-            ClientResponse::Elicitation(accept(json!({"name": "Alice"}))),
-        ),
-        (
-            "greeting",
-            ClientResponse::Sampling(sampled("Hello there!")),
-        ),
-        (
-            "client_roots",
-            ClientResponse::Roots(vec![("file:///test/root".into(), Some("Test Root".into()))]),
-        ),
+        ("user_name", ClientResponse::Elicitation(accept(json!({"name": "Alice"})))),
+        ("greeting", ClientResponse::Sampling(sampled("Hello there!"))),
+        ("client_roots", ClientResponse::Roots(vec![("file:///test/root".into(), Some("Test Root".into()))])),
     ]));
-    let out = call(&all, "test_input_required_result_multiple_inputs")
-        .await
-        .unwrap();
-    assert_eq!(
-        text(&out),
-        "Name: Alice; greeting: Hello there!; roots: file:///test/root (Test Root)"
-    );
+    let out = call(&all, "test_input_required_result_multiple_inputs").await.unwrap();
+    assert_eq!(text(&out), "Name: Alice; greeting: Hello there!; roots: file:///test/root (Test Root)");
 }
 
 #[tokio::test]
@@ -891,66 +629,33 @@ async fn multi_round_asks_step1_then_step2_then_completes() {
     assert_eq!(r1[0].0, "step1");
     assert_eq!(elicitation_schema(&r1[0].1).0, "Step 1: What is your name?");
 
-    let step1 = (
-        "step1",
-        ClientResponse::Elicitation(accept(json!({"name": "Alice"}))),
-    );
-    let r2 = input_required(
-        call(
-            &stateless(&peer).with_inputs(inputs(vec![step1.clone()])),
-            tool,
-        )
-        .await,
-    );
+    let step1 = ("step1", ClientResponse::Elicitation(accept(json!({"name": "Alice"}))));
+    let r2 = input_required(call(&stateless(&peer).with_inputs(inputs(vec![step1.clone()])), tool).await);
     assert_eq!(r2.len(), 1);
     assert_eq!(r2[0].0, "step2");
     let (message, schema) = elicitation_schema(&r2[0].1);
     assert_eq!(message, "Step 2: What is your favorite color?");
-    assert_eq!(
-        schema,
-        json!({"type":"object","properties":{"color":{"type":"string"}},"required":["color"]})
-    );
+    assert_eq!(schema, json!({"type":"object","properties":{"color":{"type":"string"}},"required":["color"]}));
 
-    let step2 = (
-        "step2",
-        ClientResponse::Elicitation(accept(json!({"color": "blue"}))),
-    );
-    let out = call(
-        &stateless(&peer).with_inputs(inputs(vec![step1, step2])),
-        tool,
-    )
-    .await
-    .unwrap();
+    let step2 = ("step2", ClientResponse::Elicitation(accept(json!({"color": "blue"}))));
+    let out = call(&stateless(&peer).with_inputs(inputs(vec![step1, step2])), tool).await.unwrap();
     assert_eq!(text(&out), "Hello, Alice! Your favorite color is blue.");
 }
 
 #[tokio::test]
 async fn capabilities_tool_asks_only_for_declared_capabilities() {
     let tool = "test_input_required_result_capabilities";
-    let sampling_only = TestPeer::with(ClientCapabilities {
-        sampling: true,
-        ..Default::default()
-    });
+    let sampling_only = TestPeer::with(ClientCapabilities { sampling: true, ..Default::default() });
     let reqs = input_required(call(&stateless(&sampling_only), tool).await);
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].0, "capital_question");
     assert!(matches!(reqs[0].1, ClientRequest::Sampling(_)));
 
     let keys = |peer| async move {
-        input_required(call(&stateless(&peer), tool).await)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect::<Vec<_>>()
+        input_required(call(&stateless(&peer), tool).await).into_iter().map(|(k, _)| k).collect::<Vec<_>>()
     };
-    assert_eq!(
-        keys(TestPeer::capable()).await,
-        ["capital_question", "user_name", "client_roots"]
-    );
-    let elicit_roots = TestPeer::with(ClientCapabilities {
-        elicitation: true,
-        roots: true,
-        ..Default::default()
-    });
+    assert_eq!(keys(TestPeer::capable()).await, ["capital_question", "user_name", "client_roots"]);
+    let elicit_roots = TestPeer::with(ClientCapabilities { elicitation: true, roots: true, ..Default::default() });
     assert_eq!(keys(elicit_roots).await, ["user_name", "client_roots"]);
 
     let out = call(&CallContext::detached("r"), tool).await.unwrap();
@@ -960,10 +665,7 @@ async fn capabilities_tool_asks_only_for_declared_capabilities() {
         "capital_question",
         ClientResponse::Sampling(sampled("The capital of France is Paris.")),
     )]));
-    assert_eq!(
-        text(&call(&cx, tool).await.unwrap()),
-        "Answered: capital_question"
-    );
+    assert_eq!(text(&call(&cx, tool).await.unwrap()), "Answered: capital_question");
 }
 
 // ---------------------------------------------------------------------------
@@ -974,29 +676,15 @@ fn resources_and_template_are_listed() {
     let m = module();
     let resources = m.resources();
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
-    assert_eq!(
-        uris,
-        [
-            "test://static-text",
-            "test://static-binary",
-            "test://watched-resource"
-        ]
-    );
-    assert!(
-        resources
-            .iter()
-            .all(|r| !r.name.is_empty() && r.description.is_some() && r.mime_type.is_some())
-    );
+    assert_eq!(uris, ["test://static-text", "test://static-binary", "test://watched-resource"]);
+    assert!(resources.iter().all(|r| !r.name.is_empty() && r.description.is_some() && r.mime_type.is_some()));
 
     let templates = m.resource_templates();
     assert_eq!(templates.len(), 1);
     let t = &templates[0];
     assert_eq!(t.uri_template, "test://template/{id}/data");
     assert_eq!(t.name, "template");
-    assert_eq!(
-        t.description.as_deref(),
-        Some("A resource template with parameter substitution")
-    );
+    assert_eq!(t.description.as_deref(), Some("A resource template with parameter substitution"));
     assert_eq!(t.mime_type.as_deref(), Some("application/json"));
 }
 
@@ -1021,10 +709,7 @@ async fn resources_read_with_reference_contents() {
         }]
     );
     assert_eq!(
-        m.read(&cx, "test://watched-resource")
-            .await
-            .unwrap()
-            .contents,
+        m.read(&cx, "test://watched-resource").await.unwrap().contents,
         vec![ResourceContent::Text {
             uri: "test://watched-resource".into(),
             mime_type: Some("text/plain".into()),
@@ -1041,11 +726,7 @@ async fn resources_read_with_reference_contents() {
 async fn template_reads_substitute_the_id() {
     let m = module();
     let cx = CallContext::detached("r");
-    let contents = m
-        .read(&cx, "test://template/123/data")
-        .await
-        .unwrap()
-        .contents;
+    let contents = m.read(&cx, "test://template/123/data").await.unwrap().contents;
     assert_eq!(
         contents,
         vec![ResourceContent::Text {
@@ -1055,14 +736,8 @@ async fn template_reads_substitute_the_id() {
         }]
     );
     // ids are JSON-escaped
-    let contents = m
-        .read(&cx, r#"test://template/a"b/data"#)
-        .await
-        .unwrap()
-        .contents;
-    let ResourceContent::Text { text, .. } = &contents[0] else {
-        panic!("text expected")
-    };
+    let contents = m.read(&cx, r#"test://template/a"b/data"#).await.unwrap().contents;
+    let ResourceContent::Text { text, .. } = &contents[0] else { panic!("text expected") };
     assert_eq!(serde_json::from_str::<Value>(text).unwrap()["id"], r#"a"b"#);
 }
 
@@ -1077,10 +752,7 @@ async fn unknown_resources_are_not_found() {
         "test://static-text/extra",
     ] {
         match m.read(&cx, uri).await {
-            Err(ToolError::NotFound {
-                kind: "resource",
-                name,
-            }) => assert_eq!(name, uri),
+            Err(ToolError::NotFound { kind: "resource", name }) => assert_eq!(name, uri),
             other => panic!("{uri}: {other:?}"),
         }
     }
@@ -1090,10 +762,7 @@ async fn unknown_resources_are_not_found() {
 // prompts
 
 fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 #[test]
@@ -1110,24 +779,11 @@ fn prompts_are_listed_with_descriptions_and_arguments() {
             "test_input_required_result_prompt"
         ]
     );
-    assert!(
-        prompts
-            .iter()
-            .all(|p| p.description.as_deref().is_some_and(|d| !d.is_empty()))
-    );
+    assert!(prompts.iter().all(|p| p.description.as_deref().is_some_and(|d| !d.is_empty())));
     let with_args = &prompts[1];
-    let a: Vec<(&str, Option<&str>, bool)> = with_args
-        .arguments
-        .iter()
-        .map(|a| (a.name.as_str(), a.description.as_deref(), a.required))
-        .collect();
-    assert_eq!(
-        a,
-        [
-            ("arg1", Some("First test argument"), true),
-            ("arg2", Some("Second test argument"), true)
-        ]
-    );
+    let a: Vec<(&str, Option<&str>, bool)> =
+        with_args.arguments.iter().map(|a| (a.name.as_str(), a.description.as_deref(), a.required)).collect();
+    assert_eq!(a, [("arg1", Some("First test argument"), true), ("arg2", Some("Second test argument"), true)]);
     assert_eq!(prompts[2].arguments[0].name, "resourceUri");
     assert!(prompts[2].arguments[0].required);
 }
@@ -1137,44 +793,21 @@ async fn prompts_render_the_reference_messages() {
     let m = module();
     let cx = CallContext::detached("r");
 
-    let p = m
-        .prompt(&cx, "test_simple_prompt", &BTreeMap::new())
-        .await
-        .unwrap();
+    let p = m.prompt(&cx, "test_simple_prompt", &BTreeMap::new()).await.unwrap();
     assert_eq!(p.messages.len(), 1);
     assert_eq!(p.messages[0].role, Role::User);
-    assert_eq!(
-        p.messages[0].content,
-        Content::text("This is a simple prompt for testing.")
-    );
+    assert_eq!(p.messages[0].content, Content::text("This is a simple prompt for testing."));
 
     let p = m
-        .prompt(
-            &cx,
-            "test_prompt_with_arguments",
-            &args(&[("arg1", "testValue1"), ("arg2", "testValue2")]),
-        )
+        .prompt(&cx, "test_prompt_with_arguments", &args(&[("arg1", "testValue1"), ("arg2", "testValue2")]))
         .await
         .unwrap();
-    assert_eq!(
-        p.messages[0].content,
-        Content::text("Prompt with arguments: arg1='testValue1', arg2='testValue2'")
-    );
-    let err = m
-        .prompt(&cx, "test_prompt_with_arguments", &args(&[("arg1", "x")]))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid arguments: missing required argument `arg2`"
-    );
+    assert_eq!(p.messages[0].content, Content::text("Prompt with arguments: arg1='testValue1', arg2='testValue2'"));
+    let err = m.prompt(&cx, "test_prompt_with_arguments", &args(&[("arg1", "x")])).await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid arguments: missing required argument `arg2`");
 
     let p = m
-        .prompt(
-            &cx,
-            "test_prompt_with_embedded_resource",
-            &args(&[("resourceUri", "test://example-resource")]),
-        )
+        .prompt(&cx, "test_prompt_with_embedded_resource", &args(&[("resourceUri", "test://example-resource")]))
         .await
         .unwrap();
     assert_eq!(
@@ -1185,31 +818,13 @@ async fn prompts_render_the_reference_messages() {
             text: "Embedded resource content for testing.".into(),
         })
     );
-    assert_eq!(
-        p.messages[1].content,
-        Content::text("Please process the embedded resource above.")
-    );
+    assert_eq!(p.messages[1].content, Content::text("Please process the embedded resource above."));
 
-    let p = m
-        .prompt(&cx, "test_prompt_with_image", &BTreeMap::new())
-        .await
-        .unwrap();
-    assert_eq!(
-        p.messages[0].content,
-        Content::Image {
-            data: PNG_B64.into(),
-            mime_type: "image/png".into()
-        }
-    );
-    assert_eq!(
-        p.messages[1].content,
-        Content::text("Please analyze the image above.")
-    );
+    let p = m.prompt(&cx, "test_prompt_with_image", &BTreeMap::new()).await.unwrap();
+    assert_eq!(p.messages[0].content, Content::Image { data: PNG_B64.into(), mime_type: "image/png".into() });
+    assert_eq!(p.messages[1].content, Content::text("Please analyze the image above."));
 
-    let err = m
-        .prompt(&cx, "no_such_prompt", &BTreeMap::new())
-        .await
-        .unwrap_err();
+    let err = m.prompt(&cx, "no_such_prompt", &BTreeMap::new()).await.unwrap_err();
     assert_eq!(err.to_string(), "prompt not found: no_such_prompt");
 }
 
@@ -1217,41 +832,20 @@ async fn prompts_render_the_reference_messages() {
 async fn input_required_prompt_asks_user_context() {
     let m = module();
     let peer = TestPeer::capable();
-    let err = m
-        .prompt(
-            &stateless(&peer),
-            "test_input_required_result_prompt",
-            &BTreeMap::new(),
-        )
-        .await
-        .unwrap_err();
-    let ToolError::InputRequired(reqs) = err else {
-        panic!("expected input required, got {err:?}")
-    };
+    let err = m.prompt(&stateless(&peer), "test_input_required_result_prompt", &BTreeMap::new()).await.unwrap_err();
+    let ToolError::InputRequired(reqs) = err else { panic!("expected input required, got {err:?}") };
     assert_eq!(reqs[0].key, "user_context");
     let (message, schema) = elicitation_schema(&reqs[0].request);
     assert_eq!(message, "What context should the prompt use?");
-    assert_eq!(
-        schema,
-        json!({"type":"object","properties":{"context":{"type":"string"}},"required":["context"]})
-    );
+    assert_eq!(schema, json!({"type":"object","properties":{"context":{"type":"string"}},"required":["context"]}));
 
     let cx = stateless(&peer).with_inputs(inputs(vec![(
         "user_context",
         ClientResponse::Elicitation(accept(json!({"context": "test context"}))),
     )]));
-    let p = m
-        .prompt(&cx, "test_input_required_result_prompt", &BTreeMap::new())
-        .await
-        .unwrap();
+    let p = m.prompt(&cx, "test_input_required_result_prompt", &BTreeMap::new()).await.unwrap();
     assert!(!p.messages.is_empty());
-    assert!(
-        p.messages[0]
-            .content
-            .as_text()
-            .unwrap()
-            .contains("test context")
-    );
+    assert!(p.messages[0].content.as_text().unwrap().contains("test context"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1262,41 +856,20 @@ async fn completion_filters_candidates_by_prefix() {
     let m = module();
     let cx = CallContext::detached("r");
     let prompt = CompletionRef::Prompt("test_prompt_with_arguments".into());
-    let c = m
-        .complete(&cx, &prompt, "arg1", "test", &BTreeMap::new())
-        .await
-        .unwrap();
+    let c = m.complete(&cx, &prompt, "arg1", "test", &BTreeMap::new()).await.unwrap();
     assert_eq!(c.values, ["test", "testing", "tested", "testValue1"]);
     assert_eq!(c.total, Some(4));
     assert!(!c.has_more);
-    let c = m
-        .complete(&cx, &prompt, "arg1", "", &BTreeMap::new())
-        .await
-        .unwrap();
+    let c = m.complete(&cx, &prompt, "arg1", "", &BTreeMap::new()).await.unwrap();
     assert_eq!(c.values.len(), 5);
-    let c = m
-        .complete(&cx, &prompt, "arg2", "val", &BTreeMap::new())
-        .await
-        .unwrap();
+    let c = m.complete(&cx, &prompt, "arg2", "val", &BTreeMap::new()).await.unwrap();
     assert_eq!(c.values, ["value2"]);
-    let c = m
-        .complete(&cx, &prompt, "nope", "", &BTreeMap::new())
-        .await
-        .unwrap();
+    let c = m.complete(&cx, &prompt, "nope", "", &BTreeMap::new()).await.unwrap();
     assert!(c.values.is_empty());
 
     let template = CompletionRef::Resource("test://template/{id}/data".into());
-    let c = m
-        .complete(&cx, &template, "id", "1", &BTreeMap::new())
-        .await
-        .unwrap();
+    let c = m.complete(&cx, &template, "id", "1", &BTreeMap::new()).await.unwrap();
     assert_eq!(c.values, ["123"]);
     let other = CompletionRef::Prompt("test_simple_prompt".into());
-    assert!(
-        m.complete(&cx, &other, "arg1", "", &BTreeMap::new())
-            .await
-            .unwrap()
-            .values
-            .is_empty()
-    );
+    assert!(m.complete(&cx, &other, "arg1", "", &BTreeMap::new()).await.unwrap().values.is_empty());
 }

@@ -1,0 +1,11 @@
+//! The `plexus` application: command line, configuration and wiring. This is
+//! the only composition root: it alone knows every crate.
+
+pub mod cli;
+mod commands;
+pub mod config;
+mod logging;
+pub mod trust;
+pub mod wiring;
+
+pub use commands::run;

@@ -1,0 +1,5 @@
+//! The app's one integration-test binary.
+#![allow(clippy::unwrap_used)]
+
+mod pipeline;
+mod tidy;

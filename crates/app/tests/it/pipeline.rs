@@ -1,0 +1,140 @@
+//! The full pipeline, in process: every layer as the app wires it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexus::config::Config;
+use plexus::wiring::{self, Ports};
+use plexus_core::ToolError;
+use plexus_core::context::Credential;
+use plexus_core::pipeline::{ListKind, Operation, Pipeline, Reply};
+use plexus_core::ports::AuditSink;
+use plexus_testkit::{BrokenAudit, CountingLimiter, RecordingAudit, call, tool};
+use serde_json::json;
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+[modules]
+enabled = ["system", "conformance"]
+[server]
+call_timeout_ms = 50
+[auth]
+local_roles = ["reader"]
+[roles.reader]
+tools = ["echo", "test_*"]
+resources = ["test://static-*"]
+"#;
+
+fn build(audit: Arc<dyn AuditSink>, tweak: impl FnOnce(&mut Ports)) -> Pipeline {
+    let config = Config::parse(CONFIG, &std::collections::HashMap::new()).unwrap();
+    let registry = wiring::registry(&config, wiring::modules(&config, &Default::default())).unwrap();
+    let mut ports = Ports::from_config(&config, false, audit);
+    tweak(&mut ports);
+    wiring::pipeline(&config, &registry, &ports)
+}
+
+async fn run(p: &Pipeline, credential: Credential, op: Operation) -> Result<Reply, ToolError> {
+    p.clone().oneshot(call(credential, op)).await
+}
+
+#[tokio::test]
+async fn a_denied_tool_looks_exactly_like_a_missing_one_but_is_audited_as_denied() {
+    let audit = RecordingAudit::default();
+    let p = build(Arc::new(audit.clone()), |_| {});
+    let denied = run(&p, Credential::Local, tool("whoami", json!({}))).await.unwrap_err();
+    // `test_*` is granted, so this one passes the policy and is really missing
+    let missing = run(&p, Credential::Local, tool("test_no_such_tool", json!({}))).await.unwrap_err();
+    assert_eq!(denied.code(), missing.code());
+    assert_eq!(denied.to_string(), "tool not found: whoami");
+    assert_eq!(missing.to_string(), "tool not found: test_no_such_tool");
+    assert_eq!(audit.last_outcome("whoami").as_deref(), Some("denied"));
+    assert_eq!(audit.last_outcome("test_no_such_tool").as_deref(), Some("not_found"));
+    // a tool nobody granted is denied whether or not it exists
+    run(&p, Credential::Local, tool("no_such_tool", json!({}))).await.unwrap_err();
+    assert_eq!(audit.last_outcome("no_such_tool").as_deref(), Some("denied"));
+}
+
+#[tokio::test]
+async fn listings_show_only_what_the_role_may_use() {
+    let p = build(Arc::new(RecordingAudit::default()), |_| {});
+    let Reply::Tools(page) =
+        run(&p, Credential::Local, Operation::List { kind: ListKind::Tools, cursor: None }).await.unwrap()
+    else {
+        panic!("expected tools")
+    };
+    let names: Vec<&str> = page.items.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"echo") && names.contains(&"test_simple_text"), "{names:?}");
+    assert!(!names.contains(&"whoami") && !names.contains(&"json_schema_2020_12_tool"), "{names:?}");
+    let Reply::Resources(page) =
+        run(&p, Credential::Local, Operation::List { kind: ListKind::Resources, cursor: None }).await.unwrap()
+    else {
+        panic!("expected resources")
+    };
+    let uris: Vec<&str> = page.items.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["test://static-text", "test://static-binary"]);
+}
+
+#[tokio::test]
+async fn invalid_arguments_are_refused_before_the_module_runs() {
+    let audit = RecordingAudit::default();
+    let p = build(Arc::new(audit.clone()), |_| {});
+    let err = run(&p, Credential::Local, tool("echo", json!({"text": 5}))).await.unwrap_err();
+    assert!(matches!(&err, ToolError::InvalidArguments(m) if m.contains("/text") && m.contains("string")), "{err}");
+    let err = run(&p, Credential::Local, tool("echo", json!({"text": "a", "extra": 1}))).await.unwrap_err();
+    assert!(err.to_string().contains("extra"), "{err}");
+    let err = run(&p, Credential::Local, tool("echo", json!([1, 2]))).await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid arguments: arguments must be a JSON object");
+    assert_eq!(audit.last_outcome("echo").as_deref(), Some("invalid_arguments"));
+    // a valid call goes through, with Japanese text intact
+    let Reply::Tool(out) = run(&p, Credential::Local, tool("echo", json!({"text": "東京の天気"}))).await.unwrap()
+    else {
+        panic!("expected a tool result")
+    };
+    assert_eq!(out.content[0].as_text(), Some("東京の天気"));
+}
+
+#[tokio::test]
+async fn unknown_callers_are_refused_and_audited() {
+    let audit = RecordingAudit::default();
+    let p = build(Arc::new(audit.clone()), |_| {});
+    let err = run(&p, Credential::None, tool("echo", json!({"text": "x"}))).await.unwrap_err();
+    assert!(matches!(err, ToolError::Unauthenticated { .. }), "{err:?}");
+    let err = run(&p, Credential::ApiKey("pk_nope".into()), tool("echo", json!({"text": "x"}))).await.unwrap_err();
+    assert!(matches!(err, ToolError::Unauthenticated { ref reason } if reason.contains("unknown API key")), "{err:?}");
+    let events = audit.events();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.principal == "unauthenticated" && e.outcome == "unauthenticated"));
+    // the audit keeps a digest of the arguments, never the arguments
+    assert!(events.iter().all(|e| e.args_digest.len() == 64 && !e.args_digest.contains('x')));
+}
+
+#[tokio::test]
+async fn calls_past_their_deadline_time_out() {
+    let audit = RecordingAudit::default();
+    let p = build(Arc::new(audit.clone()), |_| {});
+    // test_reconnection sleeps 100 ms; the configured timeout is 50 ms
+    let started = std::time::Instant::now();
+    let err = run(&p, Credential::Local, tool("test_reconnection", json!({}))).await.unwrap_err();
+    assert!(matches!(err, ToolError::Timeout(d) if d <= Duration::from_millis(50)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(100), "the timeout did not cut the call short");
+    assert_eq!(audit.last_outcome("test_reconnection").as_deref(), Some("timeout"));
+}
+
+#[tokio::test]
+async fn no_result_leaves_the_server_unaudited() {
+    let p = build(Arc::new(BrokenAudit), |_| {});
+    let err = run(&p, Credential::Local, tool("echo", json!({"text": "x"}))).await.unwrap_err();
+    assert_eq!(err.to_string(), "audit log unavailable");
+}
+
+#[tokio::test]
+async fn rate_limits_refuse_with_a_retry_time() {
+    let audit = RecordingAudit::default();
+    let p = build(Arc::new(audit.clone()), |ports| ports.limiter = Arc::new(CountingLimiter::new(2)));
+    for _ in 0..2 {
+        run(&p, Credential::Local, tool("echo", json!({"text": "x"}))).await.unwrap();
+    }
+    let err = run(&p, Credential::Local, tool("echo", json!({"text": "x"}))).await.unwrap_err();
+    assert_eq!(err.to_string(), "rate limit exceeded, retry after 250 ms");
+    assert_eq!(audit.last_outcome("echo").as_deref(), Some("rate_limited"));
+}

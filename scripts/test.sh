@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: unit and integration tests of every crate, end-to-end
+# tests with real MCP clients (Python SDK, Inspector CLI), then the official
+# MCP conformance suite for both protocol eras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== build"
+cargo build -p plexus
+export PLEXUS_BIN="$PWD/target/debug/plexus"
+
+echo "== cargo test (workspace)"
+cargo test --workspace
+
+echo "== end-to-end (Python mcp SDK, MCP Inspector CLI)"
+venv=tests/e2e/.venv
+if [ ! -x "$venv/bin/pytest" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+fi
+(cd tests/e2e && .venv/bin/pytest -q)
+
+echo "== MCP conformance suite"
+bash tests/conformance/run.sh "$PLEXUS_BIN"
