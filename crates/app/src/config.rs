@@ -283,7 +283,7 @@ impl Config {
             api_keys,
             roles,
             stdio_api_key: env.get("PLEXUS_API_KEY"),
-            log_level: env.get("PLEXUS_LOG").or(raw.log.level).unwrap_or_else(|| "info".into()),
+            log_level: env.get("PLEXUS_LOG").or(raw.log.level).unwrap_or_else(|| "info,rmcp=warn".into()),
             log_json,
         })
     }

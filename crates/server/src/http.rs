@@ -350,4 +350,154 @@ mod tests {
         h.insert("x-api-key", HeaderValue::from_static("pk_xyz"));
         assert_eq!(credential(&h), Credential::ApiKey("pk_xyz".into()));
     }
+
+    // The request-decoding path must never panic, whatever the body. These
+    // are the stable-toolchain companion of `fuzz/fuzz_targets/decode_request.rs`.
+
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const METHODS: &[&str] = &[
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "resources/subscribe",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "subscriptions/listen",
+        "notifications/initialized",
+        "notifications/cancelled",
+    ];
+
+    const KEYS: &[&str] = &[
+        "name",
+        "uri",
+        "arguments",
+        "_meta",
+        "cursor",
+        "text",
+        "protocolVersion",
+        "capabilities",
+        "clientInfo",
+        "requestId",
+        "requestState",
+        "inputResponses",
+        "io.modelcontextprotocol/protocolVersion",
+        "io.modelcontextprotocol/clientCapabilities",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop::sample::select(METHODS).prop_map(Value::from),
+            Just(Value::from("2026-07-28")),
+            Just(Value::from("2025-11-25")),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let key = prop_oneof![prop::sample::select(KEYS).prop_map(str::to_owned), "[a-zA-Z_/]{0,8}"];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects shaped like JSON-RPC messages, most members plausible, some not.
+    fn jsonrpc_ish() -> impl Strategy<Value = Vec<u8>> {
+        let version = prop_oneof![4 => Just(Value::from("2.0")), 1 => json_value()];
+        let id = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "[a-z0-9-]{0,12}".prop_map(Value::from),
+            json_value()
+        ];
+        let method = prop_oneof![4 => prop::sample::select(METHODS).prop_map(Value::from), 1 => json_value()];
+        (
+            proptest::option::weighted(0.9, version),
+            proptest::option::of(id),
+            proptest::option::weighted(0.8, method),
+            proptest::option::of(json_value()),
+            proptest::option::weighted(0.1, json_value()),
+            proptest::option::weighted(0.1, json_value()),
+        )
+            .prop_map(|(jsonrpc, id, method, params, result, error)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in [
+                    ("jsonrpc", jsonrpc),
+                    ("id", id),
+                    ("method", method),
+                    ("params", params),
+                    ("result", result),
+                    ("error", error),
+                ] {
+                    if let Some(v) = v {
+                        m.insert(k.to_owned(), v);
+                    }
+                }
+                serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            crate::fuzzing::decode(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_json_ish_text(text in r#"[\[\]{}":,0-9a-z_/.+\-\\ ]{0,256}"#) {
+            crate::fuzzing::decode(text.as_bytes());
+        }
+
+        #[test]
+        fn decode_never_panics_on_jsonrpc_ish_messages(msg in jsonrpc_ish()) {
+            crate::fuzzing::decode(&msg);
+        }
+
+        #[test]
+        fn decode_never_panics_on_damaged_messages(
+            msg in jsonrpc_ish(),
+            cut in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            how in 0u8..3,
+        ) {
+            let mut msg = msg;
+            let i = cut.index(msg.len() + 1);
+            match how {
+                0 => msg.truncate(i),
+                1 => msg.insert(i, byte),
+                _ => if i < msg.len() { msg[i] = byte },
+            }
+            crate::fuzzing::decode(&msg);
+        }
+
+        /// Whatever the front door rejects, it answers 400 with a JSON-RPC
+        /// error object carrying one of the codes JSON-RPC names for it.
+        #[test]
+        fn front_door_rejections_are_jsonrpc_errors(msg in prop_oneof![
+            jsonrpc_ish(),
+            prop::collection::vec(any::<u8>(), 0..128),
+        ]) {
+            if let Err(resp) = check_jsonrpc(&msg) {
+                prop_assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+                let body = futures::executor::block_on(resp.into_body().collect()).map(|b| b.to_bytes());
+                prop_assert!(body.is_ok());
+                let v: Value = serde_json::from_slice(&body.unwrap_or_default()).unwrap_or_default();
+                prop_assert_eq!(&v["jsonrpc"], "2.0");
+                prop_assert!(v.get("id").is_some_and(|id| id.is_null() || id.is_string() || id.is_number()), "{v}");
+                let code = v["error"]["code"].as_i64();
+                prop_assert!(matches!(code, Some(-32700 | -32600 | -32602)), "{v}");
+                prop_assert!(v["error"]["message"].is_string(), "{v}");
+            }
+        }
+    }
 }

@@ -29,6 +29,19 @@ use rmcp::model as m;
 use crate::handler::{PlexusHandler, Shared};
 pub use crate::http::HttpOptions;
 
+/// Entry points for fuzzing and property tests; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode one HTTP request body the way the server does: the front
+    /// door's JSON-RPC checks, then (if they pass) rmcp's message type.
+    /// Whatever the bytes, this must return without panicking.
+    pub fn decode(bytes: &[u8]) {
+        if crate::http::check_jsonrpc(bytes).is_ok() {
+            let _ = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(bytes);
+        }
+    }
+}
+
 /// Everything the server needs, built by the app.
 pub struct ServerParts {
     pub registry: Arc<Registry>,

@@ -56,7 +56,7 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
          \n       -H 'X-API-Key: {key}' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: whoami' \\\
          \n       -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"whoami\",\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'\
          \n\nMCP Inspector:\
-         \n  npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --transport http --header 'X-API-Key: {key}' --method tools/list\
+         \n  npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli --server-url http://{addr}/mcp \\\n       --transport http --header 'X-API-Key: {key}' --method tools/list\
          \n\nClaude Desktop (claude_desktop_config.json):\
          \n  {{\"mcpServers\": {{\"plexus\": {{\"command\": \"{exe}\", \"args\": [\"serve\", \"--stdio\", \"--data-dir\", \"{data}\"]}}}}}}\
          \n\nPress Ctrl-C to stop.\n",
