@@ -58,6 +58,17 @@ struct RawConfig {
     roles: HashMap<String, RawRole>,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// `fsync` (flushed to disk before answering) or `os` (in the kernel
+    /// before answering, flushed every `flush_interval_ms`).
+    durability: Option<String>,
+    flush_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +176,7 @@ pub struct Config {
     pub stdio_api_key: Option<String>,
     pub log_level: String,
     pub log_json: bool,
+    pub audit_durability: plexus_store::Durability,
 }
 
 /// Modules this build can serve, in listing order.
@@ -257,7 +269,14 @@ impl Config {
             "json" => true,
             other => bail!("log.format must be `text` or `json`, not `{other}`"),
         };
+        let flush = Duration::from_millis(raw.audit.flush_interval_ms.unwrap_or(50).max(1));
+        let audit_durability = match raw.audit.durability.as_deref().unwrap_or("fsync") {
+            "fsync" => plexus_store::Durability::Fsync,
+            "os" => plexus_store::Durability::Os { flush_every: flush },
+            other => bail!("audit.durability must be `fsync` or `os`, not `{other}`"),
+        };
         Ok(Config {
+            audit_durability,
             name: s.name.unwrap_or_else(|| "plexus".into()),
             allowed_hosts: s
                 .allowed_hosts
@@ -309,6 +328,11 @@ mod tests {
         assert_eq!(c.call_timeout, Duration::from_secs(30));
         assert!(c.roles.contains_key("admin"));
         assert!(!c.log_json);
+        assert_eq!(c.audit_durability, plexus_store::Durability::Fsync);
+        let c = Config::parse("[audit]\ndurability = 'os'\nflush_interval_ms = 20\n", &env(&[])).unwrap();
+        assert_eq!(c.audit_durability, plexus_store::Durability::Os { flush_every: Duration::from_millis(20) });
+        let e = Config::parse("[audit]\ndurability = 'never'\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("audit.durability"), "{e}");
     }
 
     #[test]

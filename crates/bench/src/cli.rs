@@ -124,16 +124,12 @@ pub(crate) struct Header {
 /// Parses `10s`, `500ms`, `250us`, `1.5s`, `2m`, `1h`; a plain number is seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     if number.is_empty() {
         return Err(format!("invalid duration {s:?}: expected a number and a unit, like 10s"));
     }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: bad number {number:?}"))?;
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {s:?}: bad number {number:?}"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1e3,
@@ -141,9 +137,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         other => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?} (use h, m, s, ms, us)"
-            ));
+            return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use h, m, s, ms, us)"));
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {s:?}: {e}"))
@@ -151,13 +145,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Parses `Name: value`.
 pub(crate) fn parse_header(s: &str) -> Result<Header, String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("invalid header {s:?}: expected `Name: value`"))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("invalid header name {:?}", name.trim()))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| format!("invalid value for header {name}"))?;
+    let (name, value) = s.split_once(':').ok_or_else(|| format!("invalid header {s:?}: expected `Name: value`"))?;
+    let name =
+        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| format!("invalid header name {:?}", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("invalid value for header {name}"))?;
     Ok(Header { name, value })
 }
 
@@ -217,11 +208,9 @@ mod tests {
         assert_eq!(args.warmup, Duration::ZERO);
         assert!(args.validate().is_ok());
 
-        let args = Args::try_parse_from(["plexus-bench", "--url", "u", "--rate", "0"])
-            .expect("parses");
+        let args = Args::try_parse_from(["plexus-bench", "--url", "u", "--rate", "0"]).expect("parses");
         assert!(args.validate().is_err());
-        let args =
-            Args::try_parse_from(["plexus-bench", "--url", "u", "-c", "0"]).expect("parses");
+        let args = Args::try_parse_from(["plexus-bench", "--url", "u", "-c", "0"]).expect("parses");
         assert!(args.validate().is_err());
     }
 }

@@ -44,11 +44,7 @@ impl Target {
             .with_context(|| format!("cannot resolve {}", authority.host()))?
             .next()
             .with_context(|| format!("{} resolves to no address", authority.host()))?;
-        let path = uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse()
-            .context("invalid URL path")?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).parse().context("invalid URL path")?;
         Ok(Target {
             addr,
             authority: HeaderValue::from_str(authority.as_str()).context("invalid URL authority")?,
@@ -79,12 +75,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(target: &Target) -> Self {
-        Client {
-            addr: target.addr,
-            path: target.path.clone(),
-            sender: None,
-            connects: 0,
-        }
+        Client { addr: target.addr, path: target.path.clone(), sender: None, connects: 0 }
     }
 
     /// Connections opened after the first one.
@@ -125,9 +116,7 @@ impl Client {
         *request.headers_mut() = headers.clone();
 
         let sender = self.ready(deadline).await?;
-        let response = within(deadline, sender.send_request(request))
-            .await?
-            .map_err(|_| ErrorKind::Io)?;
+        let response = within(deadline, sender.send_request(request)).await?.map_err(|_| ErrorKind::Io)?;
         let (parts, mut body) = response.into_parts();
         let session = parts.headers.get(crate::rpc::MCP_SESSION_ID).cloned();
 
@@ -141,10 +130,7 @@ impl Client {
                 let message = if is_sse {
                     read_sse(&mut body, id, deadline).await?
                 } else {
-                    let bytes = within(deadline, (&mut body).collect())
-                        .await?
-                        .map_err(|_| ErrorKind::Io)?
-                        .to_bytes();
+                    let bytes = within(deadline, (&mut body).collect()).await?.map_err(|_| ErrorKind::Io)?.to_bytes();
                     let text = String::from_utf8_lossy(&bytes);
                     match_response(&text, id).unwrap_or(Err(ErrorKind::BadResponse))
                 };
@@ -161,12 +147,12 @@ impl Client {
         if !body.is_end_stream() && !drain(&mut body, deadline).await {
             self.sender = None;
         }
-        Ok(Reply {
-            status: parts.status,
-            session,
-            message,
-            done,
-        })
+        Ok(Reply { status: parts.status, session, message, done })
+    }
+
+    /// Opens the connection now (so that connecting is not part of the first request).
+    pub(crate) async fn open(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
+        self.ready(deadline).await.map(|_| ())
     }
 
     /// The connection, opened (again) if needed and ready for a request.
@@ -179,9 +165,7 @@ impl Client {
         if self.sender.is_none() {
             let mut sender = within(deadline, connect(self.addr)).await??;
             self.connects += 1;
-            within(deadline, sender.ready())
-                .await?
-                .map_err(|_| ErrorKind::Connect)?;
+            within(deadline, sender.ready()).await?.map_err(|_| ErrorKind::Connect)?;
             self.sender = Some(sender);
         }
         self.sender.as_mut().ok_or(ErrorKind::Connect)
@@ -191,9 +175,8 @@ impl Client {
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Body>, ErrorKind> {
     let stream = TcpStream::connect(addr).await.map_err(|_| ErrorKind::Connect)?;
     stream.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| ErrorKind::Connect)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| ErrorKind::Connect)?;
     tokio::spawn(async move {
         // Ends when the connection closes; failures show up on the sender side.
         let _ = connection.await;

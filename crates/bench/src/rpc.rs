@@ -118,10 +118,7 @@ pub(crate) fn request_headers(
     let mut h = HeaderMap::new();
     h.insert(header::HOST, authority.clone());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
+    h.insert(header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
     if let Some(version) = protocol_version {
         h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_str(version)?);
     }
@@ -225,8 +222,7 @@ mod tests {
     fn headers_per_era_and_user_override() {
         let authority = HeaderValue::from_static("127.0.0.1:8080");
         let user = [crate::cli::parse_header("X-API-Key: pk_1").expect("valid")];
-        let h = request_headers(Era::Modern, "echo", &authority, Some(MODERN_VERSION), None, &user)
-            .expect("valid");
+        let h = request_headers(Era::Modern, "echo", &authority, Some(MODERN_VERSION), None, &user).expect("valid");
         assert_eq!(h["mcp-protocol-version"], "2026-07-28");
         assert_eq!(h["mcp-method"], "tools/call");
         assert_eq!(h["mcp-name"], "echo");

@@ -15,8 +15,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::cli::{Args, Era};
 use crate::client::{Client, Target};
 use crate::rpc::{
-    CallTemplate, ErrorKind, LEGACY_VERSION, MODERN_VERSION, check_call_result, expected_echo,
-    initialize_body, initialized_notification_body, request_headers,
+    CallTemplate, ErrorKind, LEGACY_VERSION, MODERN_VERSION, check_call_result, expected_echo, initialize_body,
+    initialized_notification_body, request_headers,
 };
 use crate::stats::{Percentiles, Report, Stats};
 
@@ -57,9 +57,7 @@ impl Budget {
     fn take(&self) -> bool {
         match &self.0 {
             None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
+            Some(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
         }
     }
 
@@ -96,12 +94,8 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
                 Era::Legacy => open_session(&mut client, &target, &tool, &user, deadline).await?,
                 Era::Modern | Era::LegacyStateless => {
                     let version = if era == Era::Modern { MODERN_VERSION } else { LEGACY_VERSION };
-                    let headers =
-                        request_headers(era, &tool, &target.authority, Some(version), None, &user)?;
-                    client
-                        .connect(deadline)
-                        .await
-                        .map_err(|kind| anyhow!("cannot connect to {}: {kind}", target.addr))?;
+                    let headers = request_headers(era, &tool, &target.authority, Some(version), None, &user)?;
+                    client.open(deadline).await.map_err(|kind| anyhow!("cannot connect to {}: {kind}", target.addr))?;
                     (headers, None)
                 }
             };
@@ -123,21 +117,14 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
         measure_start,
         end: measure_start + args.duration,
         budget: Budget(args.max_requests.map(AtomicU64::new)),
-        schedule: args.rate.map(|rate| Schedule {
-            interval_ns: 1e9 / rate,
-            next: AtomicU64::new(0),
-        }),
+        schedule: args.rate.map(|rate| Schedule { interval_ns: 1e9 / rate, next: AtomicU64::new(0) }),
     });
 
     let mut running = JoinSet::new();
     for worker in workers {
         let plan = Arc::clone(&plan);
         running.spawn(async move {
-            if plan.schedule.is_some() {
-                open_loop(worker, &plan).await
-            } else {
-                closed_loop(worker, &plan).await
-            }
+            if plan.schedule.is_some() { open_loop(worker, &plan).await } else { closed_loop(worker, &plan).await }
         });
     }
     let mut total = Stats::new();
@@ -152,9 +139,7 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
     }
     close_sessions(sessions).await;
 
-    let elapsed = total
-        .last_done
-        .map_or(Duration::ZERO, |done| done.saturating_duration_since(measure_start));
+    let elapsed = total.last_done.map_or(Duration::ZERO, |done| done.saturating_duration_since(measure_start));
     Ok(Report {
         url: args.url.clone(),
         era: args.era.as_str(),
@@ -197,19 +182,9 @@ async fn open_session(
     if let Some(error) = response.get("error") {
         bail!("initialize failed: {error}");
     }
-    let version = response
-        .pointer("/result/protocolVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(LEGACY_VERSION);
+    let version = response.pointer("/result/protocolVersion").and_then(Value::as_str).unwrap_or(LEGACY_VERSION);
     let session = reply.session;
-    let headers = request_headers(
-        Era::Legacy,
-        tool,
-        &target.authority,
-        Some(version),
-        session.as_ref(),
-        user,
-    )?;
+    let headers = request_headers(Era::Legacy, tool, &target.authority, Some(version), session.as_ref(), user)?;
     let reply = client
         .send(Method::POST, &headers, initialized_notification_body(), None, deadline)
         .await
@@ -226,10 +201,7 @@ async fn close_sessions(workers: Vec<Worker>) {
     for mut worker in workers {
         closing.spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(2);
-            let _ = worker
-                .client
-                .send(Method::DELETE, &worker.headers, Bytes::new(), None, deadline)
-                .await;
+            let _ = worker.client.send(Method::DELETE, &worker.headers, Bytes::new(), None, deadline).await;
         });
     }
     while closing.join_next().await.is_some() {}
@@ -238,10 +210,7 @@ async fn close_sessions(workers: Vec<Worker>) {
 /// One `tools/call`, judged. Returns the outcome and when the response had arrived.
 async fn call(worker: &mut Worker, plan: &Plan, id: u64) -> (Result<(), ErrorKind>, Instant) {
     let deadline = Instant::now() + plan.timeout;
-    let reply = worker
-        .client
-        .send(Method::POST, &worker.headers, plan.template.body(id), Some(id), deadline)
-        .await;
+    let reply = worker.client.send(Method::POST, &worker.headers, plan.template.body(id), Some(id), deadline).await;
     match reply {
         Err(kind) => (Err(kind), Instant::now()),
         Ok(reply) => {

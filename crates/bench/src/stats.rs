@@ -43,8 +43,7 @@ impl Stats {
     pub(crate) fn record(&mut self, outcome: Result<(), ErrorKind>, start: Instant, done: Instant) {
         match outcome {
             Ok(()) => {
-                let us = u64::try_from(done.saturating_duration_since(start).as_micros())
-                    .unwrap_or(u64::MAX);
+                let us = u64::try_from(done.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX);
                 self.latency_us.saturating_record(us.max(1));
             }
             Err(kind) => *self.errors.entry(kind).or_default() += 1,
@@ -56,8 +55,7 @@ impl Stats {
         // Same bounds on both sides, so adding cannot fail; saturate per value if it ever did.
         if self.latency_us.add(&other.latency_us).is_err() {
             for v in other.latency_us.iter_recorded() {
-                self.latency_us
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.latency_us.saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         for (kind, n) in &other.errors {
@@ -71,10 +69,6 @@ impl Stats {
 
     pub(crate) fn ok(&self) -> u64 {
         self.latency_us.len()
-    }
-
-    pub(crate) fn error_count(&self) -> u64 {
-        self.errors.values().sum()
     }
 }
 
@@ -161,12 +155,7 @@ impl Report {
             let list: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
             let _ = writeln!(s, "  errors     {}", list.join(", "));
         }
-        let _ = writeln!(
-            s,
-            "  throughput {:.1} req/s (ok {:.1} req/s)",
-            self.throughput(),
-            self.per_second(self.ok)
-        );
+        let _ = writeln!(s, "  throughput {:.1} req/s (ok {:.1} req/s)", self.throughput(), self.per_second(self.ok));
         match &self.latency {
             Some(p) => {
                 let _ = writeln!(

@@ -298,6 +298,9 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
     use super::*;
 
     fn code(body: &str) -> Option<(StatusCode, i64)> {
@@ -353,9 +356,6 @@ mod tests {
 
     // The request-decoding path must never panic, whatever the body. These
     // are the stable-toolchain companion of `fuzz/fuzz_targets/decode_request.rs`.
-
-    use proptest::prelude::*;
-    use serde_json::Value;
 
     const METHODS: &[&str] = &[
         "initialize",
@@ -415,11 +415,7 @@ mod tests {
     /// Objects shaped like JSON-RPC messages, most members plausible, some not.
     fn jsonrpc_ish() -> impl Strategy<Value = Vec<u8>> {
         let version = prop_oneof![4 => Just(Value::from("2.0")), 1 => json_value()];
-        let id = prop_oneof![
-            any::<i64>().prop_map(Value::from),
-            "[a-z0-9-]{0,12}".prop_map(Value::from),
-            json_value()
-        ];
+        let id = prop_oneof![any::<i64>().prop_map(Value::from), "[a-z0-9-]{0,12}".prop_map(Value::from), json_value()];
         let method = prop_oneof![4 => prop::sample::select(METHODS).prop_map(Value::from), 1 => json_value()];
         (
             proptest::option::weighted(0.9, version),

@@ -5,4 +5,4 @@
 
 mod jsonl_audit;
 
-pub use jsonl_audit::{JsonlAuditLog, read_records};
+pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};

@@ -68,7 +68,7 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
 async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> anyhow::Result<ExitCode> {
     let audit_path = super::audit_path(&config);
     let audit = Arc::new(
-        JsonlAuditLog::open(&audit_path)
+        JsonlAuditLog::open_with(&audit_path, config.audit_durability)
             .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
     );
     let bus = Bus::default();
