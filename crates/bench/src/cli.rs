@@ -102,10 +102,10 @@ impl Args {
         if self.timeout.is_zero() {
             return Err("--timeout must be positive".into());
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err("--rate must be a positive number".into());
-            }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err("--rate must be a positive number".into());
         }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());

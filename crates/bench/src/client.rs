@@ -157,10 +157,10 @@ impl Client {
 
     /// The connection, opened (again) if needed and ready for a request.
     async fn ready(&mut self, deadline: Instant) -> Result<&mut SendRequest<Body>, ErrorKind> {
-        if let Some(sender) = self.sender.as_mut() {
-            if within(deadline, sender.ready()).await?.is_err() {
-                self.sender = None;
-            }
+        if let Some(sender) = self.sender.as_mut()
+            && within(deadline, sender.ready()).await?.is_err()
+        {
+            self.sender = None;
         }
         if self.sender.is_none() {
             let mut sender = within(deadline, connect(self.addr)).await??;

@@ -165,10 +165,10 @@ pub(crate) fn check_call_result(response: &Value, expect_text: Option<&str>) -> 
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
         return Err(ErrorKind::ToolError);
     }
-    if let Some(kind) = result.get("resultType") {
-        if kind.as_str() != Some("complete") {
-            return Err(ErrorKind::Incomplete);
-        }
+    if let Some(kind) = result.get("resultType")
+        && kind.as_str() != Some("complete")
+    {
+        return Err(ErrorKind::Incomplete);
     }
     if let Some(expected) = expect_text {
         let echoed = result

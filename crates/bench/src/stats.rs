@@ -312,6 +312,6 @@ mod tests {
         let text = closed.text();
         assert!(text.contains("closed loop, 4 connections"), "{text}");
         assert!(text.contains("no successful request"), "{text}");
-        assert!(!text.contains("late"), "{text}");
+        assert!(!text.contains("schedule"), "{text}");
     }
 }
