@@ -56,8 +56,11 @@ def main():
         n_fail = sum(1 for c in by_scenario[name] if c.get("status") == "FAILURE")
         print(f"  not scored: {name}: {'ok' if n_fail == 0 else f'{n_fail} failing check(s)'}")
     total_checks = sum(len(by_scenario.get(n, [])) for n in required)
-    print(f"required scenarios: {passed} passed, {len(failed) and len(set(x.split(':')[0] for x in failed))} failed "
-          f"({total_checks} checks) [{os.path.basename(req_file)}]")
+    n_failed = len(set(x.split(":")[0] for x in failed))
+    print(f"required scenarios ({os.path.basename(req_file)}, {total_checks} checks): {passed} passed, {n_failed} failed")
+    # For run.sh's grand total.
+    with open(os.path.join(results, "summary.txt"), "w", encoding="utf-8") as f:
+        f.write(f"{passed} {n_failed}\n")
     for line in failed:
         print(f"  FAILED {line}")
     return 1 if failed else 0

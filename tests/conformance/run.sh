@@ -26,10 +26,18 @@ for era in 2025-11-25 2026-07-28; do
   echo "== conformance $version, requirements $era, $url"
   npx -y -p node@22 -p "@modelcontextprotocol/conformance@$version" conformance server \
     --url "$url" --requirements "$era" -o "$work/results-$era" >"$work/suite-$era.log" 2>&1 || true
-  grep -E '^Total:' "$work/suite-$era.log" || true
   python3 "$here/check.py" "$work/package/requirements/$era.yaml" "$work/results-$era" || status=1
+done
+passed=0; failed=0
+for era in 2025-11-25 2026-07-28; do
+  if [ -f "$work/results-$era/summary.txt" ]; then
+    read -r p f < "$work/results-$era/summary.txt"; passed=$((passed + p)); failed=$((failed + f))
+  else
+    failed=$((failed + 1))
+  fi
 done
 if [ "$status" -ne 0 ]; then
   echo "--- server log (tail)"; tail -n 40 "$work/server.log"
 fi
+echo "conformance: $passed passed, $failed failed"
 exit "$status"

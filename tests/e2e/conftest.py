@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import shlex
 import socket
 import subprocess
@@ -32,6 +33,10 @@ from pathlib import Path
 
 import pytest
 from mcp.client.stdio import StdioServerParameters
+
+# Every server these tests start writes its data (audit log) to a fresh
+# directory, never into the source tree.
+os.environ.setdefault("PLEXUS_DATA_DIR", tempfile.mkdtemp(prefix="plexus-e2e-"))
 
 MODULES = "conformance"
 HOST = "127.0.0.1"

@@ -11,10 +11,7 @@ Servers (one per module, each on a free loopback port, own data directory):
     plexus serve --http 127.0.0.1:PORT --modules system,conformance                    (401)
     plexus serve --http ... --allow-anonymous -c restricted.toml                        (denied tool)
 
-Cases marked `xfail(strict=True)` assert what the MCP / JSON-RPC specifications
-require where the server currently answers something else; each reason names the
-current answer. When the server is fixed they XPASS, which fails the run: then drop
-the marker.
+Each case asserts what the MCP / JSON-RPC specifications require.
 """
 
 from __future__ import annotations
@@ -588,12 +585,6 @@ def test_no_credentials_is_401(auth_server: Server, client: httpx.Client) -> Non
     assert auth_server.process.poll() is None and "panicked" not in auth_server.stderr()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: an unknown API key / bearer token gets HTTP 200 with JSON-RPC -32001 "
-    "instead of HTTP 401 + WWW-Authenticate (MCP authorization: invalid tokens MUST get 401)",
-)
 @pytest.mark.parametrize(
     "credential", [{"X-API-Key": "pk_wrong"}, {"Authorization": "Bearer not-a-token"}], ids=["api-key", "bearer"]
 )
@@ -652,11 +643,6 @@ UNDECODABLE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: rmcp answers HTTP 415 text/plain `fail to deserialize request body ...`",
-)
 @pytest.mark.parametrize("case", list(UNDECODABLE))
 def test_undecodable_message_is_a_jsonrpc_error(server: Server, client: httpx.Client, serving, case: str) -> None:
     text, code = UNDECODABLE[case]
@@ -671,12 +657,6 @@ def test_undecodable_message_is_a_jsonrpc_error(server: Server, client: httpx.Cl
     assert msg.get("id") in (None, 1), describe(r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: tools/call whose `arguments` is not an object is answered "
-    "HTTP 404 -32601 'tools/call' (rmcp falls back to a custom request) instead of -32602",
-)
 @pytest.mark.parametrize("arguments", ["text", [1], 5], ids=["string", "array", "number"])
 def test_tools_call_arguments_not_an_object(server: Server, client: httpx.Client, serving, arguments: Any) -> None:
     headers, body = modern("tools/call", {"name": "echo", "arguments": arguments}, name="echo")

@@ -82,6 +82,7 @@ struct RawServer {
     slow_call_ms: Option<u64>,
     page_size: Option<usize>,
     drain_timeout_ms: Option<u64>,
+    fast_path: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +166,8 @@ pub struct Config {
     pub slow_call: Duration,
     pub page_size: usize,
     pub drain_timeout: Duration,
+    /// Serve plain stateless tool calls without rmcp's session machinery.
+    pub fast_path: bool,
     pub data_dir: PathBuf,
     pub modules: Vec<String>,
     pub local_subject: String,
@@ -289,6 +292,7 @@ impl Config {
             slow_call: Duration::from_millis(s.slow_call_ms.unwrap_or(100)),
             page_size,
             drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
+            fast_path: s.fast_path.unwrap_or(true),
             data_dir: env
                 .get("PLEXUS_DATA_DIR")
                 .map(PathBuf::from)

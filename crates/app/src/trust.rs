@@ -70,6 +70,7 @@ impl Authenticator for ConfigAuthenticator {
     async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthError> {
         match credential {
             Credential::Local => Ok(self.local.clone()),
+            Credential::Verified(p) => Ok((**p).clone()),
             Credential::ApiKey(k) => self.by_key(k),
             Credential::Bearer(_) => match &self.anonymous {
                 Some(p) => Ok(p.clone()),

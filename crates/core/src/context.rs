@@ -90,6 +90,11 @@ pub enum Credential {
     Bearer(String),
     /// An API key (`X-API-Key`, or a bearer token that is a Plexus key).
     ApiKey(String),
+    /// A credential the transport already verified with the same
+    /// [`Authenticator`](crate::ports::Authenticator) the pipeline uses (the
+    /// HTTP edge does, to answer 401/403 at the HTTP level); the authenticate
+    /// layer takes the principal as it is.
+    Verified(Box<Principal>),
 }
 
 impl fmt::Debug for Credential {
@@ -99,6 +104,7 @@ impl fmt::Debug for Credential {
             Credential::Local => f.write_str("Local"),
             Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            Credential::Verified(p) => write!(f, "Verified({})", p.subject),
         }
     }
 }

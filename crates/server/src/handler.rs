@@ -30,12 +30,19 @@ pub(crate) struct Shared {
     pub(crate) info: m::ServerConfig,
     pub(crate) codec: StateCodec,
     pub(crate) bus: Bus,
+    /// The pipeline's authenticator, also used at the HTTP edge.
+    pub(crate) authenticator: Arc<dyn plexus_core::ports::Authenticator>,
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Count a call in flight until the guard drops.
+    pub(crate) fn in_flight_guard(&self) -> impl Drop + use<> {
+        InFlight::new(&self.in_flight)
     }
 }
 
@@ -84,7 +91,14 @@ fn era(cx: &RequestContext<RoleServer>) -> Era {
     }
 }
 
-fn request_id(id: &m::RequestId) -> String {
+/// Fill in what an HTTP request tells about the caller.
+pub(crate) fn apply_http(cx: &mut CallContext, parts: &http::request::Parts) {
+    cx.credential = parts.extensions.get::<Credential>().cloned().unwrap_or_default();
+    cx.client_addr = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+    cx.session = parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(Arc::from);
+}
+
+pub(crate) fn request_id(id: &m::RequestId) -> String {
     match id {
         m::NumberOrString::Number(n) => n.to_string(),
         m::NumberOrString::String(s) => s.to_string(),
@@ -100,16 +114,18 @@ struct Ran {
 
 impl PlexusHandler {
     fn context(&self, rcx: &RequestContext<RoleServer>, era: Era) -> CallContext {
-        let caps = match era {
-            Era::Stateless => peer::capabilities(rcx.meta.client_capabilities().as_ref()),
-            Era::Legacy => peer::capabilities(rcx.peer.peer_info().as_ref().map(|i| &i.capabilities)),
-        };
-        let log_threshold = match era {
-            Era::Stateless => rcx.meta.log_level().as_ref().map(convert::core_log_level),
-            Era::Legacy => Some(self.session.log_level.lock().unwrap_or(LogLevel::Info)),
+        let (caps, log_threshold) = match era {
+            Era::Stateless => (
+                peer::capabilities(rcx.meta.client_capabilities().as_ref()),
+                rcx.meta.log_level().as_ref().map(convert::core_log_level),
+            ),
+            Era::Legacy => (
+                peer::capabilities(rcx.peer.peer_info().as_ref().map(|i| &i.capabilities)),
+                Some(self.session.log_level.lock().unwrap_or(LogLevel::Info)),
+            ),
         };
         let rpeer = RmcpPeer {
-            peer: rcx.peer.clone(),
+            peer: Some(rcx.peer.clone()),
             era,
             progress_token: rcx.meta.get_progress_token(),
             log_threshold,
@@ -119,11 +135,7 @@ impl PlexusHandler {
         let mut cx = CallContext::new(request_id(&rcx.id), era, Arc::new(rpeer));
         cx.cancel = rcx.ct.clone();
         match rcx.extensions.get::<http::request::Parts>() {
-            Some(parts) => {
-                cx.credential = parts.extensions.get::<Credential>().cloned().unwrap_or_default();
-                cx.client_addr = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
-                cx.session = parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(Arc::from);
-            }
+            Some(parts) => apply_http(&mut cx, parts),
             None => cx.credential = self.transport_credential.clone(),
         }
         cx
@@ -199,6 +211,27 @@ impl PlexusHandler {
     }
 }
 
+/// The one mapping of a tool call's outcome to the wire, for the rmcp
+/// handler and the stateless fast path alike.
+pub(crate) fn tool_response(
+    shared: &Shared,
+    result: Result<Reply, ToolError>,
+    round: Option<Round>,
+) -> Result<m::CallToolResponse, ErrorData> {
+    match result {
+        Ok(Reply::Tool(out)) => Ok(convert::tool_result(out).into()),
+        Ok(_) => Err(unexpected()),
+        Err(ToolError::InputRequired(reqs)) if round.is_some() => {
+            let round = round.ok_or_else(unexpected)?;
+            Ok(shared.codec.input_required(round, reqs).map_err(|e| convert::error_data(&e))?.into())
+        }
+        Err(e) => match convert::tool_error_result(&e) {
+            Some(r) => Ok(r.into()),
+            None => Err(convert::error_data(&e)),
+        },
+    }
+}
+
 struct MrtrParams<'a> {
     binding: Vec<u8>,
     request_state: Option<&'a str>,
@@ -243,17 +276,7 @@ impl ServerHandler for PlexusHandler {
             responses: req.input_responses.as_ref(),
         };
         let ran = self.run(Operation::CallTool { name: req.name.to_string(), args }, &cx, Some(mrtr)).await?;
-        match ran.result {
-            Ok(Reply::Tool(out)) => Ok(convert::tool_result(out).into()),
-            Ok(_) => Err(unexpected()),
-            Err(ToolError::InputRequired(reqs)) if ran.round.is_some() => {
-                Ok(self.input_required(ran.round, reqs)?.into())
-            }
-            Err(e) => match convert::tool_error_result(&e) {
-                Some(r) => Ok(r.into()),
-                None => Err(convert::error_data(&e)),
-            },
-        }
+        tool_response(&self.shared, ran.result, ran.round)
     }
 
     async fn read_resource(

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use http_body_util::{BodyExt, Limited};
 use plexus_core::context::Credential;
+use plexus_core::ports::{AuthError, Authenticator};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::value::RawValue;
@@ -39,6 +40,9 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
     /// Longest time to wait for in-flight calls on shutdown.
     pub drain_timeout: Duration,
+    /// Serve plain stateless `tools/call` requests without rmcp's
+    /// per-request session machinery (see `fast.rs`).
+    pub fast_path: bool,
 }
 
 impl Default for HttpOptions {
@@ -50,13 +54,18 @@ impl Default for HttpOptions {
             allow_anonymous: false,
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(10),
+            fast_path: true,
         }
     }
 }
 
 struct Front {
+    authenticator: Arc<dyn Authenticator>,
     max_body: usize,
     allow_anonymous: bool,
+    fast_path: bool,
+    allowed_hosts: Vec<String>,
+    shared: Arc<Shared>,
 }
 
 /// The credential a request presents. `X-API-Key` wins; a bearer token that
@@ -90,11 +99,22 @@ fn rpc_error(status: StatusCode, id: Option<&RawValue>, code: i32, message: &str
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// An id MCP accepts: a string, or an integer that fits in 64 bits.
+fn valid_id(raw: &RawValue) -> bool {
+    let s = raw.get();
+    s.starts_with('"') || s.parse::<i64>().is_ok()
+}
+
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(borrow)]
     method: Option<&'a RawValue>,
@@ -112,6 +132,8 @@ struct NamedParams<'a> {
     name: Option<&'a RawValue>,
     #[serde(borrow)]
     uri: Option<&'a RawValue>,
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// Check that a body is one well-formed JSON-RPC 2.0 message, answering the
@@ -132,15 +154,12 @@ pub(crate) fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
         Ok(e) => e,
         Err(e) => return bad(None, -32600, &format!("Invalid Request: {e}")),
     };
-    let id = env.id.filter(|i| {
-        let s = i.get();
-        s.starts_with('"') || s.starts_with('-') || s.as_bytes().first().is_some_and(u8::is_ascii_digit)
-    });
+    let id = env.id.filter(|i| valid_id(i));
     if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return bad(id, -32600, "Invalid Request: `jsonrpc` must be \"2.0\"");
     }
     if env.id.is_some() && id.is_none() {
-        return bad(None, -32600, "Invalid Request: `id` must be a string or a number");
+        return bad(None, -32600, "Invalid Request: `id` must be a string or an integer (not null)");
     }
     let Some(method) = env.method else {
         return if id.is_some() && (env.result.is_some() != env.error.is_some()) {
@@ -163,24 +182,71 @@ pub(crate) fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
     };
     if let Some(field) = required {
         let params = env.params.and_then(|p| serde_json::from_str::<NamedParams<'_>>(p.get()).ok());
-        let value = params.and_then(|p| if field == "name" { p.name } else { p.uri });
+        let value = params.as_ref().and_then(|p| if field == "name" { p.name } else { p.uri });
         if !value.is_some_and(|v| v.get().starts_with('"')) {
             return bad(id, -32602, &format!("Invalid params: `{method}` needs a string `{field}`"));
+        }
+        let arguments = params.and_then(|p| p.arguments).map(RawValue::get);
+        if arguments.is_some_and(|a| !a.starts_with('{') && a != "null") {
+            return bad(id, -32602, &format!("Invalid params: `{method}` needs `arguments` to be an object"));
         }
     }
     Ok(())
 }
 
+/// Decode the whole message as rmcp will; answer a JSON-RPC error (never
+/// rmcp's 415) when a well-formed JSON-RPC envelope holds something the MCP
+/// schema does not allow (a `_meta` that is not an object, a lone surrogate,
+/// nesting deeper than the parser allows, ...).
+#[allow(clippy::result_large_err)]
+pub(crate) fn check_decodes(body: &[u8]) -> Result<(), Response> {
+    let Err(e) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(body) else {
+        return Ok(());
+    };
+    let env = serde_json::from_slice::<Envelope<'_>>(body).ok();
+    let id = env.as_ref().and_then(|e| e.id).filter(|i| valid_id(i));
+    let (code, what) = match e.classify() {
+        // Text the parser cannot take (a lone surrogate, nesting past its limit).
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            (-32700, "Parse error")
+        }
+        serde_json::error::Category::Data if env.as_ref().is_some_and(|e| e.method.is_some()) => {
+            (-32602, "Invalid params")
+        }
+        serde_json::error::Category::Data => (-32600, "Invalid Request"),
+    };
+    Err(rpc_error(StatusCode::BAD_REQUEST, id, code, &format!("{what}: {e}")))
+}
+
+fn unauthorized(challenge: &str, message: &str) -> Response {
+    let mut resp = (StatusCode::UNAUTHORIZED, message.to_owned()).into_response();
+    let value = HeaderValue::from_str(challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    resp
+}
+
 async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
-    let cred = credential(req.headers());
-    if cred == Credential::None && !front.allow_anonymous {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-            "authentication required: send an API key (X-API-Key) or a bearer token",
-        )
-            .into_response();
-    }
+    let cred = match credential(req.headers()) {
+        Credential::None if front.allow_anonymous => Credential::None,
+        Credential::None => {
+            return unauthorized("Bearer", "authentication required: send an API key (X-API-Key) or a bearer token");
+        }
+        presented => match front.authenticator.authenticate(&presented).await {
+            Ok(p) => Credential::Verified(Box::new(p)),
+            Err(AuthError::InsufficientScope(scope)) => {
+                let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+                let mut resp = (StatusCode::FORBIDDEN, format!("insufficient scope: {scope}")).into_response();
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                return resp;
+            }
+            Err(e) => {
+                let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{e}\"");
+                return unauthorized(&challenge, &format!("authentication failed: {e}"));
+            }
+        },
+    };
     req.extensions_mut().insert(cred);
     if req.method() != Method::POST {
         return next.run(req).await;
@@ -198,6 +264,13 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
         Err(_) => return (StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
     if let Err(resp) = check_jsonrpc(&bytes) {
+        return resp;
+    }
+    let fast = front.fast_path && crate::fast::eligible(&parts.headers, &front.allowed_hosts);
+    if let Some(resp) = if fast { crate::fast::serve(&front.shared, &parts, &bytes).await } else { None } {
+        return resp;
+    }
+    if let Err(resp) = check_decodes(&bytes) {
         return resp;
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -238,7 +311,14 @@ pub(crate) async fn serve(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let front = Arc::new(Front { max_body: opts.max_body_bytes, allow_anonymous: opts.allow_anonymous });
+    let front = Arc::new(Front {
+        authenticator: Arc::clone(&shared.authenticator),
+        max_body: opts.max_body_bytes,
+        allow_anonymous: opts.allow_anonymous,
+        fast_path: opts.fast_path,
+        allowed_hosts: opts.allowed_hosts.clone(),
+        shared: Arc::clone(&shared),
+    });
     let ready = Arc::new(AtomicBool::new(true));
     let ready_probe = Arc::clone(&ready);
     let app =
@@ -328,10 +408,40 @@ mod tests {
             code(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":5}}"#),
             Some((bad, -32602))
         );
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), Some((bad, -32600)));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"ping"}"#), Some((bad, -32600)));
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":"x"}}"#),
+            Some((bad, -32602))
+        );
         // well-formed messages pass
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#), None);
         assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), None);
+    }
+
+    fn decode_code(body: &str) -> Option<i64> {
+        let resp = check_decodes(body.as_bytes()).err()?;
+        let bytes = futures::executor::block_on(resp.into_body().collect()).ok()?.to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["error"]["code"].as_i64()
+    }
+
+    #[test]
+    fn messages_rmcp_cannot_decode_get_jsonrpc_errors() {
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"x":{}{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(decode_code(&deep), Some(-32700));
+        let surrogate = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":"\ud800"}}"#;
+        assert_eq!(decode_code(surrogate), Some(-32700));
+        assert_eq!(
+            decode_code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":"x"}}"#),
+            Some(-32602)
+        );
+        assert_eq!(decode_code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! plexus-store; the app hands it the pipeline and the ports.
 
 mod convert;
+mod fast;
 mod handler;
 mod http;
 mod mrtr;
@@ -47,6 +48,9 @@ pub struct ServerParts {
     pub registry: Arc<Registry>,
     pub pipeline: Pipeline,
     pub bus: Bus,
+    /// The authenticator of the pipeline: the HTTP edge uses it too, so a
+    /// bad credential gets 401 (or 403 for a missing scope) at the HTTP level.
+    pub authenticator: Arc<dyn plexus_core::ports::Authenticator>,
     /// Name and version announced to clients.
     pub name: String,
     pub version: String,
@@ -94,6 +98,7 @@ impl Server {
             info,
             codec: mrtr::StateCodec::new(parts.state_key),
             bus: parts.bus,
+            authenticator: parts.authenticator,
             in_flight: Arc::new(AtomicUsize::new(0)),
         };
         Self { shared: Arc::new(shared) }

@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::convert;
 
 pub(crate) struct RmcpPeer {
-    pub(crate) peer: rmcp::Peer<rmcp::RoleServer>,
+    /// `None` on the stateless fast path, which sends no notifications.
+    pub(crate) peer: Option<rmcp::Peer<rmcp::RoleServer>>,
     pub(crate) era: Era,
     pub(crate) progress_token: Option<m::ProgressToken>,
     /// Lowest level sent; `None` sends no log messages.
@@ -37,7 +38,7 @@ impl ClientPeer for RmcpPeer {
     }
 
     async fn progress(&self, done: f64, total: Option<f64>, message: Option<String>) {
-        let Some(token) = &self.progress_token else { return };
+        let (Some(token), Some(peer)) = (&self.progress_token, &self.peer) else { return };
         let mut p = m::ProgressNotificationParam::new(token.clone(), done);
         if let Some(t) = total {
             p = p.with_total(t);
@@ -45,13 +46,13 @@ impl ClientPeer for RmcpPeer {
         if let Some(msg) = message {
             p = p.with_message(msg);
         }
-        if let Err(e) = self.peer.notify_progress(p).await {
+        if let Err(e) = peer.notify_progress(p).await {
             tracing::debug!(error = %e, "progress notification not delivered");
         }
     }
 
     async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
-        let Some(threshold) = self.log_threshold else { return };
+        let (Some(threshold), Some(peer)) = (self.log_threshold, &self.peer) else { return };
         if level < threshold {
             return;
         }
@@ -59,16 +60,16 @@ impl ClientPeer for RmcpPeer {
         if let Some(l) = logger {
             p = p.with_logger(l.to_owned());
         }
-        if let Err(e) = self.peer.notify_logging_message(p).await {
+        if let Err(e) = peer.notify_logging_message(p).await {
             tracing::debug!(error = %e, "log notification not delivered");
         }
     }
 
     async fn request(&self, request: ClientRequest) -> Result<ClientResponse, ToolError> {
-        match self.era {
-            Era::Legacy => convert::send_request(&self.peer, request).await,
+        match (self.era, &self.peer) {
+            (Era::Legacy, Some(peer)) => convert::send_request(peer, request).await,
             // The core never sends requests in this era: it returns input-required.
-            Era::Stateless => Err(ToolError::InputRequired(Vec::new())),
+            _ => Err(ToolError::InputRequired(Vec::new())),
         }
     }
 

@@ -79,6 +79,7 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
         registry,
         pipeline,
         bus,
+        authenticator: Arc::clone(&ports.authenticator),
         name: config.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: Some("Plexus hosts domain modules as MCP tools, resources and prompts.".into()),
@@ -126,6 +127,7 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
         allow_anonymous: args.allow_anonymous,
         shutdown,
         drain_timeout: config.drain_timeout,
+        fast_path: config.fast_path,
     };
     server.serve_http(listener, opts).await?;
     tracing::info!("stopped");

@@ -115,11 +115,13 @@ impl Authenticate {
 #[async_trait::async_trait]
 impl Gate for Authenticate {
     async fn admit(&self, call: &mut Call) -> Result<(), ToolError> {
-        let credential = std::mem::take(&mut call.cx.credential);
-        let principal = self.authenticator.authenticate(&credential).await.map_err(|e| match e {
-            AuthError::InsufficientScope(s) => ToolError::InsufficientScope(s),
-            other => ToolError::Unauthenticated { reason: other.to_string() },
-        })?;
+        let principal = match std::mem::take(&mut call.cx.credential) {
+            Credential::Verified(p) => *p,
+            credential => self.authenticator.authenticate(&credential).await.map_err(|e| match e {
+                AuthError::InsufficientScope(s) => ToolError::InsufficientScope(s),
+                other => ToolError::Unauthenticated { reason: other.to_string() },
+            })?,
+        };
         let _ = call.cx.trace.principal.set(principal.clone());
         call.cx.principal = Arc::new(principal);
         // The credential is not kept past this point.

@@ -1,0 +1,21 @@
+-- wrk script: a stateless 2026-07-28 tools/call of `echo`.
+-- usage: wrk -t2 -c16 -d10s -s crates/bench/wrk/modern-echo.lua http://127.0.0.1:PORT/mcp
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
+wrk.headers["Mcp-Method"] = "tools/call"
+wrk.headers["Mcp-Name"] = "echo"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},' ..
+  '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+
+local errors = 0
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"text":"hello"', 1, true) then
+    errors = errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  io.write(string.format("bad responses: %d\n", errors))
+end
