@@ -272,7 +272,7 @@ impl Config {
             "json" => true,
             other => bail!("log.format must be `text` or `json`, not `{other}`"),
         };
-        let flush = Duration::from_millis(raw.audit.flush_interval_ms.unwrap_or(50).max(1));
+        let flush = Duration::from_millis(raw.audit.flush_interval_ms.unwrap_or(1000).max(1));
         let audit_durability = match raw.audit.durability.as_deref().unwrap_or("fsync") {
             "fsync" => plexus_store::Durability::Fsync,
             "os" => plexus_store::Durability::Os { flush_every: flush },

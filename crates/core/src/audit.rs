@@ -75,16 +75,66 @@ impl AuditRecord {
         r
     }
 
-    /// The hash this record should carry.
+    /// The hash this record should carry: SHA-256 of the previous hash and
+    /// the record's JSON with `hash` empty. Field order is fixed by the
+    /// struct, so that JSON is canonical.
     pub fn compute_hash(&self) -> String {
-        let mut unhashed = self.clone();
-        unhashed.hash.clear();
-        // Field order is fixed by the struct, so this JSON is canonical.
-        let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
+        let unhashed = Unhashed {
+            seq: self.seq,
+            time: &self.time,
+            request_id: &self.request_id,
+            session: self.session.as_deref(),
+            principal: &self.principal,
+            tenant: &self.tenant,
+            operation: &self.operation,
+            target: &self.target,
+            args_digest: &self.args_digest,
+            outcome: &self.outcome,
+            latency_us: self.latency_us,
+            client_addr: self.client_addr.as_deref(),
+            prev_hash: &self.prev_hash,
+            hash: "",
+        };
         let mut h = Sha256::new();
         h.update(self.prev_hash.as_bytes());
-        h.update(&bytes);
+        // Writing a struct of strings and integers into a hasher cannot fail.
+        let _ = serde_json::to_writer(HashWriter(&mut h), &unhashed);
         hex::encode(h.finalize())
+    }
+}
+
+/// [`AuditRecord`] borrowed, serialized exactly as the record would be.
+#[derive(Serialize)]
+struct Unhashed<'a> {
+    seq: u64,
+    time: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    principal: &'a str,
+    tenant: &'a str,
+    operation: &'a str,
+    target: &'a str,
+    args_digest: &'a str,
+    outcome: &'a str,
+    latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_addr: Option<&'a str>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+/// Feeds serialized bytes straight into the hash, without a buffer.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -166,6 +216,17 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn the_hash_covers_the_records_own_json() {
+        let r = chain(3).pop().unwrap();
+        let mut unhashed = r.clone();
+        unhashed.hash.clear();
+        let mut h = Sha256::new();
+        h.update(r.prev_hash.as_bytes());
+        h.update(serde_json::to_vec(&unhashed).unwrap());
+        assert_eq!(r.hash, hex::encode(h.finalize()));
     }
 
     #[test]
