@@ -26,7 +26,11 @@ resources = ["test://static-*"]
 "#;
 
 fn build(audit: Arc<dyn AuditSink>, tweak: impl FnOnce(&mut Ports)) -> Pipeline {
-    let config = Config::parse(CONFIG, &std::collections::HashMap::new()).unwrap();
+    build_with(CONFIG, audit, tweak)
+}
+
+fn build_with(text: &str, audit: Arc<dyn AuditSink>, tweak: impl FnOnce(&mut Ports)) -> Pipeline {
+    let config = Config::parse(text, &std::collections::HashMap::new()).unwrap();
     let registry = wiring::registry(&config, wiring::modules(&config, &Default::default())).unwrap();
     let mut ports = Ports::from_config(&config, false, audit);
     tweak(&mut ports);
@@ -137,4 +141,38 @@ async fn rate_limits_refuse_with_a_retry_time() {
     let err = run(&p, Credential::Local, tool("echo", json!({"text": "x"}))).await.unwrap_err();
     assert_eq!(err.to_string(), "rate limit exceeded, retry after 250 ms");
     assert_eq!(audit.last_outcome("echo").as_deref(), Some("rate_limited"));
+}
+
+#[tokio::test]
+async fn listings_page_through_every_item_in_a_stable_order() {
+    let config = "[modules]\nenabled = [\"system\", \"conformance\"]\n[server]\npage_size = 4\n";
+    let p = build_with(config, Arc::new(RecordingAudit::default()), |_| {});
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (mut names, mut cursor, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let op = Operation::List { kind: ListKind::Tools, cursor: cursor.take() };
+            let Reply::Tools(page) = run(&p, Credential::Local, op).await.unwrap() else { panic!("expected tools") };
+            assert!(page.items.len() <= 4);
+            names.extend(page.items.iter().map(|t| t.name.clone()));
+            pages += 1;
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert!(pages > 2, "{pages}");
+        runs.push(names);
+    }
+    assert_eq!(runs[0], runs[1]);
+    let mut unique = runs[0].clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), runs[0].len(), "a tool appeared twice");
+    assert_eq!(runs[0][..2], ["echo".to_string(), "whoami".to_string()]);
+    assert!(runs[0].iter().any(|n| n == "test_input_required_result_multi_round"));
+    let err = run(&p, Credential::Local, Operation::List { kind: ListKind::Tools, cursor: Some("o999".into()) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "invalid request: invalid cursor `o999`");
 }

@@ -62,8 +62,12 @@ where
                 let started = Instant::now();
                 let result = inner.call(call).await;
                 let elapsed = started.elapsed();
-                let ok = matches!(&result, Ok(Reply::Tool(o)) if !o.is_error)
-                    || matches!(&result, Ok(r) if !matches!(r, Reply::Tool(_)));
+                let ok = match &result {
+                    Ok(Reply::Tool(out)) => !out.is_error,
+                    Ok(_) => true,
+                    Err(_) => false,
+                };
+                || matches!(&result, Ok(r) if !matches!(r, Reply::Tool(_)));
                 telemetry.record(&target, elapsed, ok);
                 if elapsed > telemetry.slow_call {
                     tracing::warn!(method, target = %target, elapsed_ms = elapsed.as_millis() as u64, "slow call");
