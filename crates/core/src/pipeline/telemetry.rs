@@ -67,7 +67,6 @@ where
                     Ok(_) => true,
                     Err(_) => false,
                 };
-                || matches!(&result, Ok(r) if !matches!(r, Reply::Tool(_)));
                 telemetry.record(&target, elapsed, ok);
                 if elapsed > telemetry.slow_call {
                     tracing::warn!(method, target = %target, elapsed_ms = elapsed.as_millis() as u64, "slow call");
