@@ -60,6 +60,20 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// Token-bucket limits; a missing rate means unlimited.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Calls per second per principal, and the burst above it.
+    principal_per_second: Option<f64>,
+    principal_burst: Option<u32>,
+    /// Calls per second per tenant (all its principals together).
+    tenant_per_second: Option<f64>,
+    tenant_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +143,25 @@ struct RawRole {
     resources: Vec<String>,
     #[serde(default)]
     prompts: Vec<String>,
+    /// `mon-fri 08:00-18:00` (UTC); none means always.
+    #[serde(default)]
+    windows: Vec<String>,
+    #[serde(default)]
+    conditions: Vec<RawCondition>,
+}
+
+/// A condition on the arguments of the tools matching `tools`; exactly one
+/// of `max`, `min`, `one_of`, `is_caller_tenant`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    tools: String,
+    /// JSON pointer into the arguments, e.g. `/order/quantity`.
+    argument: String,
+    max: Option<f64>,
+    min: Option<f64>,
+    one_of: Option<Vec<serde_json::Value>>,
+    is_caller_tenant: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,12 +180,14 @@ pub struct ApiKeyEntry {
     pub roles: Vec<String>,
 }
 
-/// Grants of one role, as patterns.
+/// Grants of one role, validated.
 #[derive(Debug, Clone, Default)]
 pub struct RoleConfig {
     pub tools: Vec<String>,
     pub resources: Vec<String>,
     pub prompts: Vec<String>,
+    pub windows: Vec<plexus_core::policy::TimeWindow>,
+    pub conditions: Vec<plexus_core::policy::Condition>,
 }
 
 /// The validated configuration.
@@ -180,6 +215,9 @@ pub struct Config {
     pub log_level: String,
     pub log_json: bool,
     pub audit_durability: plexus_store::Durability,
+    /// The file this configuration was read from, if any (reloads watch it).
+    pub source: Option<PathBuf>,
+    pub quotas: plexus_core::ratelimit::Quotas,
 }
 
 /// Modules this build can serve, in listing order.
@@ -187,6 +225,35 @@ pub const KNOWN_MODULES: &[&str] = &["system", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
+
+fn condition(role: &str, c: RawCondition) -> anyhow::Result<plexus_core::policy::Condition> {
+    use plexus_core::policy::{Check, Condition, Pattern};
+    let tools = Pattern::parse(&c.tools)
+        .ok_or_else(|| anyhow::anyhow!("roles.{role}.conditions: pattern `{}` is invalid", c.tools))?;
+    if !c.argument.starts_with('/') {
+        bail!("roles.{role}.conditions: argument `{}` must be a JSON pointer such as `/quantity`", c.argument);
+    }
+    let mut checks = Vec::new();
+    if let Some(m) = c.max {
+        checks.push(Check::Max(m));
+    }
+    if let Some(m) = c.min {
+        checks.push(Check::Min(m));
+    }
+    if let Some(v) = c.one_of {
+        checks.push(Check::OneOf(v));
+    }
+    if c.is_caller_tenant == Some(true) {
+        checks.push(Check::IsCallerTenant);
+    }
+    match checks.len() {
+        1 => Ok(Condition { tools, pointer: c.argument, check: checks.remove(0) }),
+        n => bail!(
+            "roles.{role}.conditions on `{}`: give exactly one of max, min, one_of, is_caller_tenant (got {n})",
+            c.argument
+        ),
+    }
+}
 
 fn check_pattern(role: &str, p: &str) -> anyhow::Result<()> {
     if plexus_core::policy::Pattern::parse(p).is_none() {
@@ -208,7 +275,10 @@ impl Config {
         match path.map(Path::to_path_buf).or(from_env) {
             Some(p) => {
                 let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-                Self::parse(&text, env).with_context(|| format!("invalid configuration in {}", p.display()))
+                let mut c =
+                    Self::parse(&text, env).with_context(|| format!("invalid configuration in {}", p.display()))?;
+                c.source = Some(p);
+                Ok(c)
             }
             None => Self::validate(RawConfig::default(), env),
         }
@@ -233,13 +303,27 @@ impl Config {
             for p in r.tools.iter().chain(&r.resources).chain(&r.prompts) {
                 check_pattern(&name, p)?;
             }
-            roles.insert(name, RoleConfig { tools: r.tools, resources: r.resources, prompts: r.prompts });
+            let mut windows = Vec::new();
+            for w in &r.windows {
+                windows.push(plexus_core::policy::TimeWindow::parse(w).ok_or_else(|| {
+                    anyhow::anyhow!("roles.{name}.windows: `{w}` is not like `mon-fri 08:00-18:00` (UTC)")
+                })?);
+            }
+            let mut conditions = Vec::new();
+            for c in r.conditions {
+                conditions.push(condition(&name, c)?);
+            }
+            roles.insert(
+                name,
+                RoleConfig { tools: r.tools, resources: r.resources, prompts: r.prompts, windows, conditions },
+            );
         }
         // The built-in admin role may use everything unless the file redefines it.
         roles.entry("admin".into()).or_insert_with(|| RoleConfig {
             tools: vec!["*".into()],
             resources: vec!["*".into()],
             prompts: vec!["*".into()],
+            ..RoleConfig::default()
         });
         let mut api_keys = Vec::new();
         for k in raw.auth.api_keys {
@@ -278,7 +362,24 @@ impl Config {
             "os" => plexus_store::Durability::Os { flush_every: flush },
             other => bail!("audit.durability must be `fsync` or `os`, not `{other}`"),
         };
+        let limit = |what: &str, rate: Option<f64>, burst: Option<u32>| -> anyhow::Result<_> {
+            match rate {
+                None => Ok(None),
+                Some(r) => {
+                    let burst = burst.unwrap_or_else(|| (r.ceil() as u32).max(1));
+                    plexus_core::ratelimit::Limits::per_second(r, burst)
+                        .map(Some)
+                        .map_err(|e| anyhow::anyhow!("limits.{what}: {e}"))
+                }
+            }
+        };
+        let quotas = plexus_core::ratelimit::Quotas {
+            principal: limit("principal_per_second", raw.limits.principal_per_second, raw.limits.principal_burst)?,
+            tenant: limit("tenant_per_second", raw.limits.tenant_per_second, raw.limits.tenant_burst)?,
+        };
         Ok(Config {
+            quotas,
+            source: None,
             audit_durability,
             name: s.name.unwrap_or_else(|| "plexus".into()),
             allowed_hosts: s
@@ -352,6 +453,32 @@ mod tests {
         let e =
             Config::parse("[[auth.api_keys]]\nname='k'\nsha256='zz'\nroles=[]\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn roles_with_conditions_and_windows() {
+        let text = r#"
+[roles.trader]
+tools = ["place_order"]
+windows = ["mon-fri 08:00-18:00"]
+[[roles.trader.conditions]]
+tools = "place_order"
+argument = "/quantity"
+max = 1000
+"#;
+        let c = Config::parse(text, &env(&[])).unwrap();
+        let r = &c.roles["trader"];
+        assert_eq!(r.windows.len(), 1);
+        assert_eq!(r.conditions[0].check, plexus_core::policy::Check::Max(1000.0));
+        let bad = text.replace("max = 1000", "max = 1000\nmin = 1");
+        let e = Config::parse(&bad, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("exactly one of"), "{e}");
+        let bad = text.replace("mon-fri 08:00-18:00", "weekdays 8-18");
+        let e = Config::parse(&bad, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("roles.trader.windows"), "{e}");
+        let bad = text.replace("\"/quantity\"", "\"quantity\"");
+        let e = Config::parse(&bad, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("JSON pointer"), "{e}");
     }
 
     #[test]

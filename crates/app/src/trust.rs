@@ -1,11 +1,9 @@
 //! The trust ports as this build configures them: API keys and local
-//! principals from the configuration, the configured tenants, no rate limit.
+//! principals from the configuration, and the configured tenants.
 //! The trust layer replaces these with store-backed keys, JWTs and quotas.
 
-use std::time::Duration;
-
 use plexus_core::context::{Credential, Principal, TenantId};
-use plexus_core::ports::{AuthError, Authenticator, RateLimiter, TenantDirectory, TenantInfo};
+use plexus_core::ports::{AuthError, Authenticator, TenantDirectory, TenantInfo};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ApiKeyEntry, Config};
@@ -105,15 +103,6 @@ impl TenantDirectory for ConfiguredTenants {
             tier: "standard".into(),
             active: true,
         })
-    }
-}
-
-/// No limit (the trust layer brings token buckets per principal and tenant).
-pub struct Unlimited;
-
-impl RateLimiter for Unlimited {
-    fn check(&self, _: &Principal) -> Result<(), Duration> {
-        Ok(())
     }
 }
 

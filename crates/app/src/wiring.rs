@@ -11,14 +11,15 @@ use plexus_core::pipeline::{
     AuditLayer, Authenticate, Authorize, GateLayer, Pipeline, RateLimit, Router, TelemetryLayer, Tenancy, TimeoutLayer,
     Validate,
 };
-use plexus_core::policy::{Pattern, RoleGrants, RolePolicy};
-use plexus_core::ports::{AuditSink, Authenticator, Policy, RateLimiter, TenantDirectory};
+use plexus_core::policy::{Pattern, RoleGrants, RolePolicy, SharedPolicy};
+use plexus_core::ports::{AuditSink, Authenticator, RateLimiter, TenantDirectory};
 use plexus_core::registry::Registry;
 use plexus_core::telemetry::Telemetry;
 use tower::ServiceBuilder;
 
 use crate::config::Config;
-use crate::trust::{ConfigAuthenticator, ConfiguredTenants, Unlimited};
+use crate::trust::{ConfigAuthenticator, ConfiguredTenants};
+use plexus_core::ratelimit::TokenBucketLimiter;
 
 /// Instantiate the enabled modules, in the configured order.
 pub fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
@@ -44,10 +45,14 @@ pub fn policy(config: &Config) -> RolePolicy {
         .roles
         .iter()
         .map(|(name, r)| {
-            (
-                name.clone(),
-                RoleGrants { tools: pats(&r.tools), resources: pats(&r.resources), prompts: pats(&r.prompts) },
-            )
+            let grants = RoleGrants {
+                tools: pats(&r.tools),
+                resources: pats(&r.resources),
+                prompts: pats(&r.prompts),
+                conditions: r.conditions.clone(),
+                windows: r.windows.clone(),
+            };
+            (name.clone(), grants)
         })
         .collect();
     RolePolicy::new(roles)
@@ -58,7 +63,8 @@ pub struct Ports {
     pub authenticator: Arc<dyn Authenticator>,
     pub tenants: Arc<dyn TenantDirectory>,
     pub limiter: Arc<dyn RateLimiter>,
-    pub policy: Arc<dyn Policy>,
+    /// The policy in force; `reload_policy` swaps it while serving.
+    pub policy: Arc<SharedPolicy>,
     pub audit: Arc<dyn AuditSink>,
     pub telemetry: Arc<Telemetry>,
 }
@@ -68,8 +74,8 @@ impl Ports {
         Self {
             authenticator: Arc::new(ConfigAuthenticator::new(config, allow_anonymous)),
             tenants: Arc::new(ConfiguredTenants::new(config)),
-            limiter: Arc::new(Unlimited),
-            policy: Arc::new(policy(config)),
+            limiter: Arc::new(TokenBucketLimiter::new(config.quotas)),
+            policy: Arc::new(SharedPolicy::new(Arc::new(policy(config)))),
             audit,
             telemetry: Arc::new(Telemetry::new(config.slow_call)),
         }
@@ -95,8 +101,8 @@ pub fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pip
         .layer(AuditLayer::new(Arc::clone(&ports.audit)))
         .layer(GateLayer::new(Authenticate::new(Arc::clone(&ports.authenticator))))
         .layer(GateLayer::new(Tenancy::new(Arc::clone(&ports.tenants))))
-        .layer(GateLayer::new(RateLimit::new(Arc::clone(&ports.limiter))))
-        .layer(GateLayer::new(Authorize::new(Arc::clone(&ports.policy))))
+        .layer(GateLayer::new(RateLimit::new(Arc::clone(&ports.limiter)).with_telemetry(Arc::clone(&ports.telemetry))))
+        .layer(GateLayer::new(Authorize::new(Arc::clone(&ports.policy) as Arc<dyn plexus_core::ports::Policy>)))
         .layer(GateLayer::new(Validate::new(Arc::clone(registry))))
         .layer(TimeoutLayer::new(config.call_timeout))
         .service(Router::new(Arc::clone(registry)));
@@ -109,4 +115,35 @@ pub fn random_key() -> [u8; 32] {
     k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     k
+}
+
+/// Reload the roles of the configuration file into the running policy. An
+/// invalid file changes nothing; the error says why.
+pub fn reload_policy(path: &std::path::Path, policy: &SharedPolicy) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = Config::parse(&text, &crate::config::ProcessEnv)
+        .with_context(|| format!("invalid configuration in {}; the policy in force is unchanged", path.display()))?;
+    policy.replace(Arc::new(self::policy(&config)));
+    Ok(config.roles.len())
+}
+
+/// Watch the configuration file and reload the policy when it changes
+/// (checked every `every`; a change takes effect within that time).
+pub fn watch_policy(path: std::path::PathBuf, policy: Arc<SharedPolicy>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = stamp(&path);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = stamp(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
+            match reload_policy(&path, &policy) {
+                Ok(n) => tracing::info!(path = %path.display(), roles = n, "policy reloaded"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "policy reload refused"),
+            }
+        }
+    });
 }

@@ -20,6 +20,7 @@ pub mod module;
 pub mod pipeline;
 pub mod policy;
 pub mod ports;
+pub mod ratelimit;
 pub mod registry;
 pub mod spec;
 pub mod telemetry;

@@ -59,7 +59,14 @@ pub enum Decision {
 
 /// Who may do what.
 pub trait Policy: Send + Sync + 'static {
+    /// May the principal use the target at all (listings use this)?
     fn decide(&self, principal: &Principal, target: &Target<'_>) -> Decision;
+
+    /// May the principal make this call, with these arguments, now?
+    fn decide_call(&self, principal: &Principal, target: &Target<'_>, args: &serde_json::Value) -> Decision {
+        let _ = args;
+        self.decide(principal, target)
+    }
 }
 
 /// Where audit records go. `append` returns only once the record is durable.

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{PlexusHandler, Shared};
+use crate::metrics::Metrics;
 
 /// How the HTTP transport behaves.
 #[derive(Debug, Clone)]
@@ -288,6 +289,7 @@ fn payload_too_large(limit: usize) -> Response {
 /// Serve MCP over Streamable HTTP at `/mcp` until `opts.shutdown` is cancelled.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     listener: tokio::net::TcpListener,
     opts: HttpOptions,
 ) -> std::io::Result<()> {
@@ -326,6 +328,14 @@ pub(crate) async fn serve(
             .route_service("/mcp", mcp)
             .layer(axum::middleware::from_fn_with_state(front, front_door))
             .route("/healthz", axum::routing::get(|| async { "ok" }))
+            // Outside the front door: no MCP credential, always on (see `metrics`).
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let text = metrics.render();
+                    async move { ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text) }
+                }),
+            )
             .route(
                 "/readyz",
                 axum::routing::get(move || {

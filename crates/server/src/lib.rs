@@ -14,6 +14,7 @@ mod convert;
 mod fast;
 mod handler;
 mod http;
+mod metrics;
 mod mrtr;
 mod peer;
 
@@ -23,7 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use plexus_core::bus::Bus;
 use plexus_core::context::Credential;
 use plexus_core::pipeline::Pipeline;
+use plexus_core::ports::AuditSink;
 use plexus_core::registry::Registry;
+use plexus_core::telemetry::Telemetry;
 use rmcp::ServiceExt;
 use rmcp::model as m;
 
@@ -58,12 +61,19 @@ pub struct ServerParts {
     /// Key that seals input-required request state (32 random bytes; the
     /// same on every node of a cluster).
     pub state_key: [u8; 32],
+    /// The telemetry the pipeline records into, for `/metrics` (call counts,
+    /// errors, latency, rate-limit refusals). `None` leaves those out.
+    pub telemetry: Option<Arc<Telemetry>>,
+    /// The audit sink, for `plexus_audit_queue_depth` on `/metrics`. `None`
+    /// leaves it out.
+    pub audit: Option<Arc<dyn AuditSink>>,
 }
 
 /// The MCP server.
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Server {
@@ -92,6 +102,8 @@ impl Server {
         if let Some(i) = parts.instructions {
             info = info.with_instructions(i);
         }
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(metrics::Metrics::new(parts.telemetry, parts.audit, Arc::clone(&in_flight)));
         let shared = Shared {
             registry: parts.registry,
             pipeline: parts.pipeline,
@@ -99,9 +111,9 @@ impl Server {
             codec: mrtr::StateCodec::new(parts.state_key),
             bus: parts.bus,
             authenticator: parts.authenticator,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight,
         };
-        Self { shared: Arc::new(shared) }
+        Self { shared: Arc::new(shared), metrics }
     }
 
     /// Serve one client over stdin/stdout as `credential` until stdin closes.
@@ -115,10 +127,17 @@ impl Server {
         Ok(())
     }
 
-    /// Serve Streamable HTTP at `/mcp` (plus `/healthz`, `/readyz`) until
+    /// Serve Streamable HTTP at `/mcp` (plus `/healthz`, `/readyz` and the
+    /// Prometheus `/metrics`, none of which needs a credential) until
     /// `opts.shutdown` is cancelled; in-flight calls are drained first.
     pub async fn serve_http(&self, listener: tokio::net::TcpListener, opts: HttpOptions) -> std::io::Result<()> {
-        http::serve(Arc::clone(&self.shared), listener, opts).await
+        http::serve(Arc::clone(&self.shared), Arc::clone(&self.metrics), listener, opts).await
+    }
+
+    /// The current metrics in the Prometheus text exposition format (what
+    /// `/metrics` serves).
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 
     /// Calls currently running.

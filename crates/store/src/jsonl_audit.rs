@@ -36,7 +36,10 @@ pub enum Durability {
     Fsync,
     /// Written to the kernel before the caller is answered; flushed to the
     /// disk at most this long afterwards.
-    Os { flush_every: std::time::Duration },
+    Os {
+        /// Longest time between background flushes.
+        flush_every: std::time::Duration,
+    },
 }
 
 /// The chain's tail and the file it is written to.
@@ -223,6 +226,7 @@ impl JsonlAuditLog {
         Ok(Self { writer, path, alive })
     }
 
+    /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,8 +1,32 @@
 //! plexus-store: adapters for plexus-core's ports.
 //!
-//! Today: the JSON Lines audit log with group commit. The SQLite and
-//! PostgreSQL adapters arrive with the trust layer.
+//! - [`Store`]: the database, SQLite (one WAL file, the default) or
+//!   PostgreSQL, opened from a URL, with per-owner [`Migrations`] run at
+//!   open. Tenants live in its directory ([`Store::create_tenant`], and it
+//!   is a [`TenantDirectory`](plexus_core::ports::TenantDirectory));
+//!   tenant-owned rows (API keys, later module tables) are reached only
+//!   through a [`TenantScope`] from [`Store::tenant`], backed on PostgreSQL
+//!   by row-level security.
+//! - [`AuditStore`]: the audit log in the database, one hash chain per node,
+//!   group commit.
+//! - [`JsonlAuditLog`]: the audit log as a JSON Lines file, group commit.
 
+#![warn(missing_docs)]
+
+mod audit_store;
+mod db;
+mod error;
 mod jsonl_audit;
+mod keys;
+mod migrate;
+mod scope;
+mod tenants;
 
+pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};
+pub use db::{Backend, Store};
+pub use error::StoreError;
 pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};
+pub use keys::{ApiKey, ApiKeySecret, KEY_PREFIX, KeyPrincipal, NewApiKey, key_digest};
+pub use migrate::{CORE_MIGRATIONS, Migration, Migrations};
+pub use scope::TenantScope;
+pub use tenants::{NewTenant, Tenant};

@@ -75,6 +75,10 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
     let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
     let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit);
     let pipeline = wiring::pipeline(&config, &registry, &ports);
+    // Roles reload from the configuration file while serving.
+    if let Some(path) = config.source.clone() {
+        wiring::watch_policy(path, Arc::clone(&ports.policy), std::time::Duration::from_millis(500));
+    }
     let server = Server::new(ServerParts {
         registry,
         pipeline,
@@ -84,6 +88,8 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: Some("Plexus hosts domain modules as MCP tools, resources and prompts.".into()),
         state_key: wiring::random_key(),
+        telemetry: Some(Arc::clone(&ports.telemetry)),
+        audit: Some(Arc::clone(&ports.audit)),
     });
 
     if args.stdio {

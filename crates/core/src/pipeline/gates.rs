@@ -16,6 +16,7 @@ use crate::context::{Credential, Principal};
 use crate::error::ToolError;
 use crate::ports::{AuthError, Authenticator, Decision, Policy, RateLimiter, TenantDirectory};
 use crate::registry::{Page, Registry};
+use crate::telemetry::Telemetry;
 
 /// A check a call must pass.
 #[async_trait::async_trait]
@@ -154,20 +155,37 @@ impl Gate for Tenancy {
 }
 
 /// Per-principal and per-tenant rate limits.
+///
+/// The gate, not the limiter, counts refusals (with
+/// [`RateLimit::with_telemetry`]): every [`RateLimiter`] gets counted the same
+/// way, and a module's own `RateLimited` error (an upstream's limit) is not
+/// mistaken for one of ours.
 pub struct RateLimit {
     limiter: Arc<dyn RateLimiter>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl RateLimit {
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
-        Self { limiter }
+        Self { limiter, telemetry: None }
+    }
+
+    /// Count refused calls (total and per tenant) in `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 }
 
 #[async_trait::async_trait]
 impl Gate for RateLimit {
     async fn admit(&self, call: &mut Call) -> Result<(), ToolError> {
-        self.limiter.check(&call.cx.principal).map_err(|retry_after| ToolError::RateLimited { retry_after })
+        self.limiter.check(&call.cx.principal).map_err(|retry_after| {
+            if let Some(t) = &self.telemetry {
+                t.record_rate_limited(&call.cx.principal.tenant);
+            }
+            ToolError::RateLimited { retry_after }
+        })
     }
 }
 
@@ -194,7 +212,11 @@ impl Gate for Authorize {
         if matches!(target, Target::Listing(_)) {
             return Ok(());
         }
-        match self.policy.decide(&call.cx.principal, &target) {
+        let decision = match &call.op {
+            Operation::CallTool { args, .. } => self.policy.decide_call(&call.cx.principal, &target, args),
+            _ => self.policy.decide(&call.cx.principal, &target),
+        };
+        match decision {
             Decision::Allow => Ok(()),
             Decision::Deny(reason) => {
                 let _ = call.cx.trace.denied.set(reason);
@@ -269,5 +291,44 @@ impl Gate for Validate {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::context::{CallContext, TenantId};
+    use crate::ratelimit::{Limits, ManualClock, Quotas, TokenBucketLimiter};
+
+    fn call(tenant: &str) -> Call {
+        let mut cx = CallContext::detached("test-request");
+        cx.principal = Arc::new(Principal {
+            subject: "alice".into(),
+            tenant: TenantId::new(tenant),
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            method: "test",
+        });
+        Call { cx, op: Operation::CallTool { name: "echo".into(), args: serde_json::Value::Null } }
+    }
+
+    #[tokio::test]
+    async fn rate_limit_refusals_are_counted_per_tenant() {
+        let limits = Limits::per_second(1.0, 1).expect("valid limits");
+        let limiter = TokenBucketLimiter::new(Quotas { principal: Some(limits), tenant: None })
+            .with_clock(Arc::new(ManualClock::new()));
+        let telemetry = Arc::new(Telemetry::default());
+        let gate = RateLimit::new(Arc::new(limiter)).with_telemetry(Arc::clone(&telemetry));
+        assert!(gate.admit(&mut call("acme")).await.is_ok());
+        match gate.admit(&mut call("acme")).await {
+            Err(ToolError::RateLimited { retry_after }) => assert_eq!(retry_after, Duration::from_secs(1)),
+            other => panic!("expected a rate limit refusal, got {other:?}"),
+        }
+        assert!(gate.admit(&mut call("acme")).await.is_err());
+        assert!(gate.admit(&mut call("globex")).await.is_ok());
+        assert_eq!(telemetry.rate_limited(), 2);
+        assert_eq!(telemetry.rate_limited_by_tenant(), vec![(TenantId::new("acme"), 2)]);
     }
 }

@@ -1,0 +1,227 @@
+//! The database handle: one [`Store`] over SQLite or PostgreSQL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::StoreError;
+use crate::migrate::CORE_MIGRATIONS;
+use crate::scope::TenantScope;
+use plexus_core::context::TenantId;
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file (WAL, `synchronous=FULL`).
+    Sqlite,
+    /// A PostgreSQL database, with row-level security on tenant-owned tables.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The pool of one backend.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the pool of whichever backend `$db` is.
+/// The body is compiled once per backend, so it may use anything both
+/// drivers support (runtime `sqlx::query` with `$n` binds, which SQLite
+/// accepts too).
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Run `$body` in a write transaction with `$conn` bound to its connection
+/// (`&mut SqliteConnection` or `&mut PgConnection`), then commit. An early
+/// return (`?`) rolls back. On SQLite the transaction is `BEGIN IMMEDIATE`,
+/// so it waits for the write lock up front instead of failing on upgrade.
+macro_rules! in_write_tx {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $conn = &mut *tx;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let $conn = &mut *tx;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use in_write_tx;
+
+/// Most connections per pool.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+/// How long a SQLite writer waits for the lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database: tenants, API keys, the audit log, and every owner's
+/// migrations. Cheap to clone (the pool is shared).
+///
+/// Tenant-owned data is reached only through [`Store::tenant`], which
+/// returns a [`TenantScope`]; nothing on `Store` itself reads or writes
+/// another tenant's rows.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open the database named by `url` and run the core migrations.
+    ///
+    /// - `postgres://user@host:5432/db` (or `postgresql://`): PostgreSQL;
+    /// - `sqlite:///abs/path/plexus.db`, `sqlite://rel/path.db`, `sqlite::memory:`:
+    ///   SQLite;
+    /// - anything without a scheme: a SQLite file path.
+    ///
+    /// A SQLite file (and its directory) is created if missing, and runs in
+    /// WAL mode with `synchronous=FULL`, so a committed transaction survives
+    /// power loss.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate(&CORE_MIGRATIONS).await?;
+        Ok(store)
+    }
+
+    /// Connect without running any migration.
+    async fn connect(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StoreError::InvalidUrl("empty".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+                .application_name("plexus");
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            let (superuser, bypass): (bool, bool) =
+                sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+                    .fetch_one(&pool)
+                    .await?;
+            if superuser || bypass {
+                tracing::warn!(
+                    "connected to PostgreSQL as a superuser or BYPASSRLS role: row-level security does not apply; \
+                     run plexus as an ordinary role that owns its schema"
+                );
+            }
+            return Ok(Self { db: Db::Postgres(pool) });
+        }
+        let (options, memory) = if url.starts_with("sqlite:") {
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+            (options, memory)
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(StoreError::InvalidUrl(format!("unsupported scheme {scheme:?} (use sqlite or postgres)")));
+        } else {
+            (SqliteConnectOptions::new().filename(url), false)
+        };
+        if !memory && let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let pool = if memory {
+            // An in-memory database lives as long as one connection to it:
+            // keep exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(SQLITE_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?
+        };
+        Ok(Self { db: Db::Sqlite(pool) })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The scope through which every tenant-owned row of `tenant` is read
+    /// and written. It does not check that the tenant exists; operations
+    /// that need it to fail with [`StoreError::UnknownTenant`].
+    pub fn tenant(&self, tenant: &TenantId) -> TenantScope<'_> {
+        TenantScope::new(self, tenant.clone())
+    }
+
+    /// Close every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        on_db!(&self.db, pool => pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_connections_are_wal_with_full_sync_and_foreign_keys() {
+        let dir = std::env::temp_dir().join(format!("plexus-store-pragmas-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
+        let Db::Sqlite(pool) = &store.db else { panic!("not sqlite") };
+        let mut conn = pool.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+        drop(conn);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

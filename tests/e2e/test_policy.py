@@ -1,0 +1,102 @@
+"""Roles, argument conditions and policy reload, end to end over HTTP with API keys.
+
+A `reader` key may call `echo`, and only with an allowed text. Editing the
+configuration file while the server runs changes what the key may do within a
+second; a broken edit is refused and the policy in force stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from test_demo_and_shutdown import modern_call, start
+from conftest import _stop
+
+KEY = "pk_" + "ab12" * 8
+DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
+
+CONFIG = f"""
+[[auth.api_keys]]
+name = "reader-bot"
+sha256 = "{DIGEST}"
+tenant = "default"
+roles = ["reader"]
+
+[roles.reader]
+tools = [{{tools}}]
+[[roles.reader.conditions]]
+tools = "echo"
+argument = "/text"
+one_of = ["hello", "こんにちは"]
+"""
+
+
+def write(path: Path, tools: str) -> None:
+    path.write_text(CONFIG.replace("{tools}", tools), encoding="utf-8")
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_roles_conditions_and_reload(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "plexus.toml"
+    write(cfg, '"echo"')
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data")], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        status, reply = modern_call(url, "echo", {"text": "こんにちは"}, key=KEY)
+        assert status == 200 and reply["result"]["content"][0]["text"] == "こんにちは", reply
+        # the condition refuses other texts exactly as if the tool did not exist
+        status, denied = modern_call(url, "echo", {"text": "bye"}, key=KEY)
+        status2, missing = modern_call(url, "no_such_tool", {}, key=KEY)
+        assert denied["error"]["code"] == missing["error"]["code"] == -32602, (denied, missing)
+        assert denied["error"]["message"] == "tool not found: echo"
+        status, reply = modern_call(url, "whoami", {}, key=KEY)
+        assert reply["error"]["message"] == "tool not found: whoami", reply
+
+        # grant whoami: it works within a second or two, without a restart
+        write(cfg, '"echo", "whoami"')
+        assert wait_until(lambda: "result" in modern_call(url, "whoami", {}, key=KEY)[1]), "reload not applied"
+        who = modern_call(url, "whoami", {}, key=KEY)[1]["result"]["structuredContent"]
+        assert (who["subject"], who["roles"]) == ("reader-bot", ["reader"])
+
+        # a broken edit is refused; the policy in force stays
+        cfg.write_text(CONFIG.replace("{tools}", '"echo"').replace('one_of = ["hello", "こんにちは"]', "max = 1\nmin = 0"))
+        time.sleep(1.5)
+        assert "result" in modern_call(url, "whoami", {}, key=KEY)[1]
+        assert "policy reload refused" in (tmp_path / "log").read_text(errors="replace")
+    finally:
+        _stop(proc)
+
+
+def test_rate_limits_trigger_and_recover(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(
+        CONFIG.replace("{tools}", '"echo"') + "\n[limits]\nprincipal_per_second = 2\nprincipal_burst = 3\n",
+        encoding="utf-8",
+    )
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data")], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        answers = [modern_call(url, "echo", {"text": "hello"}, key=KEY)[1] for _ in range(5)]
+        ok = [a for a in answers if "result" in a]
+        limited = [a for a in answers if "error" in a]
+        assert len(ok) == 3, answers
+        assert limited and all(a["error"]["code"] == -32029 for a in limited), answers
+        retry_ms = limited[0]["error"]["data"]["retryAfterMs"]
+        assert 0 < retry_ms <= 500, limited[0]
+        assert limited[0]["error"]["message"].startswith("rate limit exceeded, retry after")
+        time.sleep(retry_ms / 1000 + 0.05)
+        assert "result" in modern_call(url, "echo", {"text": "hello"}, key=KEY)[1]
+        metrics = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        assert "plexus_rate_limited_total 2" in metrics, metrics
+    finally:
+        _stop(proc)
