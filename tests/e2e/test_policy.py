@@ -100,3 +100,41 @@ def test_rate_limits_trigger_and_recover(plexus_bin: str, tmp_path: Path) -> Non
         assert "plexus_rate_limited_total 2" in metrics, metrics
     finally:
         _stop(proc)
+
+
+def test_protected_resource_metadata_and_challenge(plexus_bin: str, tmp_path: Path) -> None:
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(
+        CONFIG.replace("{tools}", '"echo"').replace(
+            "[[auth.api_keys]]",
+            '[auth]\nresource = "http://127.0.0.1:9/mcp"\nauthorization_servers = ["https://idp.test"]\n'
+            'scopes_supported = ["mcp"]\n\n[[auth.api_keys]]',
+        ),
+        encoding="utf-8",
+    )
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data")], tmp_path / "log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+            with urllib.request.urlopen(base + path) as r:  # noqa: S310 - loopback
+                doc = _json.loads(r.read())
+            assert doc["resource"] == "http://127.0.0.1:9/mcp"
+            assert doc["authorization_servers"] == ["https://idp.test"]
+            assert doc["scopes_supported"] == ["mcp"]
+        status, _ = modern_call(f"{base}/mcp", "echo", {"text": "hello"}, key=None)
+        assert status == 401
+        req = urllib.request.Request(f"{base}/mcp", data=b"{}", method="POST", headers={"X-API-Key": "pk_nope"})
+        try:
+            urllib.request.urlopen(req)  # noqa: S310 - loopback
+            raise AssertionError("expected 401")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401
+            challenge = e.headers["WWW-Authenticate"]
+            assert 'error="invalid_token"' in challenge, challenge
+            assert 'resource_metadata="http://127.0.0.1:9/.well-known/oauth-protected-resource/mcp"' in challenge
+    finally:
+        _stop(proc)

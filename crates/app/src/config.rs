@@ -122,6 +122,13 @@ struct RawAuth {
     anonymous_roles: Option<Vec<String>>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
+    /// This server's resource identifier (its MCP endpoint URL) for OAuth
+    /// Protected Resource Metadata; tokens must name it as audience.
+    resource: Option<String>,
+    #[serde(default)]
+    authorization_servers: Vec<String>,
+    #[serde(default)]
+    scopes_supported: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +225,8 @@ pub struct Config {
     /// The file this configuration was read from, if any (reloads watch it).
     pub source: Option<PathBuf>,
     pub quotas: plexus_core::ratelimit::Quotas,
+    /// OAuth Protected Resource Metadata, when `auth.resource` is set.
+    pub protected_resource: Option<plexus_server::ProtectedResource>,
 }
 
 /// Modules this build can serve, in listing order.
@@ -377,7 +386,19 @@ impl Config {
             principal: limit("principal_per_second", raw.limits.principal_per_second, raw.limits.principal_burst)?,
             tenant: limit("tenant_per_second", raw.limits.tenant_per_second, raw.limits.tenant_burst)?,
         };
+        let protected_resource = match raw.auth.resource {
+            Some(r) if r.starts_with("http://") || r.starts_with("https://") => {
+                Some(plexus_server::ProtectedResource {
+                    resource: r,
+                    authorization_servers: raw.auth.authorization_servers,
+                    scopes_supported: raw.auth.scopes_supported,
+                })
+            }
+            Some(r) => bail!("auth.resource `{r}` must be the MCP endpoint's http(s) URL"),
+            None => None,
+        };
         Ok(Config {
+            protected_resource,
             quotas,
             source: None,
             audit_durability,

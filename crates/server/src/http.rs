@@ -44,6 +44,47 @@ pub struct HttpOptions {
     /// Serve plain stateless `tools/call` requests without rmcp's
     /// per-request session machinery (see `fast.rs`).
     pub fast_path: bool,
+    /// OAuth 2.1 Protected Resource Metadata (RFC 9728), served at
+    /// `/.well-known/oauth-protected-resource` (and with the resource's
+    /// path appended) and named in every 401's `WWW-Authenticate`.
+    pub protected_resource: Option<ProtectedResource>,
+}
+
+/// This server as an OAuth protected resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedResource {
+    /// The resource identifier: the MCP endpoint's URL (`https://mcp.example.com/mcp`);
+    /// tokens must name it as their audience.
+    pub resource: String,
+    /// Issuers whose tokens this server accepts.
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+impl ProtectedResource {
+    /// The metadata document.
+    fn document(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.resource,
+            "authorization_servers": self.authorization_servers,
+            "scopes_supported": self.scopes_supported,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Plexus MCP server",
+        })
+    }
+
+    /// Where the metadata lives: the resource's origin, the well-known
+    /// prefix, then the resource's path (RFC 9728 §3.1).
+    pub fn metadata_url(&self) -> String {
+        let (origin, path) = match self.resource.find("://").map(|i| i + 3) {
+            Some(start) => match self.resource[start..].find('/') {
+                Some(slash) => self.resource.split_at(start + slash),
+                None => (self.resource.as_str(), ""),
+            },
+            None => (self.resource.as_str(), ""),
+        };
+        format!("{origin}/.well-known/oauth-protected-resource{}", path.trim_end_matches('/'))
+    }
 }
 
 impl Default for HttpOptions {
@@ -56,11 +97,14 @@ impl Default for HttpOptions {
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(10),
             fast_path: true,
+            protected_resource: None,
         }
     }
 }
 
 struct Front {
+    /// `resource_metadata="..."` for challenges, when configured.
+    metadata_param: String,
     authenticator: Arc<dyn Authenticator>,
     max_body: usize,
     allow_anonymous: bool,
@@ -230,12 +274,14 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
     let cred = match credential(req.headers()) {
         Credential::None if front.allow_anonymous => Credential::None,
         Credential::None => {
-            return unauthorized("Bearer", "authentication required: send an API key (X-API-Key) or a bearer token");
+            let challenge = format!("Bearer{}", front.metadata_param.replacen(',', "", 1));
+            return unauthorized(&challenge, "authentication required: send an API key (X-API-Key) or a bearer token");
         }
         presented => match front.authenticator.authenticate(&presented).await {
             Ok(p) => Credential::Verified(Box::new(p)),
             Err(AuthError::InsufficientScope(scope)) => {
-                let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+                let challenge =
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"{}", front.metadata_param);
                 let mut resp = (StatusCode::FORBIDDEN, format!("insufficient scope: {scope}")).into_response();
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -243,7 +289,8 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
                 return resp;
             }
             Err(e) => {
-                let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{e}\"");
+                let challenge =
+                    format!("Bearer error=\"invalid_token\", error_description=\"{e}\"{}", front.metadata_param);
                 return unauthorized(&challenge, &format!("authentication failed: {e}"));
             }
         },
@@ -313,13 +360,28 @@ pub(crate) async fn serve(
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let metadata_param = match &opts.protected_resource {
+        Some(pr) => format!(", resource_metadata=\"{}\"", pr.metadata_url()),
+        None => String::new(),
+    };
     let front = Arc::new(Front {
+        metadata_param,
         authenticator: Arc::clone(&shared.authenticator),
         max_body: opts.max_body_bytes,
         allow_anonymous: opts.allow_anonymous,
         fast_path: opts.fast_path,
         allowed_hosts: opts.allowed_hosts.clone(),
         shared: Arc::clone(&shared),
+    });
+    let prm_doc = opts.protected_resource.as_ref().map(ProtectedResource::document);
+    let prm = axum::routing::get(move || {
+        let doc = prm_doc.clone();
+        async move {
+            match doc {
+                Some(d) => axum::Json(d).into_response(),
+                None => (StatusCode::NOT_FOUND, "no protected resource metadata is configured").into_response(),
+            }
+        }
     });
     let ready = Arc::new(AtomicBool::new(true));
     let ready_probe = Arc::clone(&ready);
@@ -328,6 +390,8 @@ pub(crate) async fn serve(
             .route_service("/mcp", mcp)
             .layer(axum::middleware::from_fn_with_state(front, front_door))
             .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/.well-known/oauth-protected-resource", prm.clone())
+            .route("/.well-known/oauth-protected-resource/{*path}", prm)
             // Outside the front door: no MCP credential, always on (see `metrics`).
             .route(
                 "/metrics",
@@ -460,6 +524,21 @@ mod tests {
         let bytes = futures::executor::block_on(resp.into_body().collect()).unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["id"], "abc");
+    }
+
+    #[test]
+    fn protected_resource_metadata_url() {
+        let pr =
+            |r: &str| ProtectedResource { resource: r.into(), authorization_servers: vec![], scopes_supported: vec![] };
+        assert_eq!(
+            pr("https://mcp.example.com/mcp").metadata_url(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            pr("http://127.0.0.1:8080").metadata_url(),
+            "http://127.0.0.1:8080/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(pr("https://a.example/").metadata_url(), "https://a.example/.well-known/oauth-protected-resource");
     }
 
     #[test]

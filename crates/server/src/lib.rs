@@ -31,7 +31,7 @@ use rmcp::ServiceExt;
 use rmcp::model as m;
 
 use crate::handler::{PlexusHandler, Shared};
-pub use crate::http::HttpOptions;
+pub use crate::http::{HttpOptions, ProtectedResource};
 
 /// Entry points for fuzzing and property tests; not part of the API.
 #[doc(hidden)]

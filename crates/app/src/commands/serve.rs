@@ -134,6 +134,7 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
         shutdown,
         drain_timeout: config.drain_timeout,
         fast_path: config.fast_path,
+        protected_resource: config.protected_resource.clone(),
     };
     server.serve_http(listener, opts).await?;
     tracing::info!("stopped");
