@@ -48,4 +48,3 @@ storage_suite!(
     audit_records_are_read_by_range,
     migrations_are_idempotent_and_checked,
 );
-mod zz_bench;
