@@ -80,14 +80,14 @@ def test_demo_prints_how_to_connect_and_requires_its_key(plexus_bin: str, tmp_pa
         url = f"http://{HOST}:{port}/mcp"
         text = log.read_text(errors="replace")
         assert f"MCP endpoint (Streamable HTTP): {url}" in text, text
-        key = re.search(r"Admin API key \(shown once\):\s+(pk_demo_[0-9a-f]{32})", text)
+        key = re.search(r"Admin API key \(shown once\):\s+(pk_[0-9a-f]{32})", text)
         assert key, text
         assert '"mcpServers"' in text and "mcp-inspector --cli" in text, text
         assert data.is_dir()
 
         status, _ = modern_call(url, "whoami", {}, key=None)
         assert status == 401
-        status, _ = modern_call(url, "whoami", {}, key="pk_demo_" + "0" * 32)
+        status, _ = modern_call(url, "whoami", {}, key="pk_" + "0" * 32)
         assert status == 401
         status, reply = modern_call(url, "whoami", {}, key=key.group(1))
         assert status == 200, reply

@@ -138,3 +138,40 @@ def test_protected_resource_metadata_and_challenge(plexus_bin: str, tmp_path: Pa
             assert 'resource_metadata="http://127.0.0.1:9/.well-known/oauth-protected-resource/mcp"' in challenge
     finally:
         _stop(proc)
+
+
+def test_store_keys_revocation_and_suspended_tenants(plexus_bin: str, tmp_path: Path) -> None:
+    import subprocess
+
+    data = tmp_path / "data"
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([plexus_bin, *args, "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    cli("tenants", "create", "acme", "--tier", "enterprise")
+    issued = cli("keys", "create", "--name", "ci-bot", "--tenant", "acme", "--roles", "admin")
+    secret = next(l.split()[-1] for l in issued.splitlines() if l.startswith("secret:"))
+    key_id = next(l.split()[-1] for l in issued.splitlines() if l.startswith("key id:"))
+    assert secret.startswith("pk_") and secret not in cli("keys", "list", "--tenant", "acme")
+
+    proc, port = start([plexus_bin, "serve", "--data-dir", str(data)], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        status, reply = modern_call(url, "whoami", {}, key=secret)
+        assert status == 200, reply
+        who = reply["result"]["structuredContent"]
+        assert (who["subject"], who["tenant"], who["method"]) == ("ci-bot", "acme", "api_key")
+
+        cli("tenants", "suspend", "acme")
+        status, reply = modern_call(url, "whoami", {}, key=secret)
+        assert reply["error"]["code"] == -32030 and "suspended" in reply["error"]["message"], reply
+        cli("tenants", "resume", "acme")
+        assert "result" in modern_call(url, "whoami", {}, key=secret)[1]
+
+        cli("keys", "revoke", key_id, "--tenant", "acme")
+        status, reply = modern_call(url, "whoami", {}, key=secret)
+        assert status == 401, reply
+    finally:
+        _stop(proc)

@@ -30,6 +30,76 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Issue, list and revoke API keys (stored as hashes; a key is shown once).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Create, list, suspend and resume tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key and print it once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Name of the key: the principal's subject in the audit log.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Revoke a key by id; it is refused from the next call on.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    Create {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "standard")]
+        tier: String,
+    },
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Refuse every call of the tenant's principals until resumed.
+    Suspend {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    Resume {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
 }
 
 /// Options every command that reads the configuration shares.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub const ENV: &[(&str, &str)] = &[
     ("PLEXUS_CONFIG", "path of plexus.toml (as --config)"),
     ("PLEXUS_DATA_DIR", "data directory (data.dir)"),
+    ("PLEXUS_STORAGE_URL", "database: sqlite path/URL or postgres:// URL (storage.url)"),
     ("PLEXUS_MODULES", "comma-separated modules to serve (modules.enabled)"),
     ("PLEXUS_API_KEY", "API key whose principal a stdio session runs as"),
     ("PLEXUS_LOG", "log filter, e.g. info or plexus=debug (log.level)"),
@@ -62,6 +63,16 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    /// `sqlite:///abs/path.db`, a plain path, or `postgres://user@host/db`.
+    /// Default: `plexus.db` in the data directory.
+    url: Option<String>,
 }
 
 /// Token-bucket limits; a missing rate means unlimited.
@@ -227,6 +238,15 @@ pub struct Config {
     pub quotas: plexus_core::ratelimit::Quotas,
     /// OAuth Protected Resource Metadata, when `auth.resource` is set.
     pub protected_resource: Option<plexus_server::ProtectedResource>,
+    /// Explicit database URL; `None` means `plexus.db` in the data directory.
+    pub storage_url: Option<String>,
+}
+
+impl Config {
+    /// The database to open.
+    pub fn storage_url(&self) -> String {
+        self.storage_url.clone().unwrap_or_else(|| self.data_dir.join("plexus.db").display().to_string())
+    }
 }
 
 /// Modules this build can serve, in listing order.
@@ -398,6 +418,7 @@ impl Config {
             None => None,
         };
         Ok(Config {
+            storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,
             quotas,
             source: None,

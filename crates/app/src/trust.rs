@@ -1,5 +1,6 @@
-//! The trust ports as this build configures them: API keys and local
-//! principals from the configuration, and the configured tenants.
+//! The trust ports as this build configures them: the local principal
+//! (stdio), API keys from the configuration and from the store, anonymous
+//! callers when allowed, and the store's tenant directory.
 //! The trust layer replaces these with store-backed keys, JWTs and quotas.
 
 use plexus_core::context::{Credential, Principal, TenantId};
@@ -14,6 +15,8 @@ pub struct ConfigAuthenticator {
     local: Principal,
     anonymous: Option<Principal>,
     keys: Vec<ApiKeyEntry>,
+    /// Keys issued with `plexus keys create` live here.
+    store: Option<plexus_store::Store>,
 }
 
 pub fn key_digest(key: &str) -> String {
@@ -36,7 +39,13 @@ impl ConfigAuthenticator {
             scopes: Vec::new(),
             method: "anonymous",
         });
-        Self { local, anonymous, keys: config.api_keys.clone() }
+        Self { local, anonymous, keys: config.api_keys.clone(), store: None }
+    }
+
+    /// Also accept the keys in the store.
+    pub fn with_store(mut self, store: plexus_store::Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     fn by_key(&self, key: &str) -> Result<Principal, AuthError> {
@@ -69,7 +78,20 @@ impl Authenticator for ConfigAuthenticator {
         match credential {
             Credential::Local => Ok(self.local.clone()),
             Credential::Verified(p) => Ok((**p).clone()),
-            Credential::ApiKey(k) => self.by_key(k),
+            Credential::ApiKey(k) => match self.by_key(k) {
+                Ok(p) => Ok(p),
+                Err(e) => match &self.store {
+                    Some(store) => match store.authenticate(k).await {
+                        Ok(Some(kp)) => Ok(kp.into_principal()),
+                        Ok(None) => Err(e),
+                        Err(err) => {
+                            tracing::error!(error = %err, "key store unavailable");
+                            Err(AuthError::Invalid("key store unavailable".into()))
+                        }
+                    },
+                    None => Err(e),
+                },
+            },
             Credential::Bearer(_) => match &self.anonymous {
                 Some(p) => Ok(p.clone()),
                 None => Err(AuthError::Invalid("bearer tokens are not accepted by this server".into())),

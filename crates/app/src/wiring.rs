@@ -80,6 +80,36 @@ impl Ports {
             telemetry: Arc::new(Telemetry::new(config.slow_call)),
         }
     }
+
+    /// Keys and tenants from the store as well as from the configuration.
+    pub fn with_store(mut self, config: &Config, allow_anonymous: bool, store: plexus_store::Store) -> Self {
+        self.authenticator = Arc::new(ConfigAuthenticator::new(config, allow_anonymous).with_store(store.clone()));
+        self.tenants = Arc::new(store);
+        self
+    }
+}
+
+/// Open the database and make sure every tenant the configuration names
+/// exists in it (`default`, the local principal's, the API keys').
+pub async fn open_store(config: &Config) -> anyhow::Result<plexus_store::Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let url = config.storage_url();
+    let store = plexus_store::Store::open(&url).await.with_context(|| format!("cannot open the database {url}"))?;
+    let mut wanted: Vec<&str> = config.api_keys.iter().map(|k| k.tenant.as_str()).collect();
+    wanted.push(&config.local_tenant);
+    wanted.push("default");
+    for id in wanted {
+        let id = plexus_core::TenantId::new(id);
+        if store.get_tenant(&id).await?.is_none() {
+            let new = plexus_store::NewTenant { id: id.clone(), name: id.to_string(), tier: "standard".into() };
+            match store.create_tenant(&new).await {
+                Ok(_) | Err(plexus_store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(store)
 }
 
 /// The call pipeline. The order is declared here and only here:

@@ -2,6 +2,7 @@
 
 mod audit;
 mod config;
+mod keys;
 mod serve;
 mod tools;
 
@@ -20,6 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command: AuditCommand::Export { common, from, to, format } } => {
             audit::export(&load(&common)?, from.as_deref(), to.as_deref(), format)
         }
+        Command::Keys { command } => keys::keys(command),
+        Command::Tenants { command } => keys::tenants(command),
     }
 }
 

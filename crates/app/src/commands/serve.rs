@@ -11,36 +11,36 @@ use plexus_store::JsonlAuditLog;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
-use crate::config::{ApiKeyEntry, Config};
-use crate::trust::key_digest;
+use crate::config::Config;
 use crate::{logging, wiring};
 
 /// Address `--demo` serves on when `--http` is not given.
 const DEMO_ADDR: &str = "127.0.0.1:8080";
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = super::load(&args.common)?;
+    let config = super::load(&args.common)?;
     logging::init(&config.log_level, config.log_json);
     if !args.stdio && args.http.is_none() && !args.demo {
         anyhow::bail!("say how to serve: --stdio, or --http ADDR (for example --http 127.0.0.1:8080)");
     }
-    let demo_key = if args.demo { Some(prepare_demo(&mut config)?) } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(args, config, demo_key))
+    runtime.block_on(serve(args, config))
 }
 
-/// Create the data directory and an admin key for this demo run.
-fn prepare_demo(config: &mut Config) -> anyhow::Result<String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let key = format!("pk_demo_{}", uuid::Uuid::new_v4().simple());
-    config.api_keys.push(ApiKeyEntry {
-        name: "demo-admin".into(),
-        sha256: key_digest(&key),
-        tenant: "default".into(),
-        roles: vec!["admin".into()],
-    });
-    Ok(key)
+/// Name of the key `--demo` issues; each demo run replaces the last one.
+const DEMO_KEY_NAME: &str = "demo-admin";
+
+/// Issue a fresh admin key in the store for this demo run (revoking the
+/// previous run's) and return its secret, which is shown once.
+async fn issue_demo_key(store: &plexus_store::Store) -> anyhow::Result<String> {
+    let scope = store.tenant(&plexus_core::TenantId::default_tenant());
+    for k in scope.list_keys().await? {
+        if k.name == DEMO_KEY_NAME && k.revoked_at.is_none() {
+            scope.revoke_key(&k.id).await?;
+        }
+    }
+    let issued = scope.create_key(DEMO_KEY_NAME, &["admin".to_owned()]).await?;
+    Ok(issued.secret.expose().to_owned())
 }
 
 fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
@@ -65,7 +65,7 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
     )
 }
 
-async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<ExitCode> {
     let audit_path = super::audit_path(&config);
     let audit = Arc::new(
         JsonlAuditLog::open_with(&audit_path, config.audit_durability)
@@ -73,7 +73,13 @@ async fn serve(args: ServeArgs, config: Config, demo_key: Option<String>) -> any
     );
     let bus = Bus::default();
     let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
-    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit);
+    let store = wiring::open_store(&config).await?;
+    let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
+    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit).with_store(
+        &config,
+        args.allow_anonymous,
+        store,
+    );
     let pipeline = wiring::pipeline(&config, &registry, &ports);
     // Roles reload from the configuration file while serving.
     if let Some(path) = config.source.clone() {
