@@ -140,6 +140,8 @@ struct RawAuth {
     authorization_servers: Vec<String>,
     #[serde(default)]
     scopes_supported: Vec<String>,
+    /// Bearer JWT access tokens from an OAuth 2.1 authorization server.
+    jwt: Option<crate::jwks::RawJwt>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +238,8 @@ pub struct Config {
     /// The file this configuration was read from, if any (reloads watch it).
     pub source: Option<PathBuf>,
     pub quotas: plexus_core::ratelimit::Quotas,
+    /// `[auth.jwt]`: bearer JWTs verified against the authorization server's keys.
+    pub jwt: Option<crate::jwks::JwtConfig>,
     /// OAuth Protected Resource Metadata, when `auth.resource` is set.
     pub protected_resource: Option<plexus_server::ProtectedResource>,
     /// Explicit database URL; `None` means `plexus.db` in the data directory.
@@ -417,7 +421,9 @@ impl Config {
             Some(r) => bail!("auth.resource `{r}` must be the MCP endpoint's http(s) URL"),
             None => None,
         };
+        let jwt = raw.auth.jwt.map(crate::jwks::RawJwt::validate).transpose()?;
         Ok(Config {
+            jwt,
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,
             quotas,

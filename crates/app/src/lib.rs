@@ -4,6 +4,7 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod jwks;
 mod logging;
 pub mod trust;
 pub mod wiring;

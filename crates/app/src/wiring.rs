@@ -67,6 +67,8 @@ pub struct Ports {
     pub policy: Arc<SharedPolicy>,
     pub audit: Arc<dyn AuditSink>,
     pub telemetry: Arc<Telemetry>,
+    /// The JWT verification keys, when `[auth.jwt]` is configured (the JWKS refresher fills them).
+    pub jwt_keys: Option<Arc<plexus_core::jwt::JwtKeys>>,
 }
 
 impl Ports {
@@ -78,7 +80,19 @@ impl Ports {
             policy: Arc::new(SharedPolicy::new(Arc::new(policy(config)))),
             audit,
             telemetry: Arc::new(Telemetry::new(config.slow_call)),
+            jwt_keys: None,
         }
+    }
+
+    /// Bearer JWTs verified in front of the other credentials, when `[auth.jwt]`
+    /// is configured. Call after `with_store` (it wraps the authenticator in force).
+    pub fn with_jwt(mut self, config: &Config) -> Self {
+        if let Some(jwt) = &config.jwt {
+            let (authenticator, keys) = crate::jwks::authenticator(jwt, Arc::clone(&self.authenticator));
+            self.authenticator = authenticator;
+            self.jwt_keys = Some(keys);
+        }
+        self
     }
 
     /// Keys and tenants from the store as well as from the configuration.
@@ -99,6 +113,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<plexus_store::Store> 
     let mut wanted: Vec<&str> = config.api_keys.iter().map(|k| k.tenant.as_str()).collect();
     wanted.push(&config.local_tenant);
     wanted.push("default");
+    if let Some(jwt) = &config.jwt {
+        wanted.push(&jwt.settings.default_tenant);
+    }
     for id in wanted {
         let id = plexus_core::TenantId::new(id);
         if store.get_tenant(&id).await?.is_none() {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -27,6 +27,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::context::{Credential, Principal, TenantId};
 use crate::ports::{AuthError, Authenticator};
+
+/// The key set types, for the app's fetcher.
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 /// At most one refresh of the key set is requested per this interval, however
 /// many tokens with unknown key ids arrive.
@@ -400,8 +403,7 @@ impl JwtAuthenticator {
             Some(v) => strings(v).ok_or_else(|| invalid(format!("malformed {} claim", s.roles_claim)))?,
         };
         let scopes = scopes(claims)?;
-        let missing: Vec<&str> =
-            s.required_scopes.iter().filter(|r| !scopes.contains(r)).map(String::as_str).collect();
+        let missing: Vec<&str> = s.required_scopes.iter().filter(|r| !scopes.contains(r)).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(AuthError::InsufficientScope(missing.join(" ")));
         }

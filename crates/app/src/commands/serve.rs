@@ -75,11 +75,14 @@ async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<ExitCode> {
     let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
     let store = wiring::open_store(&config).await?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
-    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit).with_store(
-        &config,
-        args.allow_anonymous,
-        store,
-    );
+    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit)
+        .with_store(&config, args.allow_anonymous, store)
+        .with_jwt(&config);
+    // Bearer JWTs: the authorization server's keys, fetched now, every
+    // refresh_seconds, and when a token names a key id not yet known.
+    if let (Some(jwt), Some(keys)) = (&config.jwt, &ports.jwt_keys) {
+        crate::jwks::spawn_refresher(jwt.jwks_url.clone(), Arc::clone(keys), jwt.refresh_every);
+    }
     let pipeline = wiring::pipeline(&config, &registry, &ports);
     // Roles reload from the configuration file while serving.
     if let Some(path) = config.source.clone() {
