@@ -94,6 +94,11 @@ struct RawAudit {
     /// before answering, flushed every `flush_interval_ms`).
     durability: Option<String>,
     flush_interval_ms: Option<u64>,
+    /// `file` (JSON Lines in the data directory) or `database` (the
+    /// storage database's append-only audit table).
+    sink: Option<String>,
+    /// This node's name in the audit log (one hash chain per node).
+    node_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +249,9 @@ pub struct Config {
     pub protected_resource: Option<plexus_server::ProtectedResource>,
     /// Explicit database URL; `None` means `plexus.db` in the data directory.
     pub storage_url: Option<String>,
+    /// Audit records go to the database rather than the JSON Lines file.
+    pub audit_in_database: bool,
+    pub node_id: String,
 }
 
 impl Config {
@@ -422,7 +430,14 @@ impl Config {
             None => None,
         };
         let jwt = raw.auth.jwt.map(crate::jwks::RawJwt::validate).transpose()?;
+        let audit_in_database = match raw.audit.sink.as_deref().unwrap_or("file") {
+            "file" => false,
+            "database" => true,
+            other => bail!("audit.sink must be `file` or `database`, not `{other}`"),
+        };
         Ok(Config {
+            audit_in_database,
+            node_id: raw.audit.node_id.unwrap_or_else(|| "local".into()),
             jwt,
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,

@@ -1,0 +1,116 @@
+"""The audit log survives `kill -9` in the middle of a burst, and tampering is named.
+
+The server writes audit records to its database (`[audit] sink = "database"`).
+Many calls run concurrently; the server is killed with SIGKILL while they are
+in flight. Every call that got a result must be in the log, the hash chain
+must verify, and after an attacker edits one row (dropping the append-only
+trigger first) `plexus audit verify` must fail and name that record.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import _stop
+from test_demo_and_shutdown import start
+
+MODERN = "2026-07-28"
+
+
+def call(url: str, n: int) -> bool:
+    body = {
+        "jsonrpc": "2.0",
+        "id": f"burst-{n}",
+        "method": "tools/call",
+        "params": {
+            "name": "echo",
+            "arguments": {"text": f"call {n}"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "echo",
+    }
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback only
+            reply = json.loads(resp.read())
+            return reply.get("result", {}).get("content", [{}])[0].get("text") == f"call {n}"
+    except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+        return False
+
+
+def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text('[audit]\nsink = "database"\nnode_id = "n1"\n', encoding="utf-8")
+    data = tmp_path / "data"
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg), "--allow-anonymous", "--data-dir", str(data)], tmp_path / "log"
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    answered: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(w: int) -> None:
+        n = w * 100_000
+        while not stop.is_set() and n < w * 100_000 + 5_000:
+            if call(url, n):
+                with lock:
+                    answered.append(n)
+            n += 1
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        stop.set()
+        _stop(proc)
+    assert len(answered) > 50, f"too few calls answered before the kill: {len(answered)}"
+
+    def plexus(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [plexus_bin, *args, "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+        )
+
+    verify = plexus("audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "audit log intact" in verify.stdout and "node n1" in verify.stdout, verify.stdout
+    export = plexus("audit", "export", "--format", "jsonl")
+    assert export.returncode == 0, export.stderr
+    logged = {json.loads(line)["request_id"] for line in export.stdout.splitlines() if line}
+    missing = [n for n in answered if f"burst-{n}" not in logged]
+    assert not missing, f"{len(missing)} answered calls are not in the audit log, e.g. {missing[:5]}"
+
+    # An attacker with database access edits one record.
+    db = sqlite3.connect(data / "plexus.db")
+    db.execute("DROP TRIGGER audit_log_no_update")
+    seq = db.execute("SELECT seq FROM audit_log WHERE node_id = 'n1' ORDER BY seq LIMIT 1 OFFSET 7").fetchone()[0]
+    db.execute("UPDATE audit_log SET outcome = 'ok', principal = 'someone-else' WHERE node_id = 'n1' AND seq = ?", (seq,))
+    db.commit()
+    db.close()
+    verify = plexus("audit", "verify")
+    assert verify.returncode == 1, verify.stdout
+    assert f"record {seq} (position {seq}) was altered" in verify.stderr, verify.stderr
