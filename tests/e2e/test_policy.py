@@ -175,3 +175,42 @@ def test_store_keys_revocation_and_suspended_tenants(plexus_bin: str, tmp_path: 
         assert status == 401, reply
     finally:
         _stop(proc)
+
+
+def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path: Path) -> None:
+    import subprocess
+
+    data = tmp_path / "data"
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text('[roles.auditor]\ntools = ["echo", "query_audit_log"]\n', encoding="utf-8")
+
+    def cli(*args: str) -> str:
+        r = subprocess.run(
+            [plexus_bin, *args, "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    secrets = {}
+    for tenant in ("hospital-a", "hospital-b"):
+        cli("tenants", "create", tenant)
+        out = cli("keys", "create", "--name", f"auditor-{tenant}", "--tenant", tenant, "--roles", "auditor")
+        secrets[tenant] = next(l.split()[-1] for l in out.splitlines() if l.startswith("secret:"))
+
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for tenant, secret in secrets.items():
+            assert "result" in modern_call(url, "echo", {"text": "hello"}, key=secret)[1]
+        status, reply = modern_call(url, "query_audit_log", {"target": "echo"}, key=secrets["hospital-a"])
+        records = reply["result"]["structuredContent"]["records"]
+        assert [r["principal"] for r in records] == ["auditor-hospital-a"], records
+        assert all(len(r["hash"]) == 64 and r["outcome"] == "ok" for r in records)
+        status, reply = modern_call(url, "query_audit_log", {}, key=secrets["hospital-b"])
+        principals = {r["principal"] for r in reply["result"]["structuredContent"]["records"]}
+        assert principals == {"auditor-hospital-b"}, principals
+        # bad input is a tool error naming the problem, and changes nothing
+        status, reply = modern_call(url, "query_audit_log", {"from": "yesterday"}, key=secrets["hospital-a"])
+        assert reply["result"]["isError"] is True and "RFC 3339" in reply["result"]["content"][0]["text"], reply
+    finally:
+        _stop(proc)

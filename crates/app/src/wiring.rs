@@ -22,13 +22,41 @@ use crate::trust::{ConfigAuthenticator, ConfiguredTenants};
 use plexus_core::ratelimit::TokenBucketLimiter;
 
 /// Instantiate the enabled modules, in the configured order.
-pub fn modules(config: &Config, bus: &Bus) -> Vec<Arc<dyn Module>> {
-    let _ = bus; // modules that publish changes outside calls take the bus
+/// The shared parts modules are built from.
+pub struct ModuleDeps {
+    /// Modules that publish changes outside calls take the bus.
+    pub bus: Bus,
+    /// Where `query_audit_log` reads.
+    pub audit: Arc<dyn plexus_core::ports::AuditReader>,
+}
+
+impl ModuleDeps {
+    /// For offline commands (`tools list`, `config check`): nothing is called.
+    pub fn offline() -> Self {
+        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit) }
+    }
+}
+
+struct OfflineAudit;
+
+#[async_trait::async_trait]
+impl plexus_core::ports::AuditReader for OfflineAudit {
+    async fn query(
+        &self,
+        _: &plexus_core::ports::AuditQuery,
+    ) -> Result<Vec<plexus_core::audit::AuditRecord>, plexus_core::ports::AuditError> {
+        Err(plexus_core::ports::AuditError("the audit log is not open".into()))
+    }
+}
+
+pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
     config
         .modules
         .iter()
         .filter_map(|name| match name.as_str() {
-            "system" => Some(plexus_system::module()),
+            "system" => {
+                Some(Arc::new(plexus_system::System::default().with_audit(Arc::clone(&deps.audit))) as Arc<dyn Module>)
+            }
             "conformance" => Some(plexus_conformance::module()),
             _ => None,
         })

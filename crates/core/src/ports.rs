@@ -82,3 +82,44 @@ pub trait AuditSink: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 #[error("audit log unavailable: {0}")]
 pub struct AuditError(pub String);
+
+/// Which audit records to read. Times are RFC 3339; records of `tenant` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub tenant: String,
+    /// First time included.
+    pub from: Option<String>,
+    /// First time excluded.
+    pub to: Option<String>,
+    pub principal: Option<String>,
+    pub target: Option<String>,
+    pub outcome: Option<String>,
+    /// Most records returned (the newest first).
+    pub limit: usize,
+}
+
+impl AuditQuery {
+    /// Does a record match (time bounds compare as RFC 3339 UTC strings)?
+    pub fn matches(&self, r: &crate::audit::AuditRecord) -> bool {
+        r.tenant == self.tenant
+            && self.from.as_deref().is_none_or(|f| r.time.as_str() >= f)
+            && self.to.as_deref().is_none_or(|t| r.time.as_str() < t)
+            && self.principal.as_deref().is_none_or(|p| r.principal == p)
+            && self.target.as_deref().is_none_or(|t| r.target == t)
+            && self.outcome.as_deref().is_none_or(|o| r.outcome == o)
+    }
+}
+
+/// Reads the audit log back (for auditors).
+#[async_trait::async_trait]
+pub trait AuditReader: Send + Sync + 'static {
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<crate::audit::AuditRecord>, AuditError>;
+}
+
+/// Keep the newest `limit` matches of `records`, newest first.
+pub fn newest_matches(records: Vec<crate::audit::AuditRecord>, q: &AuditQuery) -> Vec<crate::audit::AuditRecord> {
+    let mut hits: Vec<_> = records.into_iter().filter(|r| q.matches(r)).collect();
+    hits.sort_by(|a, b| b.time.cmp(&a.time).then(b.seq.cmp(&a.seq)));
+    hits.truncate(q.limit);
+    hits
+}

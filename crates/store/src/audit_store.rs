@@ -367,3 +367,22 @@ impl Store {
         rows.into_iter().map(|r| record_from_row(node_id, r)).collect()
     }
 }
+
+/// Reads the audit table back for `query_audit_log`: every node's records in
+/// the time range, filtered to the query.
+#[async_trait::async_trait]
+impl plexus_core::ports::AuditReader for Store {
+    async fn query(
+        &self,
+        q: &plexus_core::ports::AuditQuery,
+    ) -> Result<Vec<AuditRecord>, plexus_core::ports::AuditError> {
+        let err = |e: StoreError| plexus_core::ports::AuditError(e.to_string());
+        let since = q.from.clone().unwrap_or_default();
+        let until = q.to.clone().unwrap_or_else(|| "9999".into());
+        let mut all = Vec::new();
+        for node in self.audit_nodes().await.map_err(err)? {
+            all.extend(self.audit_records_between(&node, &since, &until).await.map_err(err)?);
+        }
+        Ok(plexus_core::ports::newest_matches(all, q))
+    }
+}

@@ -265,6 +265,19 @@ impl AuditSink for JsonlAuditLog {
     }
 }
 
+/// Reads the file back for `query_audit_log`.
+#[async_trait::async_trait]
+impl plexus_core::ports::AuditReader for JsonlAuditLog {
+    async fn query(&self, q: &plexus_core::ports::AuditQuery) -> Result<Vec<AuditRecord>, AuditError> {
+        let path = self.path.clone();
+        let records = tokio::task::spawn_blocking(move || read_records(&path))
+            .await
+            .map_err(|e| AuditError(e.to_string()))?
+            .map_err(|e| AuditError(e.to_string()))?;
+        Ok(plexus_core::ports::newest_matches(records, q))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use plexus_core::audit::verify;

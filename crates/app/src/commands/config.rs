@@ -10,7 +10,7 @@ use crate::wiring;
 pub(crate) fn check(common: &Common) -> anyhow::Result<ExitCode> {
     let c = super::load(common)?;
     // Building the registry proves the modules fit together (names, schemas).
-    let registry = wiring::registry(&c, wiring::modules(&c, &plexus_core::bus::Bus::default()))?;
+    let registry = wiring::registry(&c, wiring::modules(&c, &wiring::ModuleDeps::offline()))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "configuration ok")?;
     writeln!(out, "  modules:        {}", c.modules.join(", "))?;

@@ -67,17 +67,22 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
 
 async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<ExitCode> {
     let store = wiring::open_store(&config).await?;
-    let audit: Arc<dyn plexus_core::ports::AuditSink> = if config.audit_in_database {
-        Arc::new(plexus_store::AuditStore::open(&store, &config.node_id).await.context("cannot open the audit table")?)
+    type Audit = (Arc<dyn plexus_core::ports::AuditSink>, Arc<dyn plexus_core::ports::AuditReader>);
+    let (audit, audit_reader): Audit = if config.audit_in_database {
+        let sink =
+            plexus_store::AuditStore::open(&store, &config.node_id).await.context("cannot open the audit table")?;
+        (Arc::new(sink), Arc::new(store.clone()))
     } else {
         let audit_path = super::audit_path(&config);
-        Arc::new(
+        let log = Arc::new(
             JsonlAuditLog::open_with(&audit_path, config.audit_durability)
                 .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
-        )
+        );
+        (log.clone(), log)
     };
-    let bus = Bus::default();
-    let registry = wiring::registry(&config, wiring::modules(&config, &bus))?;
+    let deps = wiring::ModuleDeps { bus: Bus::default(), audit: audit_reader };
+    let bus = deps.bus.clone();
+    let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
     let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit)
         .with_store(&config, args.allow_anonymous, store)

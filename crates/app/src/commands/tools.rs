@@ -7,8 +7,7 @@ use crate::config::Config;
 use crate::wiring;
 
 pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let bus = plexus_core::bus::Bus::default();
-    let registry = wiring::registry(config, wiring::modules(config, &bus))?;
+    let registry = wiring::registry(config, wiring::modules(config, &wiring::ModuleDeps::offline()))?;
     let mut out = std::io::stdout().lock();
     if json {
         let tools: Vec<serde_json::Value> = registry

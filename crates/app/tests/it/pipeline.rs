@@ -31,7 +31,7 @@ fn build(audit: Arc<dyn AuditSink>, tweak: impl FnOnce(&mut Ports)) -> Pipeline 
 
 fn build_with(text: &str, audit: Arc<dyn AuditSink>, tweak: impl FnOnce(&mut Ports)) -> Pipeline {
     let config = Config::parse(text, &std::collections::HashMap::new()).unwrap();
-    let registry = wiring::registry(&config, wiring::modules(&config, &Default::default())).unwrap();
+    let registry = wiring::registry(&config, wiring::modules(&config, &wiring::ModuleDeps::offline())).unwrap();
     let mut ports = Ports::from_config(&config, false, audit);
     tweak(&mut ports);
     wiring::pipeline(&config, &registry, &ports)

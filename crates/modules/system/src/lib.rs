@@ -4,10 +4,14 @@
 //!   benchmarks call on every server they compare.
 //! - `whoami()`: the caller's principal, tenant, roles and protocol era, as
 //!   the pipeline established them.
+//! - `query_audit_log(...)`: audit records of the caller's own tenant, newest
+//!   first (when the server gives the module an audit reader). Who may call
+//!   it is the policy's business: grant it to an `auditor` role.
 
 use std::sync::Arc;
 
 use plexus_core::context::Era;
+use plexus_core::ports::{AuditQuery, AuditReader};
 use plexus_core::{CallContext, Module, ToolDef, ToolError, ToolOutput, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +41,52 @@ struct Identity {
     method: String,
     /// `2025-11-25` (sessions) or `2026-07-28` (stateless).
     era: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AuditQueryArgs {
+    /// First time included, RFC 3339 (e.g. 2026-11-01T00:00:00Z).
+    from: Option<String>,
+    /// First time excluded, RFC 3339.
+    to: Option<String>,
+    /// Only calls by this principal.
+    principal: Option<String>,
+    /// Only calls of this tool, prompt or resource.
+    target: Option<String>,
+    /// Only this outcome: ok, denied, tool_error, invalid_arguments, ...
+    outcome: Option<String>,
+    /// Most records returned, newest first (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+/// One audit record as an auditor sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+struct AuditEntry {
+    seq: u64,
+    time: String,
+    request_id: String,
+    principal: String,
+    operation: String,
+    target: String,
+    outcome: String,
+    latency_us: u64,
+    args_digest: String,
+    hash: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct AuditPage {
+    records: Vec<AuditEntry>,
+}
+
+fn check_time(field: &str, v: &Option<String>) -> Result<(), ToolError> {
+    match v {
+        Some(t) if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() => {
+            Err(ToolError::InvalidArguments(format!("`{field}` must be an RFC 3339 time such as 2026-11-01T00:00:00Z")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The system module.
@@ -85,6 +135,60 @@ impl Default for System {
 /// The module, ready to register.
 pub fn module() -> Arc<dyn Module> {
     Arc::new(System::default())
+}
+
+impl System {
+    /// Add `query_audit_log`, reading from `reader`.
+    pub fn with_audit(mut self, reader: Arc<dyn AuditReader>) -> Self {
+        self.tools = self.tools.typed(
+            ToolDef::new(
+                "query_audit_log",
+                "Read the audit log of your own tenant: who called what, when, with which outcome (newest first)",
+            )
+            .title("Query the audit log")
+            .read_only()
+            .idempotent(),
+            move |cx: CallContext, a: AuditQueryArgs| {
+                let reader = Arc::clone(&reader);
+                async move {
+                    check_time("from", &a.from)?;
+                    check_time("to", &a.to)?;
+                    let limit = a.limit.unwrap_or(100);
+                    if !(1..=1000).contains(&limit) {
+                        return Err(ToolError::InvalidArguments("`limit` must be between 1 and 1000".into()));
+                    }
+                    let q = AuditQuery {
+                        tenant: cx.tenant().to_string(),
+                        from: a.from,
+                        to: a.to,
+                        principal: a.principal,
+                        target: a.target,
+                        outcome: a.outcome,
+                        limit: limit as usize,
+                    };
+                    let records = reader.query(&q).await.map_err(|e| ToolError::unavailable(e.to_string()))?;
+                    Ok(AuditPage {
+                        records: records
+                            .into_iter()
+                            .map(|r| AuditEntry {
+                                seq: r.seq,
+                                time: r.time,
+                                request_id: r.request_id,
+                                principal: r.principal,
+                                operation: r.operation,
+                                target: r.target,
+                                outcome: r.outcome,
+                                latency_us: r.latency_us,
+                                args_digest: r.args_digest,
+                                hash: r.hash,
+                            })
+                            .collect(),
+                    })
+                }
+            },
+        );
+        self
+    }
 }
 
 #[async_trait::async_trait]
