@@ -15,44 +15,18 @@ import sqlite3
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from conftest import _stop
-from test_demo_and_shutdown import start
-
-MODERN = "2026-07-28"
-
+from helpers import rpc, start
 
 def call(url: str, n: int) -> bool:
-    body = {
-        "jsonrpc": "2.0",
-        "id": f"burst-{n}",
-        "method": "tools/call",
-        "params": {
-            "name": "echo",
-            "arguments": {"text": f"call {n}"},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": "echo",
-    }
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    """One echo call with a unique request id; did it get the right answer?"""
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback only
-            reply = json.loads(resp.read())
-            return reply.get("result", {}).get("content", [{}])[0].get("text") == f"call {n}"
-    except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+        status, reply, _ = rpc(url, "echo", {"text": f"call {n}"}, request_id=f"burst-{n}", timeout=5)
+    except (ConnectionError, OSError, ValueError):
         return False
+    return status == 200 and isinstance(reply, dict) and reply.get("result", {}).get("content", [{}])[0].get("text") == f"call {n}"
 
 
 def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path) -> None:

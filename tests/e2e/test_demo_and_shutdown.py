@@ -8,69 +8,15 @@ audit log must verify afterwards.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from conftest import HOST, _http_ok, _passthrough_env, _stop, free_port
-
-MODERN = "2026-07-28"
-
-
-def modern_call(url: str, tool: str, args: dict, key: str | None, timeout: float = 10.0) -> tuple[int, dict | str]:
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": tool,
-            "arguments": args,
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": tool,
-    }
-    if key:
-        headers["X-API-Key"] = key
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-
-
-def start(cmd: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    out = open(log, "wb")  # noqa: SIM115 - the child keeps its own descriptor
-    proc = subprocess.Popen(
-        [*cmd, "--http", f"{HOST}:{port}"],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**__import__("os").environ, **_passthrough_env()},
-    )
-    out.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not _http_ok(f"http://{HOST}:{port}/healthz"):
-        assert proc.poll() is None, log.read_text(errors="replace")
-        time.sleep(0.05)
-    return proc, port
-
+from conftest import HOST, _stop
+from helpers import MODERN, modern_call, start
 
 def test_demo_prints_how_to_connect_and_requires_its_key(plexus_bin: str, tmp_path: Path) -> None:
     data = tmp_path / "fresh" / "data"

@@ -16,8 +16,6 @@ import base64
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from conftest import HOST, _stop, _tail
-from test_demo_and_shutdown import MODERN, start
+from helpers import MODERN, rpc, start
 
 ISS = "https://idp.test"
 AUD = "plexus-test"
@@ -126,34 +124,7 @@ def call(url: str, tool: str, token: str | None, args: dict | None = None) -> tu
 
     The headers look names up case-insensitively (the server sends them in lower case).
     """
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": tool,
-            "arguments": args or {},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": tool,
-    }
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 - loopback only
-            return resp.status, json.loads(resp.read()), resp.headers
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace"), e.headers
+    return rpc(url, tool, args or {}, {"Authorization": f"Bearer {token}"} if token is not None else None)
 
 
 class Env:

@@ -11,8 +11,8 @@ import hashlib
 import time
 from pathlib import Path
 
-from test_demo_and_shutdown import modern_call, start
 from conftest import _stop
+from helpers import modern_call, start
 
 KEY = "pk_" + "ab12" * 8
 DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
