@@ -164,11 +164,13 @@ def test_store_keys_revocation_and_suspended_tenants(plexus_bin: str, tmp_path: 
         who = reply["result"]["structuredContent"]
         assert (who["subject"], who["tenant"], who["method"]) == ("ci-bot", "acme", "api_key")
 
+        # the server caches tenant lookups for a second: a suspension applies within it
         cli("tenants", "suspend", "acme")
+        assert wait_until(lambda: "error" in modern_call(url, "whoami", {}, key=secret)[1], timeout=3)
         status, reply = modern_call(url, "whoami", {}, key=secret)
         assert reply["error"]["code"] == -32030 and "suspended" in reply["error"]["message"], reply
         cli("tenants", "resume", "acme")
-        assert "result" in modern_call(url, "whoami", {}, key=secret)[1]
+        assert wait_until(lambda: "result" in modern_call(url, "whoami", {}, key=secret)[1], timeout=3)
 
         cli("keys", "revoke", key_id, "--tenant", "acme")
         status, reply = modern_call(url, "whoami", {}, key=secret)

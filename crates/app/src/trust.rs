@@ -3,6 +3,8 @@
 //! callers when allowed, and the store's tenant directory.
 //! The trust layer replaces these with store-backed keys, JWTs and quotas.
 
+use std::sync::Arc;
+
 use plexus_core::context::{Credential, Principal, TenantId};
 use plexus_core::ports::{AuthError, Authenticator, TenantDirectory, TenantInfo};
 use sha2::{Digest, Sha256};
@@ -128,6 +130,43 @@ impl TenantDirectory for ConfiguredTenants {
     }
 }
 
+/// The store's tenant directory behind a short cache: the tenant check runs
+/// on every call and must not cost a database round trip each time. A
+/// suspension made with `plexus tenants suspend` (another process) takes
+/// effect within `ttl`.
+pub struct CachedTenants {
+    inner: Arc<dyn TenantDirectory>,
+    ttl: std::time::Duration,
+    cache: parking_lot::RwLock<std::collections::HashMap<TenantId, (std::time::Instant, Option<TenantInfo>)>>,
+}
+
+/// Most tenants remembered; past it the cache starts over.
+const TENANT_CACHE_MAX: usize = 100_000;
+
+impl CachedTenants {
+    pub fn new(inner: Arc<dyn TenantDirectory>, ttl: std::time::Duration) -> Self {
+        Self { inner, ttl, cache: parking_lot::RwLock::new(std::collections::HashMap::new()) }
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantDirectory for CachedTenants {
+    async fn tenant(&self, id: &TenantId) -> Option<TenantInfo> {
+        if let Some((at, info)) = self.cache.read().get(id) {
+            if at.elapsed() < self.ttl {
+                return info.clone();
+            }
+        }
+        let info = self.inner.tenant(id).await;
+        let mut cache = self.cache.write();
+        if cache.len() >= TENANT_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id.clone(), (std::time::Instant::now(), info.clone()));
+        info
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +192,29 @@ mod tests {
         let t = ConfiguredTenants::new(&c);
         assert!(t.tenant(&TenantId::new("acme")).await.is_some());
         assert!(t.tenant(&TenantId::new("other")).await.is_none());
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl TenantDirectory for Counting {
+        async fn tenant(&self, id: &TenantId) -> Option<TenantInfo> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Some(TenantInfo { id: id.clone(), tier: "standard".into(), active: true })
+        }
+    }
+
+    #[tokio::test]
+    async fn tenant_lookups_are_cached_for_the_ttl() {
+        let inner = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let cached = CachedTenants::new(inner.clone(), std::time::Duration::from_millis(50));
+        let a = TenantId::new("a");
+        for _ in 0..10 {
+            assert!(cached.tenant(&a).await.is_some());
+        }
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        cached.tenant(&a).await;
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -126,10 +126,13 @@ impl Ports {
     /// Keys and tenants from the store as well as from the configuration.
     pub fn with_store(mut self, config: &Config, allow_anonymous: bool, store: plexus_store::Store) -> Self {
         self.authenticator = Arc::new(ConfigAuthenticator::new(config, allow_anonymous).with_store(store.clone()));
-        self.tenants = Arc::new(store);
+        self.tenants = Arc::new(crate::trust::CachedTenants::new(Arc::new(store), TENANT_CACHE_TTL));
         self
     }
 }
+
+/// How long a tenant lookup is trusted; a suspension applies within this.
+pub const TENANT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Open the database and make sure every tenant the configuration names
 /// exists in it (`default`, the local principal's, the API keys').
