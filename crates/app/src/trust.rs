@@ -152,10 +152,8 @@ impl CachedTenants {
 #[async_trait::async_trait]
 impl TenantDirectory for CachedTenants {
     async fn tenant(&self, id: &TenantId) -> Option<TenantInfo> {
-        if let Some((at, info)) = self.cache.read().get(id) {
-            if at.elapsed() < self.ttl {
-                return info.clone();
-            }
+        if let Some((_, info)) = self.cache.read().get(id).filter(|(at, _)| at.elapsed() < self.ttl) {
+            return info.clone();
         }
         let info = self.inner.tenant(id).await;
         let mut cache = self.cache.write();
