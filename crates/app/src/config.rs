@@ -113,6 +113,9 @@ struct RawServer {
     page_size: Option<usize>,
     drain_timeout_ms: Option<u64>,
     fast_path: Option<bool>,
+    /// `false` drops authentication, tenancy, limits, policy and audit from
+    /// the pipeline: only for measuring what they cost. Never in production.
+    trust_layers: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +231,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Serve plain stateless tool calls without rmcp's session machinery.
     pub fast_path: bool,
+    /// Authentication, tenancy, limits, policy and audit in the pipeline.
+    pub trust_layers: bool,
     pub data_dir: PathBuf,
     pub modules: Vec<String>,
     pub local_subject: String,
@@ -457,6 +462,7 @@ impl Config {
             page_size,
             drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
             fast_path: s.fast_path.unwrap_or(true),
+            trust_layers: s.trust_layers.unwrap_or(true),
             data_dir: env
                 .get("PLEXUS_DATA_DIR")
                 .map(PathBuf::from)
@@ -497,6 +503,7 @@ mod tests {
         assert!(c.roles.contains_key("admin"));
         assert!(!c.log_json);
         assert_eq!(c.audit_durability, plexus_store::Durability::Fsync);
+        assert!(c.trust_layers && c.fast_path);
         let c = Config::parse("[audit]\ndurability = 'os'\nflush_interval_ms = 20\n", &env(&[])).unwrap();
         assert_eq!(c.audit_durability, plexus_store::Durability::Os { flush_every: Duration::from_millis(20) });
         let e = Config::parse("[audit]\ndurability = 'never'\n", &env(&[])).unwrap_err().to_string();

@@ -174,6 +174,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<plexus_store::Store> 
 /// 8. timeout: bounds only the module's own work;
 /// 9. router: dispatch to the module.
 pub fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pipeline {
+    if !config.trust_layers {
+        // Benchmarks only: what the pipeline costs without the trust layers.
+        tracing::warn!("serving WITHOUT authentication, policy, limits or audit (server.trust_layers = false)");
+        let svc = ServiceBuilder::new()
+            .layer(TelemetryLayer::new(Arc::clone(&ports.telemetry)))
+            .layer(GateLayer::new(Validate::new(Arc::clone(registry))))
+            .layer(TimeoutLayer::new(config.call_timeout))
+            .service(Router::new(Arc::clone(registry)));
+        return Pipeline::new(svc);
+    }
     let svc = ServiceBuilder::new()
         .layer(TelemetryLayer::new(Arc::clone(&ports.telemetry)))
         .layer(AuditLayer::new(Arc::clone(&ports.audit)))

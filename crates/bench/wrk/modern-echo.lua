@@ -9,13 +9,27 @@ wrk.headers["Mcp-Name"] = "echo"
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},' ..
   '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 
-local errors = 0
+-- Each wrk thread runs its own Lua state: count there, sum in done().
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bad = 0
+end
+
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, '"text":"hello"', 1, true) then
-    errors = errors + 1
+    bad = bad + 1
   end
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("bad responses: %d\n", errors))
+  local total = 0
+  for _, t in ipairs(threads) do
+    total = total + (t:get("bad") or 0)
+  end
+  io.write(string.format("bad responses: %d\n", total))
 end
