@@ -43,8 +43,8 @@ start 18103 "$work/on-fsync.toml"
 for r in $(seq 1 "$rounds"); do
   for p in 18101 18102 18103; do
     # the server without trust layers gets no key: it would refuse one it does not know
-    script=crates/bench/wrk/modern-echo-key.lua; [ "$p" = 18101 ] && script=crates/bench/wrk/modern-echo.lua
-    out=$(PLEXUS_KEY="$key" wrk -t2 -c16 -d"$duration" --latency -s "$script" "http://127.0.0.1:$p/mcp")
+    k="$key"; [ "$p" = 18101 ] && k=""
+    out=$(PLEXUS_KEY="$k" wrk -t2 -c16 -d"$duration" --latency -s crates/bench/wrk/modern-echo.lua "http://127.0.0.1:$p/mcp")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
     bad=$(echo "$out" | awk '/bad responses/ {print $3}')
