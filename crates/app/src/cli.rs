@@ -72,6 +72,30 @@ pub enum KeysCommand {
         #[arg(long, default_value = "default")]
         tenant: String,
     },
+    /// Make a new master key for encryption at rest (64 hex characters).
+    GenerateMaster {
+        /// Write it to this file (created with mode 0600, never overwritten)
+        /// instead of printing it.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Rewrap every tenant's data keys under a master key. Without `--to`,
+    /// under the configured primary (after moving the old key to
+    /// crypto.previous_master_key_files); with `--to FILE`, under the key
+    /// in FILE, unwrapping with the configured keys.
+    RotateMaster {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
+    /// Give a tenant a new data key for new values; old values stay readable.
+    RotateData {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

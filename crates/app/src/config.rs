@@ -18,6 +18,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("PLEXUS_STORAGE_URL", "database: sqlite path/URL or postgres:// URL (storage.url)"),
     ("PLEXUS_MODULES", "comma-separated modules to serve (modules.enabled)"),
     ("PLEXUS_API_KEY", "API key whose principal a stdio session runs as"),
+    ("PLEXUS_MASTER_KEY", "master key for encryption at rest: 64 hex characters (crypto.master_key_file)"),
     ("PLEXUS_LOG", "log filter, e.g. info or plexus=debug (log.level)"),
     ("PLEXUS_LOG_FORMAT", "text or json (log.format)"),
 ];
@@ -65,6 +66,20 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     storage: RawStorage,
+    #[serde(default)]
+    crypto: RawCrypto,
+}
+
+/// Encryption at rest. Relative paths are relative to the data directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrypto {
+    /// The primary master key (64 hex characters in a file only the server
+    /// can read); `PLEXUS_MASTER_KEY` overrides it.
+    master_key_file: Option<PathBuf>,
+    /// Keys being rotated away from: they still unwrap, never wrap.
+    #[serde(default)]
+    previous_master_key_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,12 +272,39 @@ pub struct Config {
     /// Audit records go to the database rather than the JSON Lines file.
     pub audit_in_database: bool,
     pub node_id: String,
+    /// `PLEXUS_MASTER_KEY`, parsed (its `Debug` shows the key id only).
+    pub master_key_env: Option<plexus_store::MasterKey>,
+    /// `crypto.master_key_file`, resolved against the data directory.
+    pub master_key_file: Option<PathBuf>,
+    /// `crypto.previous_master_key_files`, resolved likewise.
+    pub previous_master_key_files: Vec<PathBuf>,
 }
 
 impl Config {
     /// The database to open.
     pub fn storage_url(&self) -> String {
         self.storage_url.clone().unwrap_or_else(|| self.data_dir.join("plexus.db").display().to_string())
+    }
+
+    /// Whether a primary master key is configured (file or environment).
+    pub fn has_master_key(&self) -> bool {
+        self.master_key_env.is_some() || self.master_key_file.is_some()
+    }
+
+    /// The master keys for encryption at rest, read now: the primary from
+    /// `PLEXUS_MASTER_KEY` or `crypto.master_key_file`, then the previous
+    /// ones. `None` when no primary is configured.
+    pub fn keyring(&self) -> anyhow::Result<Option<plexus_store::Keyring>> {
+        let primary = match (&self.master_key_env, &self.master_key_file) {
+            (Some(k), _) => k.clone(),
+            (None, Some(path)) => plexus_store::MasterKey::read_file(path).context("crypto.master_key_file")?,
+            (None, None) => return Ok(None),
+        };
+        let mut previous = Vec::new();
+        for path in &self.previous_master_key_files {
+            previous.push(plexus_store::MasterKey::read_file(path).context("crypto.previous_master_key_files")?);
+        }
+        Ok(Some(plexus_store::Keyring::new(primary, previous)))
     }
 }
 
@@ -440,7 +482,20 @@ impl Config {
             "database" => true,
             other => bail!("audit.sink must be `file` or `database`, not `{other}`"),
         };
+        let data_dir = env
+            .get("PLEXUS_DATA_DIR")
+            .map(PathBuf::from)
+            .or(raw.data.dir)
+            .unwrap_or_else(|| PathBuf::from("plexus-data"));
+        let master_key_env = env
+            .get("PLEXUS_MASTER_KEY")
+            .map(|text| plexus_store::MasterKey::parse(&text))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("PLEXUS_MASTER_KEY: {e}"))?;
         Ok(Config {
+            master_key_env,
+            master_key_file: raw.crypto.master_key_file.map(|p| data_dir.join(p)),
+            previous_master_key_files: raw.crypto.previous_master_key_files.iter().map(|p| data_dir.join(p)).collect(),
             audit_in_database,
             node_id: raw.audit.node_id.unwrap_or_else(|| "local".into()),
             jwt,
@@ -463,11 +518,7 @@ impl Config {
             drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
             fast_path: s.fast_path.unwrap_or(true),
             trust_layers: s.trust_layers.unwrap_or(true),
-            data_dir: env
-                .get("PLEXUS_DATA_DIR")
-                .map(PathBuf::from)
-                .or(raw.data.dir)
-                .unwrap_or_else(|| PathBuf::from("plexus-data")),
+            data_dir,
             modules,
             local_subject: raw.auth.local_subject.unwrap_or_else(|| "local".into()),
             local_tenant: raw.auth.local_tenant.unwrap_or_else(|| "default".into()),
@@ -565,5 +616,31 @@ max = 1000
         assert_eq!(c.modules, vec!["conformance", "system"]);
         assert_eq!(c.data_dir, PathBuf::from("/b"));
         assert!(c.log_json);
+    }
+
+    #[test]
+    fn master_keys_come_from_files_under_the_data_dir_or_the_environment() {
+        let dir = std::env::temp_dir().join(format!("plexus-cfg-crypto-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let primary = plexus_store::MasterKey::generate_file(&dir.join("k1")).unwrap();
+        let old = plexus_store::MasterKey::generate_file(&dir.join("k2")).unwrap();
+        let text = format!(
+            "[data]\ndir = '{}'\n[crypto]\nmaster_key_file = 'k1'\nprevious_master_key_files = ['k2']\n",
+            dir.display()
+        );
+        let c = Config::parse(&text, &env(&[])).unwrap();
+        let ring = c.keyring().unwrap().unwrap();
+        assert_eq!(ring.ids(), [primary.id(), old.id()]);
+        // the environment's key is the primary; the previous keys still unwrap
+        let (env_key, env_text) = plexus_store::MasterKey::generate().unwrap();
+        let c = Config::parse(&text, &env(&[("PLEXUS_MASTER_KEY", env_text.as_str())])).unwrap();
+        assert_eq!(c.keyring().unwrap().unwrap().ids(), [env_key.id(), old.id()]);
+        assert!(!format!("{c:?}").contains(env_text.as_str()), "Debug never shows the key");
+        // none configured: no keyring; a missing file: a precise error
+        assert!(Config::parse("", &env(&[])).unwrap().keyring().unwrap().is_none());
+        let c = Config::parse("[crypto]\nmaster_key_file = '/nonexistent/k'\n", &env(&[])).unwrap();
+        let e = format!("{:#}", c.keyring().unwrap_err());
+        assert!(e.contains("crypto.master_key_file") && e.contains("/nonexistent/k"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -141,6 +141,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<plexus_store::Store> 
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let url = config.storage_url();
     let store = plexus_store::Store::open(&url).await.with_context(|| format!("cannot open the database {url}"))?;
+    store.set_keyring(config.keyring()?);
     let mut wanted: Vec<&str> = config.api_keys.iter().map(|k| k.tenant.as_str()).collect();
     wanted.push(&config.local_tenant);
     wanted.push("default");

@@ -93,6 +93,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    pub(crate) crypto: std::sync::Arc<crate::crypto::Crypto>,
 }
 
 impl std::fmt::Debug for Store {
@@ -143,7 +144,7 @@ impl Store {
                      run plexus as an ordinary role that owns its schema"
                 );
             }
-            return Ok(Self { db: Db::Postgres(pool) });
+            return Ok(Self { db: Db::Postgres(pool), crypto: Default::default() });
         }
         let (options, memory) = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -181,7 +182,7 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self { db: Db::Sqlite(pool) })
+        Ok(Self { db: Db::Sqlite(pool), crypto: Default::default() })
     }
 
     /// Which database this store runs on.

@@ -44,6 +44,29 @@ pub enum StoreError {
     /// A stored value could not be read back as what it should be.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Encryption at rest was asked for, but the store has no master key.
+    #[error(
+        "no master key: encryption at rest needs one (set crypto.master_key_file in plexus.toml or PLEXUS_MASTER_KEY; \
+         `plexus keys generate-master --out FILE` makes one)"
+    )]
+    NoMasterKey,
+    /// A data key is wrapped by a master key the keyring does not have.
+    #[error(
+        "data key {data_key_id} of tenant {tenant} is wrapped by master key {master_key_id}, which is not configured \
+         (add it to crypto.previous_master_key_files, or restore it)"
+    )]
+    UnknownMasterKey {
+        /// The missing master key's id.
+        master_key_id: String,
+        /// The data key it wraps.
+        data_key_id: String,
+        /// The data key's tenant.
+        tenant: String,
+    },
+    /// A sealed value or wrapped key did not decrypt (altered, or bound to
+    /// another tenant or field), or encryption failed.
+    #[error("encryption at rest: {0}")]
+    Crypto(String),
     /// The audit writer task has stopped (the store was closed).
     #[error("audit writer stopped")]
     WriterStopped,

@@ -10,10 +10,14 @@
 //! - [`AuditStore`]: the audit log in the database, one hash chain per node,
 //!   group commit.
 //! - [`JsonlAuditLog`]: the audit log as a JSON Lines file, group commit.
+//! - Encryption at rest: a [`Keyring`] of [`MasterKey`]s wraps per-tenant
+//!   data keys; modules seal the columns they mark [`SensitiveField`]s with
+//!   [`TenantScope::seal`] and open them with [`TenantScope::open`].
 
 #![warn(missing_docs)]
 
 mod audit_store;
+mod crypto;
 mod db;
 mod error;
 mod jsonl_audit;
@@ -23,6 +27,7 @@ mod scope;
 mod tenants;
 
 pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};
+pub use crypto::{DataKeyInfo, KEY_BYTES, Keyring, MasterKey, MasterRotation, SEALED_PREFIX, SensitiveField};
 pub use db::{Backend, Store};
 pub use error::StoreError;
 pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};

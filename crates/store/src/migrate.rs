@@ -37,15 +37,23 @@ pub struct Migrations {
     pub steps: &'static [Migration],
 }
 
-/// The core tables: tenants, API keys, the audit log.
+/// The core tables: tenants, API keys, the audit log, data keys.
 pub const CORE_MIGRATIONS: Migrations = Migrations {
     owner: "core",
-    steps: &[Migration {
-        version: 1,
-        name: "init",
-        sqlite: include_str!("../migrations/core/0001_init.sqlite.sql"),
-        postgres: include_str!("../migrations/core/0001_init.postgres.sql"),
-    }],
+    steps: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sqlite: include_str!("../migrations/core/0001_init.sqlite.sql"),
+            postgres: include_str!("../migrations/core/0001_init.postgres.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "data_keys",
+            sqlite: include_str!("../migrations/core/0002_data_keys.sqlite.sql"),
+            postgres: include_str!("../migrations/core/0002_data_keys.postgres.sql"),
+        },
+    ],
 };
 
 const SQLITE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

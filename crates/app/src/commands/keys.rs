@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use plexus_core::TenantId;
-use plexus_store::{NewTenant, Store};
+use plexus_store::{Keyring, MasterKey, NewTenant, Store};
 
 use crate::cli::{Common, KeysCommand, TenantsCommand};
 use crate::wiring;
@@ -61,6 +61,52 @@ pub(super) fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let tenant = known_tenant(&store, &tenant).await?;
             store.tenant(&tenant).revoke_key(&id).await?;
             out(&format!("revoked {id}"))?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        KeysCommand::GenerateMaster { out: None } => {
+            let (key, text) = MasterKey::generate()?;
+            out(&text)?;
+            eprintln!("master key {} (keep it where only the server can read it)", key.id());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::GenerateMaster { out: Some(path) } => {
+            let key = MasterKey::generate_file(&path)?;
+            out(&format!("wrote master key {} to {}", key.id(), path.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::RotateMaster { common, to } => {
+            let config = super::load(&common)?;
+            let configured = config.keyring()?;
+            let keyring = match (to, configured) {
+                (None, Some(k)) => k,
+                (None, None) => anyhow::bail!(plexus_store::StoreError::NoMasterKey),
+                (Some(path), configured) => {
+                    let new = MasterKey::read_file(&path)?;
+                    let old = configured.map(|k| k.all()).unwrap_or_default();
+                    Keyring::new(new, old)
+                }
+            };
+            with_store(&common, |store| async move {
+                store.set_keyring(Some(keyring.clone()));
+                let r = store.rotate_master().await?;
+                out(&format!(
+                    "rewrapped {} data key(s) of {} tenant(s) under master key {}; {} already were",
+                    r.rewrapped,
+                    r.tenants,
+                    keyring.primary_id(),
+                    r.current
+                ))?;
+                eprintln!(
+                    "Serve with {} as crypto.master_key_file (or PLEXUS_MASTER_KEY) from now on; the old key is no longer needed.",
+                    keyring.primary_id()
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        KeysCommand::RotateData { common, tenant } => with_store(&common, |store| async move {
+            let tenant = known_tenant(&store, &tenant).await?;
+            let id = store.tenant(&tenant).rotate_data_key().await?;
+            out(&format!("tenant {tenant} seals new values with data key {id}"))?;
             Ok(ExitCode::SUCCESS)
         }),
     }

@@ -51,6 +51,7 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
          \n  Admin API key (shown once):     {key}\
          \n  Modules:                        {modules}\
          \n  Data directory:                 {data}\
+         \n  Master key (demo, in the data directory): {master}\
          \n\nTry it:\
          \n  curl -s http://{addr}/mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\
          \n       -H 'X-API-Key: {key}' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: whoami' \\\
@@ -62,11 +63,32 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
          \n\nPress Ctrl-C to stop.\n",
         modules = config.modules.join(", "),
         data = config.data_dir.display(),
+        master = config
+            .master_key_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "PLEXUS_MASTER_KEY".into()),
     )
 }
 
-async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
+    // The demo must work on a fresh machine: without a configured master
+    // key it keeps one in its data directory (fine for a demo, not for
+    // production, where the key belongs away from the data it protects).
+    if args.demo && !config.has_master_key() {
+        let path = config.data_dir.join("master.key");
+        if !path.exists() {
+            plexus_store::MasterKey::generate_file(&path)?;
+        }
+        config.master_key_file = Some(path);
+    }
     let store = wiring::open_store(&config).await?;
+    // A data key the keyring cannot unwrap is found now, not by a call.
+    store.check_master_keys().await.context("encryption at rest")?;
+    match store.master_key_id() {
+        Some(id) => tracing::info!(master_key = %id, "encryption at rest ready"),
+        None => tracing::info!("no master key configured: modules cannot store sensitive fields"),
+    }
     type Audit = (Arc<dyn plexus_core::ports::AuditSink>, Arc<dyn plexus_core::ports::AuditReader>);
     let (audit, audit_reader): Audit = if config.audit_in_database {
         let sink =

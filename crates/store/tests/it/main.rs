@@ -47,4 +47,6 @@ storage_suite!(
     the_audit_log_refuses_update_and_delete,
     audit_records_are_read_by_range,
     migrations_are_idempotent_and_checked,
+    sealed_fields_open_only_in_their_tenant_and_field,
+    master_rotation_rewraps_every_data_key,
 );

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use plexus_core::context::TenantId;
-use plexus_store::{NewTenant, key_digest};
+use plexus_store::{Keyring, MasterKey, NewTenant, SensitiveField, key_digest};
 
 use crate::harness::{Kind, POSTGRES_ENV, TestDb, postgres_url, run};
 
@@ -99,5 +99,18 @@ async fn rls(db: Arc<TestDb>) {
     let n = sqlx::query("UPDATE api_keys SET name = 'y'").execute(&mut *tx).await.unwrap().rows_affected();
     assert_eq!(n, 0, "the lookup policy is read-only");
     tx.rollback().await.unwrap();
+
+    // Data keys are tenant-owned too.
+    store.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));
+    let field = SensitiveField::new("t", "c");
+    store.tenant(&TenantId::new("acme")).seal_str(&field, "a").await.unwrap();
+    store.tenant(&TenantId::new("globex")).seal_str(&field, "g").await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('plexus.tenant', $1, true)").bind("acme").execute(&mut *tx).await.unwrap();
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM data_keys").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(tenants, ["acme"]);
+    tx.rollback().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 0, "no tenant, no data keys");
     pool.close().await;
 }

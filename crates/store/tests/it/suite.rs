@@ -6,7 +6,10 @@ use std::sync::Arc;
 use plexus_core::audit::{AuditEvent, ChainError, verify};
 use plexus_core::context::TenantId;
 use plexus_core::ports::{AuditSink, TenantDirectory};
-use plexus_store::{AuditStore, CORE_MIGRATIONS, Migration, Migrations, NewTenant, Store, StoreError};
+use plexus_store::{
+    AuditStore, CORE_MIGRATIONS, Keyring, MasterKey, Migration, Migrations, NewTenant, SEALED_PREFIX, SensitiveField,
+    Store, StoreError,
+};
 
 use crate::harness::TestDb;
 
@@ -337,20 +340,20 @@ pub(crate) async fn migrations_are_idempotent_and_checked(db: Arc<TestDb>) {
     let (a, b) = tokio::join!(Store::open(db.url()), Store::open(db.url()));
     let (a, b) = (a.unwrap(), b.unwrap());
     b.close().await;
-    assert_eq!(a.applied_migrations("core").await.unwrap(), [1]);
+    assert_eq!(a.applied_migrations("core").await.unwrap(), [1, 2]);
     tenant(&a, "acme").await;
     assert_eq!(a.migrate(&CORE_MIGRATIONS).await.unwrap(), 0);
     a.close().await;
 
     let store = db.open().await;
-    assert_eq!(store.applied_migrations("core").await.unwrap(), [1]);
+    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2]);
     assert!(store.get_tenant(&tid("acme")).await.unwrap().is_some(), "data survives");
 
     // another owner's set, applied once
     assert_eq!(store.migrate(&ITEST).await.unwrap(), 2);
     assert_eq!(store.migrate(&ITEST).await.unwrap(), 0);
     assert_eq!(store.applied_migrations("itest").await.unwrap(), [1, 2]);
-    assert_eq!(store.applied_migrations("core").await.unwrap(), [1]);
+    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2]);
 
     // an edited script is refused
     static EDITED: Migrations = Migrations {
@@ -387,4 +390,113 @@ pub(crate) async fn migrations_are_idempotent_and_checked(db: Arc<TestDb>) {
     assert!(err.to_string().starts_with("migration broken/1 failed: "), "{err}");
     assert!(store.applied_migrations("broken").await.unwrap().is_empty());
     assert!(db.exec_as_app("SELECT * FROM broken_a").await.is_err(), "the failed migration was rolled back");
+}
+
+const NAME: SensitiveField = SensitiveField::new("people", "name");
+const NOTE: SensitiveField = SensitiveField::new("people", "note");
+
+pub(crate) async fn sealed_fields_open_only_in_their_tenant_and_field(db: Arc<TestDb>) {
+    let store = db.open().await;
+    tenant(&store, "acme").await;
+    tenant(&store, "globex").await;
+    let acme = store.tenant(&tid("acme"));
+    let globex = store.tenant(&tid("globex"));
+    assert!(matches!(acme.seal_str(&NAME, "x").await.unwrap_err(), StoreError::NoMasterKey));
+
+    let (master, _) = MasterKey::generate().unwrap();
+    store.set_keyring(Some(Keyring::new(master.clone(), [])));
+    let plain = "山田 太郎 / 生年月日 1970-01-01";
+    let sealed = acme.seal_str(&NAME, plain).await.unwrap();
+    assert!(sealed.starts_with(SEALED_PREFIX), "{sealed}");
+    assert!(!sealed.contains("山田") && !sealed.contains("1970"));
+    let again = acme.seal_str(&NAME, plain).await.unwrap();
+    assert_ne!(sealed, again, "a fresh nonce per value");
+    assert_eq!(acme.open_str(&NAME, &sealed).await.unwrap(), plain);
+    assert_eq!(acme.open_str(&NAME, &again).await.unwrap(), plain);
+
+    // One active data key for acme, wrapped by the master key; none for globex yet.
+    let keys = acme.data_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].master_key_id, master.id());
+    assert!(keys[0].retired_at.is_none());
+    assert!(globex.data_keys().await.unwrap().is_empty());
+
+    // Another tenant, another field, an altered value: refused, never wrong text.
+    let e = globex.open_str(&NAME, &sealed).await.unwrap_err();
+    assert!(matches!(e, StoreError::Crypto(_)) && e.to_string().contains("not a key of tenant globex"), "{e}");
+    let e = acme.open_str(&NOTE, &sealed).await.unwrap_err();
+    assert!(matches!(e, StoreError::Crypto(_)) && e.to_string().contains("people.note"), "{e}");
+    let mut altered = sealed.clone().into_bytes();
+    let last = altered.len() - 3;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let e = acme.open_str(&NAME, std::str::from_utf8(&altered).unwrap()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Crypto(_)), "{e}");
+    for junk in ["", "plain text", "pxe1.dk_1.AAAA", "pxe1.nodot"] {
+        let e = acme.open_str(&NAME, junk).await.unwrap_err();
+        assert!(e.to_string().contains("not a sealed value"), "{junk:?}: {e}");
+    }
+
+    // A fresh process with the same master key opens it; with another key it cannot.
+    let reopened = db.open().await;
+    reopened.set_keyring(Some(Keyring::new(master.clone(), [])));
+    assert_eq!(reopened.tenant(&tid("acme")).open_str(&NAME, &sealed).await.unwrap(), plain);
+    let stranger = db.open().await;
+    stranger.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));
+    let e = stranger.tenant(&tid("acme")).open_str(&NAME, &sealed).await.unwrap_err();
+    assert!(matches!(&e, StoreError::UnknownMasterKey { master_key_id, .. } if master_key_id == master.id()), "{e}");
+    assert!(matches!(stranger.check_master_keys().await.unwrap_err(), StoreError::UnknownMasterKey { .. }));
+    reopened.check_master_keys().await.unwrap();
+
+    // Rotating acme's data key: new values use the new key, old ones still open.
+    let new_id = acme.rotate_data_key().await.unwrap();
+    let newer = acme.seal_str(&NAME, "新しい値").await.unwrap();
+    assert!(newer.contains(&new_id));
+    assert!(!sealed.contains(&new_id));
+    assert_eq!(acme.open_str(&NAME, &sealed).await.unwrap(), plain);
+    let keys = acme.data_keys().await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
+    assert_eq!(keys.len(), 2);
+}
+
+pub(crate) async fn master_rotation_rewraps_every_data_key(db: Arc<TestDb>) {
+    let store = db.open().await;
+    tenant(&store, "acme").await;
+    tenant(&store, "globex").await;
+    tenant(&store, "initech").await;
+    let (old, _) = MasterKey::generate().unwrap();
+    let (new, _) = MasterKey::generate().unwrap();
+    store.set_keyring(Some(Keyring::new(old.clone(), [])));
+    let a1 = store.tenant(&tid("acme")).seal_str(&NAME, "acme one").await.unwrap();
+    store.tenant(&tid("acme")).rotate_data_key().await.unwrap();
+    let a2 = store.tenant(&tid("acme")).seal_str(&NOTE, "acme two").await.unwrap();
+    let g = store.tenant(&tid("globex")).seal(&NAME, &[0, 1, 2, 255]).await.unwrap();
+
+    // Rotate to the new key, the old one still configured as previous.
+    let rotating = db.open().await;
+    rotating.set_keyring(Some(Keyring::new(new.clone(), [old.clone()])));
+    let report = rotating.rotate_master().await.unwrap();
+    assert_eq!((report.tenants, report.rewrapped, report.current), (3, 3, 0));
+    let report = rotating.rotate_master().await.unwrap();
+    assert_eq!((report.rewrapped, report.current), (0, 3), "a second run has nothing left to do");
+    for t in ["acme", "globex"] {
+        assert!(rotating.tenant(&tid(t)).data_keys().await.unwrap().iter().all(|k| k.master_key_id == new.id()));
+    }
+
+    // The new key alone now opens everything; the old key alone nothing.
+    let after = db.open().await;
+    after.set_keyring(Some(Keyring::new(new.clone(), [])));
+    after.check_master_keys().await.unwrap();
+    assert_eq!(after.tenant(&tid("acme")).open_str(&NAME, &a1).await.unwrap(), "acme one");
+    assert_eq!(after.tenant(&tid("acme")).open_str(&NOTE, &a2).await.unwrap(), "acme two");
+    assert_eq!(after.tenant(&tid("globex")).open(&NAME, &g).await.unwrap(), [0, 1, 2, 255]);
+    let before = db.open().await;
+    before.set_keyring(Some(Keyring::new(old.clone(), [])));
+    let e = before.check_master_keys().await.unwrap_err();
+    assert!(e.to_string().contains(new.id()), "{e}");
+
+    // Rotating without the key that wraps the data keys stops with its id.
+    let lost = db.open().await;
+    lost.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [old])));
+    let e = lost.rotate_master().await.unwrap_err();
+    assert!(matches!(&e, StoreError::UnknownMasterKey { master_key_id, .. } if master_key_id == new.id()), "{e}");
 }
