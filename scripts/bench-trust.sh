@@ -2,13 +2,17 @@
 # What the trust layers cost: the same `echo` call through Plexus with
 # authentication (API key), tenancy, rate limits, policy and durable audit,
 # against the same server with those layers off (server.trust_layers = false).
-# wrk, 2 threads, 16 connections; ROUNDS rounds, servers interleaved.
+# Each round, servers interleaved: throughput from wrk (closed loop, 2
+# threads, 16 connections, the machine saturated), then latency from
+# plexus-bench in open loop at RATE calls/s (32 connections), where both
+# servers have headroom, so the percentiles show what a call costs rather
+# than how long it queued. Medians over ROUNDS are printed at the end.
 #
-# usage: scripts/bench-trust.sh [ROUNDS] [DURATION]   (defaults: 3 10s)
+# usage: scripts/bench-trust.sh [ROUNDS] [DURATION] [RATE]   (defaults: 3 10s 15000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds="${1:-3}"; duration="${2:-10s}"
-cargo build -q --release -p plexus
+rounds="${1:-3}"; duration="${2:-10s}"; rate="${3:-15000}"
+cargo build -q --release -p plexus -p plexus-bench
 bin=target/release/plexus
 work=$(mktemp -d); pids=()
 trap 'for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
@@ -40,6 +44,7 @@ start() { # port config extra...
 start 18101 "$work/off.toml" --allow-anonymous
 start 18102 "$work/on-os.toml"
 start 18103 "$work/on-fsync.toml"
+results="$work/results"
 for r in $(seq 1 "$rounds"); do
   for p in 18101 18102 18103; do
     # the server without trust layers gets no key: it would refuse one it does not know
@@ -50,6 +55,27 @@ for r in $(seq 1 "$rounds"); do
     bad=$(echo "$out" | awk '/bad responses/ {print $3}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
     bad="$bad${non2xx:+ (non-2xx $non2xx)}"
-    echo "round $r port $p req/s $rps p99 $p99 bad $bad"
+    echo "round $r port $p closed req/s $rps p99 $p99 bad $bad"
+    echo "closed $p $rps" >> "$results"
+  done
+  for p in 18101 18102 18103; do
+    hdr=(); [ "$p" != 18101 ] && hdr=(-H "X-API-Key: $key")
+    json=$(target/release/plexus-bench --url "http://127.0.0.1:$p/mcp" --rate "$rate" -c 32 -d "$duration" --warmup 1s "${hdr[@]}" --json)
+    line=$(echo "$json" | python3 -c 'import json,sys; j=json.load(sys.stdin); l=j["latency_ms"]; print(l["p50"], l["p99"], j["errors"]["total"], j["ok_rps"])')
+    echo "round $r port $p open $rate/s p50 p99 errors ok/s: $line"
+    echo "open $p $line" >> "$results"
   done
 done
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+name = {"18101": "layers off", "18102": "trust, audit os", "18103": "trust, audit fsync"}
+med = lambda xs: statistics.median(float(x) for x in xs)
+closed = {p: med(r[2] for r in rows if r[0] == "closed" and r[1] == p) for p in name}
+p50 = {p: med(r[2] for r in rows if r[0] == "open" and r[1] == p) for p in name}
+p99 = {p: med(r[3] for r in rows if r[0] == "open" and r[1] == p) for p in name}
+print("\nmedians                 closed req/s   cost    open p50 ms  open p99 ms  added p99 ms")
+for p, n in name.items():
+    cost = 1 - closed[p] / closed["18101"]
+    print(f"{n:<22} {closed[p]:>12,.0f} {cost:>7.1%} {p50[p]:>12.3f} {p99[p]:>12.3f} {p99[p] - p99['18101']:>+13.3f}")
+PY

@@ -7,12 +7,14 @@
 //!   calls `fdatasync` once, and only then answers every caller: a record
 //!   survives power loss. Under load many records share one flush (about
 //!   4 ms on the reference machine's virtual disk).
-//! - [`Durability::Os`]: the caller chains and writes its own record under a
-//!   short lock, so the record is in the kernel before the caller is
-//!   answered: it survives the process being killed (`kill -9`, panic, OOM).
-//!   No thread hand-off sits on the request path. A background `fdatasync`
-//!   every interval bounds what an operating-system crash or power loss can
-//!   take.
+//! - [`Durability::Os`]: group write. Callers hand records to one writer
+//!   task on the async runtime (no thread hand-off, no lock a caller's
+//!   thread could block on), which chains whatever has queued up and writes
+//!   it in one `write`; each caller is answered once its record is in the
+//!   kernel, so it survives the process being killed (`kill -9`, panic,
+//!   OOM). A background `fdatasync` every interval bounds what an
+//!   operating-system crash or power loss can take. Outside a runtime (the
+//!   command line), the caller writes its record itself under a lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -59,10 +61,7 @@ impl Chain {
         let mut prev = self.prev.clone();
         let mut n = 0u64;
         for e in events {
-            let r = AuditRecord::chain(self.seq + n, &prev, e);
-            prev.clone_from(&r.hash);
-            // Serializing a plain struct of strings and integers cannot fail.
-            let _ = serde_json::to_writer(&mut self.buf, &r);
+            prev = AuditRecord::write_chained(self.seq + n, &prev, &e, &mut self.buf);
             self.buf.push(b'\n');
             n += 1;
         }
@@ -88,10 +87,45 @@ struct Pending {
 }
 
 enum Writer {
-    /// Group commit through a writer thread.
+    /// Fsync: a thread, since `fdatasync` blocks for milliseconds.
     Thread { tx: mpsc::Sender<Pending>, depth: Arc<AtomicUsize> },
-    /// The caller writes under the lock.
+    /// Os, in a runtime: a task whose writes to the page cache take
+    /// microseconds.
+    Task { tx: tokio::sync::mpsc::UnboundedSender<Pending>, depth: Arc<AtomicUsize>, chain: Arc<Mutex<Chain>> },
+    /// Os, outside a runtime.
     Inline { chain: Arc<Mutex<Chain>> },
+}
+
+impl Writer {
+    /// Queue a record for the writer thread or task.
+    fn enqueue(&self, p: Pending) -> Result<(), ()> {
+        let depth = match self {
+            Writer::Thread { depth, .. } | Writer::Task { depth, .. } => depth,
+            Writer::Inline { .. } => return Err(()),
+        };
+        // Counted before it is sent, so the writer never counts it down first.
+        depth.fetch_add(1, Ordering::Relaxed);
+        let sent = match self {
+            Writer::Thread { tx, .. } => tx.send(p).is_ok(),
+            Writer::Task { tx, .. } => tx.send(p).is_ok(),
+            Writer::Inline { .. } => false,
+        };
+        if !sent {
+            depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+/// Chain and write one batch, then answer every caller in it.
+fn write_batch(chain: &mut Chain, batch: &mut Vec<Pending>, fsync: bool, depth: &AtomicUsize) {
+    let (events, dones): (Vec<AuditEvent>, Vec<_>) = batch.drain(..).map(|p| (p.event, p.done)).unzip();
+    let result = chain.append(events.into_iter(), fsync).map(|_| ()).map_err(|e| e.to_string());
+    depth.fetch_sub(dones.len(), Ordering::Relaxed);
+    for done in dones {
+        let _ = done.send(result.clone());
+    }
 }
 
 /// The audit log; cheap to share behind an `Arc`.
@@ -111,7 +145,7 @@ impl std::fmt::Debug for JsonlAuditLog {
 impl Drop for JsonlAuditLog {
     fn drop(&mut self) {
         self.alive.store(false, Ordering::Release);
-        if let Writer::Inline { chain } = &self.writer {
+        if let Writer::Inline { chain } | Writer::Task { chain, .. } = &self.writer {
             let _ = chain.lock().file.sync_data();
         }
     }
@@ -197,7 +231,22 @@ impl JsonlAuditLog {
                         }
                     }
                 })?;
-                Writer::Inline { chain: Arc::new(Mutex::new(chain)) }
+                let chain = Arc::new(Mutex::new(chain));
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Pending>();
+                        let depth = Arc::new(AtomicUsize::new(0));
+                        let (writer_chain, writer_depth) = (Arc::clone(&chain), Arc::clone(&depth));
+                        runtime.spawn(async move {
+                            let mut batch = Vec::with_capacity(256);
+                            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                                write_batch(&mut writer_chain.lock(), &mut batch, false, &writer_depth);
+                            }
+                        });
+                        Writer::Task { tx, depth, chain }
+                    }
+                    Err(_) => Writer::Inline { chain },
+                }
             }
             Durability::Fsync => {
                 let (tx, rx) = mpsc::channel::<Pending>();
@@ -213,11 +262,7 @@ impl JsonlAuditLog {
                                 Err(_) => break,
                             }
                         }
-                        let result = chain.append(batch.iter().map(|p| p.event.clone()), true);
-                        writer_depth.fetch_sub(batch.len(), Ordering::Relaxed);
-                        for p in batch {
-                            let _ = p.done.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-                        }
+                        write_batch(&mut chain, &mut batch, true, &writer_depth);
                     }
                 })?;
                 Writer::Thread { tx, depth }
@@ -241,11 +286,9 @@ impl AuditSink for JsonlAuditLog {
             Writer::Inline { chain } => {
                 chain.lock().append(std::iter::once(event), false).map(|_| ()).map_err(|e| AuditError(e.to_string()))
             }
-            Writer::Thread { tx, depth } => {
+            Writer::Thread { .. } | Writer::Task { .. } => {
                 let (done, rx) = oneshot::channel();
-                depth.fetch_add(1, Ordering::Relaxed);
-                if tx.send(Pending { event, done }).is_err() {
-                    depth.fetch_sub(1, Ordering::Relaxed);
+                if self.writer.enqueue(Pending { event, done }).is_err() {
                     return Err(AuditError("audit writer stopped".into()));
                 }
                 match rx.await {
@@ -259,7 +302,7 @@ impl AuditSink for JsonlAuditLog {
 
     fn queue_depth(&self) -> usize {
         match &self.writer {
-            Writer::Thread { depth, .. } => depth.load(Ordering::Relaxed),
+            Writer::Thread { depth, .. } | Writer::Task { depth, .. } => depth.load(Ordering::Relaxed),
             Writer::Inline { .. } => 0,
         }
     }

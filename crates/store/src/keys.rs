@@ -9,7 +9,6 @@
 use std::fmt;
 
 use plexus_core::context::{Principal, TenantId};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::db::{Db, Store};
@@ -97,7 +96,7 @@ impl KeyPrincipal {
 
 /// Hex SHA-256 of a key: what the store keeps and looks keys up by.
 pub fn key_digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    plexus_core::audit::sha256_hex(key.as_bytes())
 }
 
 fn random_hex(bytes: usize) -> Result<String, StoreError> {
