@@ -216,3 +216,51 @@ def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path:
         assert reply["result"]["isError"] is True and "RFC 3339" in reply["result"]["content"][0]["text"], reply
     finally:
         _stop(proc)
+
+
+def test_tenant_tiers_choose_the_rate_limits(plexus_bin: str, tmp_path: Path) -> None:
+    """`[limits.tiers.free]` applies to tenants on the free tier only; moving a
+    tenant to another tier moves its limits within the tenant cache's second."""
+    import subprocess
+
+    data, cfg = tmp_path / "data", tmp_path / "plexus.toml"
+    cfg.write_text(
+        "[limits]\nprincipal_per_second = 1000\n[limits.tiers.free]\nprincipal_per_second = 0.5\nprincipal_burst = 2\n",
+        encoding="utf-8",
+    )
+
+    def cli(*args: str) -> str:
+        r = subprocess.run(
+            [plexus_bin, *args, "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    secrets = {}
+    for tenant, tier in (("corner-shop", "free"), ("megacorp", "enterprise")):
+        cli("tenants", "create", tenant, "--tier", tier)
+        out = cli("keys", "create", "--name", f"bot-{tenant}", "--tenant", tenant, "--roles", "admin")
+        secrets[tenant] = next(l.split()[-1] for l in out.splitlines() if l.startswith("secret:"))
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        def burst(tenant: str, n: int) -> list[dict]:
+            return [modern_call(url, "echo", {"text": "x"}, key=secrets[tenant])[1] for _ in range(n)]
+
+        free = burst("corner-shop", 4)
+        assert ["result" in a for a in free] == [True, True, False, False], free
+        assert free[2]["error"]["code"] == -32029 and free[2]["error"]["data"]["retryAfterMs"] > 1000, free[2]
+        assert all("result" in a for a in burst("megacorp", 20)), "the enterprise tier keeps the default limits"
+
+        assert "now on tier enterprise" in cli("tenants", "set-tier", "corner-shop", "enterprise")
+        time.sleep(1.2)  # the tenant cache's lifetime
+        # The next call sees the new tier: what the tenant owed under the free
+        # tier is cut to one enterprise burst, which refills at 1000/s.
+        first = burst("corner-shop", 1)[0]
+        assert "result" in first or first["error"]["data"]["retryAfterMs"] <= 2, first
+        time.sleep(0.05)
+        after = burst("corner-shop", 10)
+        assert all("result" in a for a in after), after
+        assert "corner-shop" in cli("tenants", "list") and "enterprise" in cli("tenants", "list")
+    finally:
+        _stop(proc)

@@ -113,6 +113,13 @@ pub enum TenantsCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Move a tenant to another tier: its rate limits become `[limits.tiers.TIER]`.
+    SetTier {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        tier: String,
+    },
     /// Refuse every call of the tenant's principals until resumed.
     Suspend {
         #[command(flatten)]

@@ -100,6 +100,20 @@ struct RawLimits {
     /// Calls per second per tenant (all its principals together).
     tenant_per_second: Option<f64>,
     tenant_burst: Option<u32>,
+    /// Per-tier overrides (`[limits.tiers.free]`), chosen by the tenant's
+    /// tier in the tenant directory.
+    #[serde(default)]
+    tiers: HashMap<String, RawTierLimits>,
+}
+
+/// One tier's limits; a missing rate means unlimited for that tier.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTierLimits {
+    principal_per_second: Option<f64>,
+    principal_burst: Option<u32>,
+    tenant_per_second: Option<f64>,
+    tenant_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +277,8 @@ pub struct Config {
     /// The file this configuration was read from, if any (reloads watch it).
     pub source: Option<PathBuf>,
     pub quotas: plexus_core::ratelimit::Quotas,
+    /// Quotas by tenant tier, replacing `quotas` for tenants of that tier.
+    pub tier_quotas: HashMap<String, plexus_core::ratelimit::Quotas>,
     /// `[auth.jwt]`: bearer JWTs verified against the authorization server's keys.
     pub jwt: Option<crate::jwks::JwtConfig>,
     /// OAuth Protected Resource Metadata, when `auth.resource` is set.
@@ -465,6 +481,21 @@ impl Config {
             principal: limit("principal_per_second", raw.limits.principal_per_second, raw.limits.principal_burst)?,
             tenant: limit("tenant_per_second", raw.limits.tenant_per_second, raw.limits.tenant_burst)?,
         };
+        let mut tier_quotas = HashMap::new();
+        for (tier, t) in raw.limits.tiers {
+            if tier.trim().is_empty() {
+                bail!("limits.tiers: a tier name is empty");
+            }
+            let q = plexus_core::ratelimit::Quotas {
+                principal: limit(
+                    &format!("tiers.{tier}.principal_per_second"),
+                    t.principal_per_second,
+                    t.principal_burst,
+                )?,
+                tenant: limit(&format!("tiers.{tier}.tenant_per_second"), t.tenant_per_second, t.tenant_burst)?,
+            };
+            tier_quotas.insert(tier, q);
+        }
         let protected_resource = match raw.auth.resource {
             Some(r) if r.starts_with("http://") || r.starts_with("https://") => {
                 Some(plexus_server::ProtectedResource {
@@ -502,6 +533,7 @@ impl Config {
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,
             quotas,
+            tier_quotas,
             source: None,
             audit_durability,
             name: s.name.unwrap_or_else(|| "plexus".into()),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use plexus_core::context::{Credential, Principal, TenantId};
 use plexus_core::ports::{AuthError, Authenticator, TenantDirectory, TenantInfo};
-use sha2::{Digest, Sha256};
 
 use crate::config::{ApiKeyEntry, Config};
 
@@ -22,7 +21,7 @@ pub struct ConfigAuthenticator {
 }
 
 pub fn key_digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    plexus_core::audit::sha256_hex(key.as_bytes())
 }
 
 impl ConfigAuthenticator {
@@ -146,6 +145,12 @@ const TENANT_CACHE_MAX: usize = 100_000;
 impl CachedTenants {
     pub fn new(inner: Arc<dyn TenantDirectory>, ttl: std::time::Duration) -> Self {
         Self { inner, ttl, cache: parking_lot::RwLock::new(std::collections::HashMap::new()) }
+    }
+
+    /// The tier of a tenant this cache has looked up (for the rate limiter,
+    /// which runs after the tenant gate filled the cache).
+    pub fn cached_tier(&self, id: &TenantId) -> Option<String> {
+        self.cache.read().get(id).and_then(|(_, info)| info.as_ref().map(|i| i.tier.clone()))
     }
 }
 

@@ -104,7 +104,7 @@ impl Ports {
         Self {
             authenticator: Arc::new(ConfigAuthenticator::new(config, allow_anonymous)),
             tenants: Arc::new(ConfiguredTenants::new(config)),
-            limiter: Arc::new(TokenBucketLimiter::new(config.quotas)),
+            limiter: limiter(config, Arc::new(|_: &plexus_core::TenantId| Some("standard".to_owned()))),
             policy: Arc::new(SharedPolicy::new(Arc::new(policy(config)))),
             audit,
             telemetry: Arc::new(Telemetry::new(config.slow_call)),
@@ -126,9 +126,24 @@ impl Ports {
     /// Keys and tenants from the store as well as from the configuration.
     pub fn with_store(mut self, config: &Config, allow_anonymous: bool, store: plexus_store::Store) -> Self {
         self.authenticator = Arc::new(ConfigAuthenticator::new(config, allow_anonymous).with_store(store.clone()));
-        self.tenants = Arc::new(crate::trust::CachedTenants::new(Arc::new(store), TENANT_CACHE_TTL));
+        let tenants = Arc::new(crate::trust::CachedTenants::new(Arc::new(store), TENANT_CACHE_TTL));
+        // The tenant gate runs before the rate limit and leaves the tenant
+        // (and so its tier) in the cache the limiter reads.
+        let cached = Arc::clone(&tenants);
+        self.limiter = limiter(config, Arc::new(move |t: &plexus_core::TenantId| cached.cached_tier(t)));
+        self.tenants = tenants;
         self
     }
+}
+
+/// The rate limiter: the default quotas, and per-tier ones when any are
+/// configured (a tenant's tier comes from `tier_of`).
+fn limiter(config: &Config, tier_of: plexus_core::ratelimit::TierOf) -> Arc<dyn RateLimiter> {
+    let limiter = TokenBucketLimiter::new(config.quotas);
+    if config.tier_quotas.is_empty() {
+        return Arc::new(limiter);
+    }
+    Arc::new(limiter.with_tiers(config.tier_quotas.clone(), tier_of))
 }
 
 /// How long a tenant lookup is trusted; a suspension applies within this.

@@ -118,6 +118,17 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// A bucket never owes more than one full burst under the limits in
+    /// force: a debt run up under slower limits (a tenant just moved to a
+    /// higher tier) is cut to that, so the new limits apply at once. Under
+    /// unchanged limits the cut never bites (no admitted call takes the
+    /// bucket past it).
+    fn cap(&self, tat: u64, now: u64) -> u64 {
+        tat.min(now.saturating_add(self.interval_ns.saturating_mul(u64::from(self.burst))))
+    }
+}
+
 /// The two limits a call must pass. `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Quotas {
@@ -331,9 +342,18 @@ impl RateLimiter for TokenBucketLimiter {
         let buckets = shard.tenants.entry(principal.tenant.clone()).or_default();
 
         // Ask both buckets first; charge them only if both admit the call.
-        let tenant = quotas.tenant.map(|l| l.next(buckets.tenant, now));
+        let tenant = quotas.tenant.map(|l| {
+            buckets.tenant = l.cap(buckets.tenant, now);
+            l.next(buckets.tenant, now)
+        });
         let own = quotas.principal.map(|l| {
-            let tat = buckets.principals.get(principal.subject.as_str()).copied().unwrap_or(0);
+            let tat = match buckets.principals.get_mut(principal.subject.as_str()) {
+                Some(tat) => {
+                    *tat = l.cap(*tat, now);
+                    *tat
+                }
+                None => 0,
+            };
             l.next(tat, now)
         });
         let wait = [tenant, own].into_iter().flatten().filter_map(Result::err).max();
@@ -492,6 +512,33 @@ mod tests {
         assert_eq!(l.check(&alice), Err(Duration::from_secs(4)));
         clock.advance(Duration::from_secs(1));
         assert_eq!(l.check(&alice), Err(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_tenant_moved_to_a_faster_tier_gets_its_limits_at_once() {
+        let slow = Quotas { principal: Some(limits(0.5, 2)), tenant: None };
+        let fast = Quotas { principal: Some(limits(1000.0, 1000)), tenant: None };
+        let tier = Arc::new(parking_lot::Mutex::new("free".to_owned()));
+        let t = Arc::clone(&tier);
+        let (l, clock) = limiter(Quotas::unlimited());
+        let l = l.with_tiers(
+            HashMap::from([("free".to_owned(), slow), ("pro".to_owned(), fast)]),
+            Arc::new(move |_: &TenantId| Some(t.lock().clone())),
+        );
+        let p = who("shop", "bot");
+        assert!(l.check(&p).is_ok() && l.check(&p).is_ok());
+        assert_eq!(l.check(&p), Err(Duration::from_secs(2)), "free: 2 then one every 2 s");
+        *tier.lock() = "pro".into();
+        // the 4 s owed under the free tier is cut to one pro burst (1 s)
+        assert_eq!(l.check(&p), Err(Duration::from_millis(1)));
+        clock.advance(Duration::from_millis(10));
+        assert!((0..10).all(|_| l.check(&p).is_ok()));
+        // and back: the free tier's limits apply at once too (the bucket
+        // owes 1 s, the free tier allows 4 s: one more call, then it owes
+        // 3 s and the next must wait until it owes 2 s)
+        *tier.lock() = "free".into();
+        assert!(l.check(&p).is_ok());
+        assert_eq!(l.check(&p), Err(Duration::from_secs(1)));
     }
 
     #[test]

@@ -112,6 +112,25 @@ impl Store {
         Ok(rows.into_iter().map(tenant_from_row).collect())
     }
 
+    /// Move a tenant to another tier (its quotas follow within the tenant
+    /// cache's lifetime). [`StoreError::UnknownTenant`] if there is no such
+    /// tenant.
+    pub async fn set_tenant_tier(&self, id: &TenantId, tier: &str) -> Result<(), StoreError> {
+        check_text("tier", tier)?;
+        let done = on_db!(&self.db, pool => {
+            sqlx::query("UPDATE tenants SET tier = $1 WHERE id = $2")
+                .bind(tier)
+                .bind(id.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::UnknownTenant(id.to_string()));
+        }
+        Ok(())
+    }
+
     /// Activate or deactivate a tenant. [`StoreError::UnknownTenant`] if
     /// there is no such tenant.
     pub async fn set_tenant_active(&self, id: &TenantId, active: bool) -> Result<(), StoreError> {

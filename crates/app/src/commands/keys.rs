@@ -128,6 +128,11 @@ pub(super) fn tenants(command: TenantsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        TenantsCommand::SetTier { common, id, tier } => with_store(&common, |store| async move {
+            store.set_tenant_tier(&TenantId::new(&id), &tier).await?;
+            out(&format!("tenant {id} is now on tier {tier}"))?;
+            Ok(ExitCode::SUCCESS)
+        }),
         TenantsCommand::Suspend { common, id } => with_store(&common, |store| async move {
             store.set_tenant_active(&TenantId::new(&id), false).await?;
             out(&format!("suspended {id}"))?;
