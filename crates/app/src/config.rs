@@ -18,6 +18,10 @@ pub const ENV: &[(&str, &str)] = &[
     ("PLEXUS_STORAGE_URL", "database: sqlite path/URL or postgres:// URL (storage.url)"),
     ("PLEXUS_MODULES", "comma-separated modules to serve (modules.enabled)"),
     ("PLEXUS_API_KEY", "API key whose principal a stdio session runs as"),
+    (
+        "PLEXUS_OTLP_ENDPOINT",
+        "OTLP/HTTP collector for call spans, e.g. http://127.0.0.1:4318 (telemetry.otlp_endpoint)",
+    ),
     ("PLEXUS_MASTER_KEY", "master key for encryption at rest: 64 hex characters (crypto.master_key_file)"),
     ("PLEXUS_LOG", "log filter, e.g. info or plexus=debug (log.level)"),
     ("PLEXUS_LOG_FORMAT", "text or json (log.format)"),
@@ -68,6 +72,16 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     crypto: RawCrypto,
+    #[serde(default)]
+    telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    /// OTLP/HTTP base URL of an OpenTelemetry collector; spans are sent to
+    /// `{otlp_endpoint}/v1/traces`. Unset: no export.
+    otlp_endpoint: Option<String>,
 }
 
 /// Encryption at rest. Relative paths are relative to the data directory.
@@ -294,6 +308,8 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// `crypto.previous_master_key_files`, resolved likewise.
     pub previous_master_key_files: Vec<PathBuf>,
+    /// Where call spans go (OTLP/HTTP JSON), if anywhere.
+    pub otlp_traces_url: Option<String>,
 }
 
 impl Config {
@@ -523,7 +539,14 @@ impl Config {
             .map(|text| plexus_store::MasterKey::parse(&text))
             .transpose()
             .map_err(|e| anyhow::anyhow!("PLEXUS_MASTER_KEY: {e}"))?;
+        let otlp_traces_url = env
+            .get("PLEXUS_OTLP_ENDPOINT")
+            .or(raw.telemetry.otlp_endpoint)
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| crate::otlp::traces_url(&e))
+            .transpose()?;
         Ok(Config {
+            otlp_traces_url,
             master_key_env,
             master_key_file: raw.crypto.master_key_file.map(|p| data_dir.join(p)),
             previous_master_key_files: raw.crypto.previous_master_key_files.iter().map(|p| data_dir.join(p)).collect(),

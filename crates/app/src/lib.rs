@@ -6,6 +6,7 @@ mod commands;
 pub mod config;
 pub mod jwks;
 mod logging;
+pub mod otlp;
 pub mod trust;
 pub mod wiring;
 

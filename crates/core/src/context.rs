@@ -283,6 +283,8 @@ pub struct CallContext {
     pub trace: Arc<CallTrace>,
     /// Free-form request `_meta` values a module may read.
     pub meta: Arc<BTreeMap<String, Value>>,
+    /// The caller's W3C `traceparent` header, if it sent one (spans join its trace).
+    pub traceparent: Option<Arc<str>>,
     peer: Arc<dyn ClientPeer>,
     asked: Arc<AtomicU32>,
 }
@@ -313,6 +315,7 @@ impl CallContext {
             inputs: Arc::new(HashMap::new()),
             trace: Arc::new(CallTrace::default()),
             meta: Arc::new(BTreeMap::new()),
+            traceparent: None,
             peer,
             asked: Arc::new(AtomicU32::new(0)),
         }

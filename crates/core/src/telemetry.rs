@@ -2,9 +2,9 @@
 //! and rate-limit rejections, in total and per tenant.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use parking_lot::{Mutex, RwLock};
@@ -75,6 +75,32 @@ pub struct Telemetry {
     /// bounded by the configured tenants.
     rate_limited_by_tenant: Mutex<HashMap<TenantId, u64>>,
     pub slow_call: Duration,
+    exporter: OnceLock<Arc<dyn SpanExporter>>,
+}
+
+/// One finished call, as a trace span (for an exporter such as OTLP).
+#[derive(Debug, Clone)]
+pub struct CallSpan {
+    /// `tools/call`, `resources/read`, ...
+    pub method: &'static str,
+    /// Tool or prompt name, or resource URI.
+    pub target: String,
+    pub request_id: Arc<str>,
+    /// The caller's tenant, once authenticated.
+    pub tenant: Option<TenantId>,
+    /// `None` when the call succeeded; else the error code (`tool_error`
+    /// for a tool's own `isError` result).
+    pub error: Option<&'static str>,
+    pub start: SystemTime,
+    pub duration: Duration,
+    /// The caller's W3C `traceparent`, if any.
+    pub traceparent: Option<Arc<str>>,
+}
+
+/// Receives every finished call. Must not block: it runs on the request
+/// path (queue and return).
+pub trait SpanExporter: std::fmt::Debug + Send + Sync + 'static {
+    fn export(&self, span: CallSpan);
 }
 
 impl Default for Telemetry {
@@ -90,7 +116,18 @@ impl Telemetry {
             rate_limited: AtomicU64::new(0),
             rate_limited_by_tenant: Mutex::new(HashMap::new()),
             slow_call,
+            exporter: OnceLock::new(),
         }
+    }
+
+    /// Send a span per call to `exporter` from now on (once; later calls are ignored).
+    pub fn set_exporter(&self, exporter: Arc<dyn SpanExporter>) {
+        let _ = self.exporter.set(exporter);
+    }
+
+    /// The span exporter, if one is set.
+    pub fn exporter(&self) -> Option<&Arc<dyn SpanExporter>> {
+        self.exporter.get()
     }
 
     fn stats(&self, target: &str) -> Arc<TargetStats> {

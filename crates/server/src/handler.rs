@@ -96,6 +96,7 @@ pub(crate) fn apply_http(cx: &mut CallContext, parts: &http::request::Parts) {
     cx.credential = parts.extensions.get::<Credential>().cloned().unwrap_or_default();
     cx.client_addr = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
     cx.session = parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(Arc::from);
+    cx.traceparent = parts.headers.get("traceparent").and_then(|v| v.to_str().ok()).map(Arc::from);
 }
 
 pub(crate) fn request_id(id: &m::RequestId) -> String {

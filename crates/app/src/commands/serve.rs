@@ -114,6 +114,11 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     if let (Some(jwt), Some(keys)) = (&config.jwt, &ports.jwt_keys) {
         crate::jwks::spawn_refresher(jwt.jwks_url.clone(), Arc::clone(keys), jwt.refresh_every);
     }
+    if let Some(url) = &config.otlp_traces_url {
+        let exporter = crate::otlp::spawn(url.clone(), &config.name, env!("CARGO_PKG_VERSION"))?;
+        ports.telemetry.set_exporter(exporter);
+        tracing::info!(url = %url, "exporting call spans over OTLP/HTTP");
+    }
     let pipeline = wiring::pipeline(&config, &registry, &ports);
     // Roles reload from the configuration file while serving.
     if let Some(path) = config.source.clone() {

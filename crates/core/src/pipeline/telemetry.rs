@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{Call, Reply};
 use crate::error::ToolError;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{CallSpan, Telemetry};
 
 #[derive(Clone)]
 pub struct TelemetryLayer {
@@ -57,17 +57,39 @@ where
         let method = call.op.method();
         let target = call.op.target_name().to_owned();
         let span = tracing::debug_span!("call", method, target = %target, request_id = %call.cx.request_id);
+        // What a span exporter needs once the call is done.
+        let export = telemetry.exporter().is_some().then(|| {
+            (
+                Arc::clone(&call.cx.trace),
+                Arc::clone(&call.cx.request_id),
+                call.cx.traceparent.clone(),
+                SystemTime::now(),
+            )
+        });
         Box::pin(
             async move {
                 let started = Instant::now();
                 let result = inner.call(call).await;
                 let elapsed = started.elapsed();
-                let ok = match &result {
-                    Ok(Reply::Tool(out)) => !out.is_error,
-                    Ok(_) => true,
-                    Err(_) => false,
+                let error = match &result {
+                    Ok(Reply::Tool(out)) if out.is_error => Some("tool_error"),
+                    Ok(_) => None,
+                    Err(e) => Some(e.code().as_str()),
                 };
-                telemetry.record(&target, elapsed, ok);
+                telemetry.record(&target, elapsed, error.is_none());
+                if let (Some(exporter), Some((trace, request_id, traceparent, start))) = (telemetry.exporter(), export)
+                {
+                    exporter.export(CallSpan {
+                        method,
+                        target: target.clone(),
+                        request_id,
+                        tenant: trace.principal.get().map(|p| p.tenant.clone()),
+                        error,
+                        start,
+                        duration: elapsed,
+                        traceparent,
+                    });
+                }
                 if elapsed > telemetry.slow_call {
                     tracing::warn!(method, target = %target, elapsed_ms = elapsed.as_millis() as u64, "slow call");
                 }
