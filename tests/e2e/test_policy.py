@@ -184,7 +184,7 @@ def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path:
 
     data = tmp_path / "data"
     cfg = tmp_path / "plexus.toml"
-    cfg.write_text('[roles.auditor]\ntools = ["echo", "query_audit_log"]\n', encoding="utf-8")
+    cfg.write_text('[roles.auditor]\ntools = ["echo", "whoami", "query_audit_log"]\n', encoding="utf-8")
 
     def cli(*args: str) -> str:
         r = subprocess.run(
@@ -211,6 +211,14 @@ def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path:
         status, reply = modern_call(url, "query_audit_log", {}, key=secrets["hospital-b"])
         principals = {r["principal"] for r in reply["result"]["structuredContent"]["records"]}
         assert principals == {"auditor-hospital-b"}, principals
+        # nothing of hospital-b can be inferred from hospital-a: a tool only b
+        # used leaves no trace in a's view, and whoami names the caller's own tenant
+        who = modern_call(url, "whoami", {}, key=secrets["hospital-b"])[1]["result"]["structuredContent"]
+        assert who["tenant"] == "hospital-b", who
+        status, reply = modern_call(url, "query_audit_log", {"target": "whoami"}, key=secrets["hospital-a"])
+        assert reply["result"]["structuredContent"]["records"] == [], reply
+        status, reply = modern_call(url, "query_audit_log", {"target": "whoami"}, key=secrets["hospital-b"])
+        assert [r["principal"] for r in reply["result"]["structuredContent"]["records"]] == ["auditor-hospital-b"], reply
         # bad input is a tool error naming the problem, and changes nothing
         status, reply = modern_call(url, "query_audit_log", {"from": "yesterday"}, key=secrets["hospital-a"])
         assert reply["result"]["isError"] is True and "RFC 3339" in reply["result"]["content"][0]["text"], reply
