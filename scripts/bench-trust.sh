@@ -38,7 +38,7 @@ printf '[server]\ntrust_layers = false\n' > "$work/off.toml"
 start() { # port config extra...
   local port=$1 cfg=$2; shift 2
   "$bin" serve --http "127.0.0.1:$port" --modules system --config "$cfg" --data-dir "$work/d$port" "$@" >"$work/$port.log" 2>&1 &
-  pids+=($!)
+  pids+=($!); echo $! > "$work/$port.pid"
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.05; done
 }
 start 18101 "$work/off.toml" --allow-anonymous
@@ -49,14 +49,20 @@ for r in $(seq 1 "$rounds"); do
   for p in 18101 18102 18103; do
     # the server without trust layers gets no key: it would refuse one it does not know
     k="$key"; [ "$p" = 18101 ] && k=""
+    pid=$(cat "$work/$p.pid")
+    cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     out=$(PLEXUS_KEY="$k" wrk -t2 -c16 -d"$duration" --latency -s crates/bench/wrk/modern-echo.lua "http://127.0.0.1:$p/mcp")
+    cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    calls=$(echo "$out" | awk '/requests in/ {print $1}')
+    # the server's own CPU time (user + system, in clock ticks) per call, in microseconds
+    cpu_us=$(python3 -c "import os; print(round(($cpu1 - $cpu0) / os.sysconf('SC_CLK_TCK') * 1e6 / $calls, 2))")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
     bad=$(echo "$out" | awk '/bad responses/ {print $3}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
     bad="$bad${non2xx:+ (non-2xx $non2xx)}"
-    echo "round $r port $p closed req/s $rps p99 $p99 bad $bad"
-    echo "closed $p $rps" >> "$results"
+    echo "round $r port $p closed req/s $rps p99 $p99 server-cpu/call ${cpu_us}us bad $bad"
+    echo "closed $p $rps $cpu_us" >> "$results"
   done
   for p in 18101 18102 18103; do
     hdr=(); [ "$p" != 18101 ] && hdr=(-H "X-API-Key: $key")
@@ -74,8 +80,9 @@ med = lambda xs: statistics.median(float(x) for x in xs)
 closed = {p: med(r[2] for r in rows if r[0] == "closed" and r[1] == p) for p in name}
 p50 = {p: med(r[2] for r in rows if r[0] == "open" and r[1] == p) for p in name}
 p99 = {p: med(r[3] for r in rows if r[0] == "open" and r[1] == p) for p in name}
-print("\nmedians                 closed req/s   cost    open p50 ms  open p99 ms  added p99 ms")
+cpu = {p: med(r[3] for r in rows if r[0] == "closed" and r[1] == p) for p in name}
+print("\nmedians                 closed req/s   cost   server cpu us/call   open p50 ms  open p99 ms  added p99 ms")
 for p, n in name.items():
     cost = 1 - closed[p] / closed["18101"]
-    print(f"{n:<22} {closed[p]:>12,.0f} {cost:>7.1%} {p50[p]:>12.3f} {p99[p]:>12.3f} {p99[p] - p99['18101']:>+13.3f}")
+    print(f"{n:<22} {closed[p]:>12,.0f} {cost:>7.1%} {cpu[p]:>14.2f} {p50[p]:>17.3f} {p99[p]:>12.3f} {p99[p] - p99['18101']:>+13.3f}")
 PY
