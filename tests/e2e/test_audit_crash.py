@@ -88,3 +88,61 @@ def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path
     verify = plexus("audit", "verify")
     assert verify.returncode == 1, verify.stdout
     assert f"record {seq} (position {seq}) was altered" in verify.stderr, verify.stderr
+
+
+def test_kill_9_with_the_file_sink_in_os_mode(plexus_bin: str, tmp_path: Path) -> None:
+    """The JSON Lines sink with `durability = "os"`: records reach the kernel
+    (through the writer task) before the answer leaves, so a SIGKILL loses no
+    answered call; an edited line is then named by verify."""
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text('[audit]\nsink = "file"\ndurability = "os"\n', encoding="utf-8")
+    data = tmp_path / "data"
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg), "--allow-anonymous", "--data-dir", str(data)], tmp_path / "log"
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    answered: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(w: int) -> None:
+        n = w * 100_000
+        while not stop.is_set():
+            if call(url, n):
+                with lock:
+                    answered.append(n)
+            n += 1
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        _stop(proc)
+    assert len(answered) > 50, f"too few calls answered before the kill: {len(answered)}"
+
+    def plexus(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [plexus_bin, *args, "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+        )
+
+    verify = plexus("audit", "verify")
+    assert verify.returncode == 0 and "audit log intact" in verify.stdout, verify.stdout + verify.stderr
+    lines = (data / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    logged = {json.loads(line)["request_id"] for line in lines}
+    missing = [n for n in answered if f"burst-{n}" not in logged]
+    assert not missing, f"{len(missing)} answered calls are not in the audit log, e.g. {missing[:5]}"
+
+    record = json.loads(lines[11])
+    record["target"] = "something-else"
+    lines[11] = json.dumps(record, separators=(",", ":"))
+    (data / "audit" / "audit.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    verify = plexus("audit", "verify")
+    assert verify.returncode == 1, verify.stdout
+    assert f"record {record['seq']} (position 11) was altered" in verify.stderr, verify.stderr
