@@ -77,6 +77,17 @@ macro_rules! in_write_tx {
 }
 pub(crate) use in_write_tx;
 
+/// Whether `e` is SQLite's "database is locked" or "database table is
+/// locked" (SQLITE_BUSY, SQLITE_LOCKED).
+fn is_sqlite_busy(e: &StoreError) -> bool {
+    let db = match e {
+        StoreError::Database(sqlx::Error::Database(d)) => d,
+        StoreError::Migration { reason, .. } => return reason.contains("database is locked"),
+        _ => return false,
+    };
+    matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261")) || db.message().contains("database is locked")
+}
+
 /// Most connections per pool.
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
@@ -114,9 +125,24 @@ impl Store {
     /// WAL mode with `synchronous=FULL`, so a committed transaction survives
     /// power loss.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let store = Self::connect(url).await?;
-        store.migrate(&CORE_MIGRATIONS).await?;
-        Ok(store)
+        // Two processes creating the same SQLite file at once can meet
+        // SQLITE_BUSY outside the busy handler's reach (switching a new
+        // database to WAL needs an exclusive lock, and SQLite does not wait
+        // for it): retry the whole open for a while before giving up.
+        let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+        loop {
+            let attempt = async {
+                let store = Self::connect(url).await?;
+                store.migrate(&CORE_MIGRATIONS).await?;
+                Ok::<_, StoreError>(store)
+            };
+            match attempt.await {
+                Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Connect without running any migration.
