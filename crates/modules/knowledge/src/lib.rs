@@ -1,0 +1,158 @@
+//! The `knowledge` module: enterprise knowledge search over many sources,
+//! with per-document permissions.
+//!
+//! - [`index`]: the tantivy index (BM25 with field boosts, CJK bigrams,
+//!   filters, snippets, facet counts per source, near-duplicate folding),
+//!   always read through a [`index::Reader`] (tenant + principals).
+//! - [`tokenize`]: the analyzers (English-like, CJK bigrams, identifiers).
+//! - [`dedup`]: SimHash near-duplicates and reciprocal rank fusion.
+//!
+//! Tools: `search_knowledge(query, filters, limit, offset)` and
+//! `get_document(id)`. A document the caller may not read is reported
+//! exactly like one that does not exist.
+
+pub mod dedup;
+pub mod index;
+pub mod tokenize;
+
+use std::sync::Arc;
+
+use plexus_core::{CallContext, Module, ToolDef, ToolError, ToolOutput, ToolSpec, Toolbox};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use index::{Document, Filters, Hit, Index, Reader, Results, SearchError};
+
+/// The module's name.
+pub const NAME: &str = "knowledge";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    /// What to look for, in any language. Words must all match; `"a phrase"`,
+    /// `title:word`, `-exclude` work; anything else is searched literally.
+    query: String,
+    /// Narrow the search (sources, spaces, kinds, authors, updated range).
+    #[serde(default)]
+    filters: Filters,
+    /// Hits per page (1 to 100, default 10).
+    limit: Option<u32>,
+    /// Hits to skip (for the next page).
+    offset: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GetArgs {
+    /// A document id from a search hit.
+    id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct SearchOutput {
+    #[serde(flatten)]
+    results: Results,
+}
+
+/// The module. Cheap to clone the `Arc` it lives in.
+pub struct Knowledge {
+    index: Arc<Index>,
+    tools: Toolbox,
+}
+
+impl std::fmt::Debug for Knowledge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Knowledge").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+fn search_error(e: SearchError) -> ToolError {
+    match e {
+        SearchError::TooLong(_) | SearchError::Filter { .. } => ToolError::InvalidArguments(e.to_string()),
+        SearchError::Index(_) => ToolError::unavailable(format!("knowledge index: {e}")),
+    }
+}
+
+/// Run blocking index work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, ToolError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(search_error),
+        Err(e) => Err(ToolError::internal(format!("search task failed: {e}"))),
+    }
+}
+
+impl Knowledge {
+    /// The module over `index`.
+    pub fn new(index: Arc<Index>) -> Self {
+        let search_index = Arc::clone(&index);
+        let get_index = Arc::clone(&index);
+        let tools = Toolbox::new(NAME)
+            .typed(
+                ToolDef::new(
+                    "search_knowledge",
+                    "Search the organization's knowledge (documents, pages, issues, files) you may read; \
+                     hits with highlighted snippets and counts per source",
+                )
+                .title("Search knowledge")
+                .read_only()
+                .idempotent(),
+                move |cx: CallContext, a: SearchArgs| {
+                    let index = Arc::clone(&search_index);
+                    async move {
+                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let limit = a.limit.unwrap_or(10) as usize;
+                        let offset = a.offset.unwrap_or(0) as usize;
+                        let results =
+                            blocking(move || index.search(&reader, &a.query, &a.filters, limit, offset)).await?;
+                        Ok(SearchOutput { results })
+                    }
+                },
+            )
+            .typed(
+                ToolDef::new("get_document", "Read one document by id (from a search hit)")
+                    .title("Get document")
+                    .read_only()
+                    .idempotent(),
+                move |cx: CallContext, a: GetArgs| {
+                    let index = Arc::clone(&get_index);
+                    async move {
+                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let id = a.id.clone();
+                        match blocking(move || index.get(&reader, &id)).await? {
+                            Some(doc) => Ok(doc),
+                            // Missing and not readable look the same.
+                            None => Err(ToolError::Failed(format!("document {} not found", a.id))),
+                        }
+                    }
+                },
+            );
+        Self { index, tools }
+    }
+
+    /// The index the module searches.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+}
+
+/// The module over `index`, ready to register.
+pub fn module(index: Arc<Index>) -> Arc<dyn Module> {
+    Arc::new(Knowledge::new(index))
+}
+
+#[async_trait::async_trait]
+impl Module for Knowledge {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        self.tools.specs()
+    }
+
+    async fn call(&self, cx: &CallContext, tool: &str, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
+        self.tools.call(cx, tool, args).await
+    }
+}

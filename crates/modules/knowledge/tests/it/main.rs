@@ -1,0 +1,4 @@
+//! plexus-knowledge integration tests: the index through its public API.
+#![allow(clippy::unwrap_used)]
+
+mod index;
