@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Knowledge: sync sources, search the index, list sources.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
     /// Create, list, suspend and resume tenants.
     Tenants {
         #[command(subcommand)]
@@ -130,6 +135,45 @@ pub enum TenantsCommand {
         #[command(flatten)]
         common: Common,
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Sync sources into the index: only what changed since the last sync, or everything with --full.
+    /// (A running server syncs its own sources; this is for when none runs.)
+    Sync {
+        #[command(flatten)]
+        common: Common,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this tenant's sources.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        full: bool,
+    },
+    /// Search the index as a reader would.
+    Search {
+        #[command(flatten)]
+        common: Common,
+        query: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The reader's principals: everyone, role:<r>, group:<g>, user:<subject> (comma-separated).
+        #[arg(long = "as", value_delimiter = ',', default_value = "everyone")]
+        readers: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the configured sources.
+    Sources {
+        #[command(flatten)]
+        common: Common,
     },
 }
 

@@ -74,6 +74,20 @@ struct RawConfig {
     crypto: RawCrypto,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    knowledge: RawKnowledge,
+}
+
+/// The knowledge module.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKnowledge {
+    /// Where the index and sync state live (default `knowledge` in the data directory).
+    dir: Option<PathBuf>,
+    /// Sync every source this often while serving (0: only at start and when asked).
+    sync_interval_seconds: Option<u64>,
+    #[serde(default)]
+    sources: Vec<plexus_knowledge::sources::SourceConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,6 +324,10 @@ pub struct Config {
     pub previous_master_key_files: Vec<PathBuf>,
     /// Where call spans go (OTLP/HTTP JSON), if anywhere.
     pub otlp_traces_url: Option<String>,
+    /// The knowledge module's directory (index and sync state).
+    pub knowledge_dir: PathBuf,
+    pub knowledge_sync_interval: Duration,
+    pub knowledge_sources: Vec<plexus_knowledge::sources::SourceConfig>,
 }
 
 impl Config {
@@ -341,7 +359,7 @@ impl Config {
 }
 
 /// Modules this build can serve, in listing order.
-pub const KNOWN_MODULES: &[&str] = &["system", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
@@ -545,7 +563,12 @@ impl Config {
             .filter(|e| !e.trim().is_empty())
             .map(|e| crate::otlp::traces_url(&e))
             .transpose()?;
+        plexus_knowledge::sources::SourceConfig::validate_all(&raw.knowledge.sources)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Config {
+            knowledge_dir: data_dir.join(raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge"))),
+            knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
+            knowledge_sources: raw.knowledge.sources,
             otlp_traces_url,
             master_key_env,
             master_key_file: raw.crypto.master_key_file.map(|p| data_dir.join(p)),

@@ -28,12 +28,46 @@ pub struct ModuleDeps {
     pub bus: Bus,
     /// Where `query_audit_log` reads.
     pub audit: Arc<dyn plexus_core::ports::AuditReader>,
+    /// The knowledge index and the syncer of its sources, when serving it.
+    pub knowledge: Option<Knowledge>,
+}
+
+/// The knowledge module's shared parts.
+#[derive(Clone)]
+pub struct Knowledge {
+    pub index: Arc<plexus_knowledge::Index>,
+    pub syncer: Arc<plexus_knowledge::sources::Syncer>,
+}
+
+impl Knowledge {
+    /// Open the index in the configured directory (creating it). Fails if
+    /// another process (a running server) holds it.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let dir = config.knowledge_dir.join("index");
+        let index = plexus_knowledge::Index::open(&dir).map_err(|e| match e {
+            plexus_knowledge::SearchError::Index(tantivy_error) if tantivy_error.to_string().contains("LockBusy") => {
+                anyhow::anyhow!(
+                    "the knowledge index {} is in use by another process (a running server?): \
+                     it syncs its sources itself, or call its sync_knowledge tool",
+                    dir.display()
+                )
+            }
+            other => anyhow::anyhow!("cannot open the knowledge index {}: {other}", dir.display()),
+        })?;
+        let index = Arc::new(index);
+        let syncer = Arc::new(plexus_knowledge::sources::Syncer::new(
+            Arc::clone(&index),
+            config.knowledge_sources.clone(),
+            config.knowledge_dir.join("cursors.json"),
+        ));
+        Ok(Self { index, syncer })
+    }
 }
 
 impl ModuleDeps {
     /// For offline commands (`tools list`, `config check`): nothing is called.
     pub fn offline() -> Self {
-        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit) }
+        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None }
     }
 }
 
@@ -58,6 +92,11 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                 Some(Arc::new(plexus_system::System::default().with_audit(Arc::clone(&deps.audit))) as Arc<dyn Module>)
             }
             "conformance" => Some(plexus_conformance::module()),
+            "knowledge" => match &deps.knowledge {
+                Some(k) => Some(plexus_knowledge::module(Arc::clone(&k.index), Some(Arc::clone(&k.syncer)))),
+                // Offline listings: the same tools over an empty index in memory.
+                None => plexus_knowledge::Index::in_memory().ok().map(|i| plexus_knowledge::module(Arc::new(i), None)),
+            },
             _ => None,
         })
         .collect()

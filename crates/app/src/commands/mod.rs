@@ -2,6 +2,7 @@
 
 mod audit;
 mod config;
+mod kb;
 mod keys;
 mod serve;
 mod tools;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             audit::export(&load(&common)?, from.as_deref(), to.as_deref(), format)
         }
         Command::Keys { command } => keys::keys(command),
+        Command::Kb { command } => kb::kb(command),
         Command::Tenants { command } => keys::tenants(command),
     }
 }

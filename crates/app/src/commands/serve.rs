@@ -71,6 +71,34 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
     )
 }
 
+/// Sync the knowledge sources now and then every `interval` (never again
+/// when it is zero), off the async workers; failures are logged per source.
+fn spawn_knowledge_sync(syncer: Arc<plexus_knowledge::sources::Syncer>, interval: std::time::Duration) {
+    if syncer.sources().is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            let s = Arc::clone(&syncer);
+            match tokio::task::spawn_blocking(move || s.sync(None, None, false, &|_, _, _| {})).await {
+                Ok(outcomes) => {
+                    for o in outcomes.iter().filter_map(|o| o.report.as_ref()) {
+                        tracing::info!(
+                            source = %o.source, files = o.files, indexed = o.indexed, deleted = o.deleted,
+                            skipped = o.skipped, "knowledge source synced"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "knowledge sync task failed"),
+            }
+            if interval.is_zero() {
+                break;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
+
 async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     // The demo must work on a fresh machine: without a configured master
     // key it keeps one in its data directory (fine for a demo, not for
@@ -102,7 +130,14 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         );
         (log.clone(), log)
     };
-    let deps = wiring::ModuleDeps { bus: Bus::default(), audit: audit_reader };
+    let knowledge = if config.modules.iter().any(|m| m == "knowledge") {
+        let k = wiring::Knowledge::open(&config)?;
+        spawn_knowledge_sync(k.syncer.clone(), config.knowledge_sync_interval);
+        Some(k)
+    } else {
+        None
+    };
+    let deps = wiring::ModuleDeps { bus: Bus::default(), audit: audit_reader, knowledge };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };

@@ -12,7 +12,10 @@
 //! exactly like one that does not exist.
 
 pub mod dedup;
+pub mod extract;
+pub mod fs;
 pub mod index;
+pub mod sources;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -46,6 +49,21 @@ struct SearchArgs {
 struct GetArgs {
     /// A document id from a search hit.
     id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SyncArgs {
+    /// Only this source (default: every source of your tenant).
+    source: Option<String>,
+    /// Re-read everything instead of only what changed since the last sync.
+    #[serde(default)]
+    full: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct SyncOutput {
+    outcomes: Vec<sources::SourceOutcome>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -84,8 +102,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Knowledge {
-    /// The module over `index`.
-    pub fn new(index: Arc<Index>) -> Self {
+    /// The module over `index`; with a `syncer`, also the `sync_knowledge` tool.
+    pub fn new(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>) -> Self {
         let search_index = Arc::clone(&index);
         let get_index = Arc::clone(&index);
         let tools = Toolbox::new(NAME)
@@ -128,6 +146,21 @@ impl Knowledge {
                     }
                 },
             );
+        let tools = match syncer {
+            Some(syncer) => tools.typed(
+                ToolDef::new(
+                    "sync_knowledge",
+                    "Bring the index up to date with your tenant's sources (only what changed, or everything with full)",
+                )
+                .title("Sync knowledge sources")
+                .idempotent(),
+                move |cx: CallContext, a: SyncArgs| {
+                    let syncer = Arc::clone(&syncer);
+                    async move { sync_tool(cx, syncer, a).await }
+                },
+            ),
+            None => tools,
+        };
         Self { index, tools }
     }
 
@@ -138,8 +171,35 @@ impl Knowledge {
 }
 
 /// The module over `index`, ready to register.
-pub fn module(index: Arc<Index>) -> Arc<dyn Module> {
-    Arc::new(Knowledge::new(index))
+pub fn module(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>) -> Arc<dyn Module> {
+    Arc::new(Knowledge::new(index, syncer))
+}
+
+/// `sync_knowledge`: the caller's tenant's sources, with MCP progress.
+async fn sync_tool(cx: CallContext, syncer: Arc<sources::Syncer>, a: SyncArgs) -> Result<SyncOutput, ToolError> {
+    let tenant = cx.tenant().to_string();
+    if let Some(name) = &a.source
+        && !syncer.sources_of(&tenant).iter().any(|s| &s.name == name)
+    {
+        return Err(ToolError::InvalidArguments(format!("no knowledge source named `{name}` in your tenant")));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, usize, usize)>();
+    let job = tokio::task::spawn_blocking(move || {
+        syncer.sync(Some(&tenant), a.source.as_deref(), a.full, &|source, done, total| {
+            let _ = tx.send((source.to_owned(), done, total));
+        })
+    });
+    tokio::pin!(job);
+    let outcomes = loop {
+        tokio::select! {
+            Some((source, done, total)) = rx.recv() => {
+                let message = format!("{source}: {done}/{total} files");
+                cx.progress(done as f64, Some(total as f64), Some(&message)).await;
+            }
+            result = &mut job => break result.map_err(|e| ToolError::internal(format!("sync task failed: {e}")))?,
+        }
+    };
+    Ok(SyncOutput { outcomes })
 }
 
 #[async_trait::async_trait]

@@ -1,4 +1,5 @@
 //! plexus-knowledge integration tests: the index through its public API.
 #![allow(clippy::unwrap_used)]
 
+mod fs;
 mod index;

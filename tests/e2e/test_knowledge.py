@@ -1,0 +1,145 @@
+"""The knowledge module end to end: a filesystem source synced by the server,
+searched over MCP HTTP by callers who may read different things.
+
+Two tenants each have a source; within acme, the handbook is for staff and
+the incident notes for the sre group's role only. Search, snippets, facets
+and get_document all stay inside what the caller may read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from conftest import _stop
+from helpers import modern_call, start
+
+KEYS = {name: "pk_" + hashlib.sha256(name.encode()).hexdigest()[:32] for name in ("admin", "staff", "guest", "globex")}
+
+
+def config(tmp_path: Path) -> Path:
+    handbook, incidents, globex = tmp_path / "handbook", tmp_path / "incidents", tmp_path / "globex"
+    for d in (handbook, incidents, globex):
+        d.mkdir()
+    (handbook / "deploy.md").write_text("# デプロイ手順\n\n本番環境へのデプロイは金曜日に行わない。payments チームの承認が必要。\n", encoding="utf-8")
+    (handbook / "expenses.html").write_text(
+        "<html><title>Expense policy</title><body><nav>menu</nav><main><h1>Expenses</h1>"
+        "<p>Submit receipts for payments within 30 days.</p></main></body></html>",
+        encoding="utf-8",
+    )
+    (incidents / "2026-11-03.md").write_text("# Payments outage\nRoot cause: expired certificate.\n", encoding="utf-8")
+    (globex / "secret.md").write_text("# Globex payments plan\nConfidential.\n", encoding="utf-8")
+    keys = "".join(
+        f'[[auth.api_keys]]\nname = "{n}"\nsha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n'
+        f'tenant = "{"globex" if n == "globex" else "acme"}"\nroles = ["{"admin" if n == "admin" else "reader" if n != "guest" else "guest"}"]\n'
+        for n, k in KEYS.items()
+    )
+    text = f"""
+[modules]
+enabled = ["system", "knowledge"]
+
+[knowledge]
+sync_interval_seconds = 0
+
+[[knowledge.sources]]
+name = "handbook"
+kind = "filesystem"
+path = "{handbook}"
+tenant = "acme"
+readers = ["role:reader", "role:admin"]
+url_prefix = "https://wiki.acme.example/handbook"
+
+[[knowledge.sources]]
+name = "incidents"
+kind = "filesystem"
+path = "{incidents}"
+tenant = "acme"
+readers = ["role:admin"]
+
+[[knowledge.sources]]
+name = "plans"
+kind = "filesystem"
+path = "{globex}"
+tenant = "globex"
+readers = ["everyone"]
+
+{keys}
+[roles.reader]
+tools = ["search_knowledge", "get_document"]
+[roles.guest]
+tools = ["search_knowledge", "get_document"]
+"""
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg
+
+
+def search(url: str, who: str, query: str, **extra) -> dict:
+    status, reply = modern_call(url, "search_knowledge", {"query": query, **extra}, key=KEYS[who])
+    assert status == 200 and "result" in reply, reply
+    return reply["result"]
+
+
+def test_search_and_get_stay_within_what_the_caller_may_read(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    data = tmp_path / "data"
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        # Sync explicitly (the start-up sync may still be running; syncs queue).
+        status, reply = modern_call(url, "sync_knowledge", {}, key=KEYS["admin"])
+        outcomes = {o["source"]: o["report"] for o in reply["result"]["structuredContent"]["outcomes"]}
+        assert set(outcomes) == {"handbook", "incidents"}, "only the caller's tenant's sources"
+        assert outcomes["handbook"]["files"] == 2
+
+        staff = search(url, "staff", "payments")["structuredContent"]
+        assert staff["total"] == 2 and staff["facets"] == {"handbook": 2}, staff
+        assert {h["title"] for h in staff["hits"]} == {"デプロイ手順", "Expense policy"}
+        expense = next(h for h in staff["hits"] if h["title"] == "Expense policy")
+        assert "<mark>payments</mark>" in expense["snippet"] and "menu" not in expense["snippet"]
+        assert expense["url"] == "https://wiki.acme.example/handbook/expenses.html"
+
+        admin = search(url, "admin", "payments")["structuredContent"]
+        assert admin["total"] == 3 and admin["facets"] == {"handbook": 2, "incidents": 1}, admin
+
+        ja = search(url, "staff", "金曜日")["structuredContent"]
+        assert [h["id"] for h in ja["hits"]] == ["handbook:deploy.md"], ja
+
+        assert search(url, "guest", "payments")["structuredContent"]["total"] == 0
+        globex = search(url, "globex", "payments")["structuredContent"]
+        assert [h["title"] for h in globex["hits"]] == ["Globex payments plan"], globex
+
+        # get_document: readable, unreadable and missing
+        status, reply = modern_call(url, "get_document", {"id": "handbook:deploy.md"}, key=KEYS["staff"])
+        doc = reply["result"]["structuredContent"]
+        assert doc["title"] == "デプロイ手順" and "金曜日" in doc["body"] and doc["acl"] == ["role:reader", "role:admin"]
+        hidden = modern_call(url, "get_document", {"id": "incidents:2026-11-03.md"}, key=KEYS["staff"])[1]["result"]
+        missing = modern_call(url, "get_document", {"id": "incidents:nope.md"}, key=KEYS["staff"])[1]["result"]
+        assert hidden["isError"] and missing["isError"]
+        assert hidden["content"][0]["text"].replace("2026-11-03", "X") == missing["content"][0]["text"].replace("nope", "X")
+        cross = modern_call(url, "get_document", {"id": "plans:secret.md"}, key=KEYS["admin"])[1]["result"]
+        assert cross["isError"], "another tenant's document is not found"
+
+        # bad input: a precise tool error, never a crash
+        bad = modern_call(url, "search_knowledge", {"query": "x" * 2000}, key=KEYS["staff"])[1]["result"]
+        assert bad["isError"] and "at most 1000" in bad["content"][0]["text"]
+        ok = search(url, "staff", '"unbalanced (payments')
+        assert not ok.get("isError"), ok
+
+        # a role without the tool neither sees nor can call sync_knowledge
+        status, reply = modern_call(url, "sync_knowledge", {}, key=KEYS["staff"])
+        assert "error" in reply or reply["result"].get("isError"), reply
+    finally:
+        _stop(proc)
+
+    # With the server stopped, the command line searches the same index.
+    r = subprocess.run(
+        [plexus_bin, "kb", "search", "payments", "--tenant", "acme", "--as", "role:admin", "--config", str(cfg), "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0 and "3 documents match" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(
+        [plexus_bin, "kb", "sync", "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and "acme/handbook: 2 files" in r.stdout, r.stdout + r.stderr
