@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from conftest import _stop
@@ -127,6 +128,21 @@ def test_search_and_get_stay_within_what_the_caller_may_read(plexus_bin: str, tm
         ok = search(url, "staff", '"unbalanced (payments')
         assert not ok.get("isError"), ok
 
+        # the same search again comes from the cache until the index changes
+        first = search(url, "staff", "expense receipts")["structuredContent"]
+        again = search(url, "staff", "expense receipts")["structuredContent"]
+        assert (first["cached"], again["cached"]) == (False, True) and first["hits"] == again["hits"]
+        assert search(url, "admin", "expense receipts")["structuredContent"]["cached"] is False, "per reader"
+        (tmp_path / "handbook" / "expenses.html").write_text(
+            "<html><title>Expense policy v2</title><main><p>Receipts now within 60 days.</p></main></html>", encoding="utf-8"
+        )
+        modern_call(url, "sync_knowledge", {"source": "handbook"}, key=KEYS["admin"])
+        after = search(url, "staff", "expense receipts")["structuredContent"]
+        assert after["cached"] is False and after["hits"][0]["title"] == "Expense policy v2", after
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        hits = next(l for l in metrics.splitlines() if l.startswith("plexus_knowledge_cache_hits_total "))
+        assert int(hits.split()[1]) >= 1, hits
+
         # a role without the tool neither sees nor can call sync_knowledge
         status, reply = modern_call(url, "sync_knowledge", {}, key=KEYS["staff"])
         assert "error" in reply or reply["result"].get("isError"), reply
@@ -138,7 +154,7 @@ def test_search_and_get_stay_within_what_the_caller_may_read(plexus_bin: str, tm
         [plexus_bin, "kb", "search", "payments", "--tenant", "acme", "--as", "role:admin", "--config", str(cfg), "--data-dir", str(data)],
         capture_output=True, text=True, timeout=60,
     )
-    assert r.returncode == 0 and "3 documents match" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "2 documents match" in r.stdout, r.stdout + r.stderr  # expenses v2 no longer says payments
     r = subprocess.run(
         [plexus_bin, "kb", "sync", "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
     )

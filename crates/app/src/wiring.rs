@@ -30,6 +30,8 @@ pub struct ModuleDeps {
     pub audit: Arc<dyn plexus_core::ports::AuditReader>,
     /// The knowledge index and the syncer of its sources, when serving it.
     pub knowledge: Option<Knowledge>,
+    /// Where modules register their counters for `/metrics`.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// The knowledge module's shared parts.
@@ -67,7 +69,7 @@ impl Knowledge {
 impl ModuleDeps {
     /// For offline commands (`tools list`, `config check`): nothing is called.
     pub fn offline() -> Self {
-        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None }
+        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None, telemetry: None }
     }
 }
 
@@ -93,9 +95,15 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
             }
             "conformance" => Some(plexus_conformance::module()),
             "knowledge" => match &deps.knowledge {
-                Some(k) => Some(plexus_knowledge::module(Arc::clone(&k.index), Some(Arc::clone(&k.syncer)))),
+                Some(k) => Some(plexus_knowledge::module(
+                    Arc::clone(&k.index),
+                    Some(Arc::clone(&k.syncer)),
+                    deps.telemetry.as_deref(),
+                )),
                 // Offline listings: the same tools over an empty index in memory.
-                None => plexus_knowledge::Index::in_memory().ok().map(|i| plexus_knowledge::module(Arc::new(i), None)),
+                None => {
+                    plexus_knowledge::Index::in_memory().ok().map(|i| plexus_knowledge::module(Arc::new(i), None, None))
+                }
             },
             _ => None,
         })

@@ -76,6 +76,18 @@ pub struct Telemetry {
     rate_limited_by_tenant: Mutex<HashMap<TenantId, u64>>,
     pub slow_call: Duration,
     exporter: OnceLock<Arc<dyn SpanExporter>>,
+    /// Counters modules register (`plexus_knowledge_cache_hits_total`, ...).
+    counters: Mutex<Vec<Counter>>,
+}
+
+/// A named counter a module owns and `/metrics` shows.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    /// The metric name (`plexus_<module>_<what>_total`).
+    pub name: &'static str,
+    /// One line of help (no backslash or newline).
+    pub help: &'static str,
+    pub value: Arc<AtomicU64>,
 }
 
 /// One finished call, as a trace span (for an exporter such as OTLP).
@@ -117,7 +129,25 @@ impl Telemetry {
             rate_limited_by_tenant: Mutex::new(HashMap::new()),
             slow_call,
             exporter: OnceLock::new(),
+            counters: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A counter shown on `/metrics` under `name`; registering a name twice
+    /// returns the same counter.
+    pub fn counter(&self, name: &'static str, help: &'static str) -> Arc<AtomicU64> {
+        let mut counters = self.counters.lock();
+        if let Some(c) = counters.iter().find(|c| c.name == name) {
+            return Arc::clone(&c.value);
+        }
+        let value = Arc::new(AtomicU64::new(0));
+        counters.push(Counter { name, help, value: Arc::clone(&value) });
+        value
+    }
+
+    /// The registered counters, in registration order.
+    pub fn counters(&self) -> Vec<Counter> {
+        self.counters.lock().clone()
     }
 
     /// Send a span per call to `exporter` from now on (once; later calls are ignored).

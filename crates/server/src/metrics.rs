@@ -130,6 +130,11 @@ fn render_telemetry(out: &mut String, t: &Telemetry) {
         sample(out, "plexus_call_duration_seconds_count", &[("target", name)], summary.count);
     }
 
+    for c in t.counters() {
+        header(out, c.name, "counter", c.help);
+        sample(out, c.name, &[], c.value.load(Ordering::Relaxed));
+    }
+
     header(out, "plexus_rate_limited_total", "counter", "Calls refused by the rate limit.");
     sample(out, "plexus_rate_limited_total", &[], t.rate_limited());
     header(out, "plexus_tenant_rate_limited_total", "counter", "Calls refused by the rate limit, per tenant.");

@@ -137,13 +137,21 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
-    let deps = wiring::ModuleDeps { bus: Bus::default(), audit: audit_reader, knowledge };
+    let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
+    let deps = wiring::ModuleDeps {
+        bus: Bus::default(),
+        audit: audit_reader,
+        knowledge,
+        telemetry: Some(Arc::clone(&telemetry)),
+    };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
-    let ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit)
+    let mut ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit)
         .with_store(&config, args.allow_anonymous, store)
         .with_jwt(&config);
+    // One telemetry for the pipeline, /metrics and the modules' counters.
+    ports.telemetry = telemetry;
     // Bearer JWTs: the authorization server's keys, fetched now, every
     // refresh_seconds, and when a token names a key id not yet known.
     if let (Some(jwt), Some(keys)) = (&config.jwt, &ports.jwt_keys) {

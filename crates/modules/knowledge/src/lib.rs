@@ -11,6 +11,7 @@
 //! `get_document(id)`. A document the caller may not read is reported
 //! exactly like one that does not exist.
 
+pub mod cache;
 pub mod dedup;
 pub mod extract;
 pub mod fs;
@@ -70,6 +71,8 @@ struct SyncOutput {
 struct SearchOutput {
     #[serde(flatten)]
     results: Results,
+    /// Served from the query cache (the index has not changed since).
+    cached: bool,
 }
 
 /// The module. Cheap to clone the `Arc` it lives in.
@@ -102,8 +105,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Knowledge {
-    /// The module over `index`; with a `syncer`, also the `sync_knowledge` tool.
-    pub fn new(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>) -> Self {
+    /// The module over `index`, caching results in `cache`; with a
+    /// `syncer`, also the `sync_knowledge` tool.
+    pub fn new(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>, cache: Arc<cache::QueryCache>) -> Self {
         let search_index = Arc::clone(&index);
         let get_index = Arc::clone(&index);
         let tools = Toolbox::new(NAME)
@@ -118,13 +122,20 @@ impl Knowledge {
                 .idempotent(),
                 move |cx: CallContext, a: SearchArgs| {
                     let index = Arc::clone(&search_index);
+                    let cache = Arc::clone(&cache);
                     async move {
                         let reader = Reader::for_principal(&cx.principal, &[]);
                         let limit = a.limit.unwrap_or(10) as usize;
                         let offset = a.offset.unwrap_or(0) as usize;
+                        let generation = index.generation();
+                        let key = cache::QueryCache::key(generation, &reader, &a.query, &a.filters, limit, offset);
+                        if let Some(hit) = cache.get(generation, &key) {
+                            return Ok(SearchOutput { results: (*hit).clone(), cached: true });
+                        }
                         let results =
                             blocking(move || index.search(&reader, &a.query, &a.filters, limit, offset)).await?;
-                        Ok(SearchOutput { results })
+                        cache.insert(key, Arc::new(results.clone()));
+                        Ok(SearchOutput { results, cached: false })
                     }
                 },
             )
@@ -170,9 +181,21 @@ impl Knowledge {
     }
 }
 
-/// The module over `index`, ready to register.
-pub fn module(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>) -> Arc<dyn Module> {
-    Arc::new(Knowledge::new(index, syncer))
+/// The module over `index`, ready to register; cache hits and misses are
+/// counted in `telemetry` (shown on `/metrics`) when given.
+pub fn module(
+    index: Arc<Index>,
+    syncer: Option<Arc<sources::Syncer>>,
+    telemetry: Option<&plexus_core::telemetry::Telemetry>,
+) -> Arc<dyn Module> {
+    let (hits, misses) = match telemetry {
+        Some(t) => (
+            t.counter("plexus_knowledge_cache_hits_total", "Knowledge searches answered from the query cache."),
+            t.counter("plexus_knowledge_cache_misses_total", "Knowledge searches that ran on the index."),
+        ),
+        None => Default::default(),
+    };
+    Arc::new(Knowledge::new(index, syncer, Arc::new(cache::QueryCache::new(hits, misses))))
 }
 
 /// `sync_knowledge`: the caller's tenant's sources, with MCP progress.
