@@ -159,3 +159,65 @@ def test_search_and_get_stay_within_what_the_caller_may_read(plexus_bin: str, tm
         [plexus_bin, "kb", "sync", "--config", str(cfg), "--data-dir", str(data)], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and "acme/handbook: 2 files" in r.stdout, r.stdout + r.stderr
+
+
+def test_questions_are_answered_by_the_clients_model_or_extractively(plexus_bin: str, tmp_path: Path) -> None:
+    """ask_question: with a sampling client (the Python SDK, both eras) the
+    client's model writes the answer from numbered passages; without one the
+    answer is extracted. Citations only ever name readable documents."""
+    import anyio
+    from mcp import Client
+    from mcp.types import CreateMessageResult, TextContent
+
+    cfg = config(tmp_path)
+    data = tmp_path / "data"
+    proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)], tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        modern_call(url, "sync_knowledge", {}, key=KEYS["admin"])
+        # No sampling capability: extractive, cited, trimmed to the caller.
+        status, reply = modern_call(url, "ask_question", {"question": "What was the root cause of the payments outage?"}, key=KEYS["admin"])
+        admin = reply["result"]["structuredContent"]
+        assert admin["method"] == "extractive" and "expired certificate" in admin["answer"], admin
+        n = next(c["n"] for c in admin["citations"] if c["id"] == "incidents:2026-11-03.md")
+        assert f"[{n}]" in admin["answer"] and admin["confidence"] > 0.5, admin
+    finally:
+        _stop(proc)
+
+    # The SDK client samples; the server runs anonymous (admin) for it.
+    seen: list[str] = []
+
+    async def sample(context, params) -> CreateMessageResult:
+        prompt = params.messages[0].content.text
+        seen.append(prompt)
+        assert params.system_prompt and "numbered sources" in params.system_prompt
+        return CreateMessageResult(
+            role="assistant", content=TextContent(type="text", text="金曜日にはデプロイしません [1]。"), model="test-model"
+        )
+
+    # Anonymous callers belong to the default tenant: move the sources there.
+    cfg2 = tmp_path / "anonymous.toml"
+    cfg2.write_text(cfg.read_text().replace('tenant = "acme"\nreaders', 'tenant = "default"\nreaders'), encoding="utf-8")
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg2), "--data-dir", str(tmp_path / "data2"), "--allow-anonymous"],
+        tmp_path / "log2",
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    modern_call(url, "sync_knowledge", {}, key=None)
+
+    async def ask(mode: str) -> dict:
+        with anyio.fail_after(30):
+            async with Client(url, mode=mode, read_timeout_seconds=20, sampling_callback=sample) as client:
+                result = await client.call_tool("ask_question", {"question": "金曜日にデプロイしてもよいですか？"})
+                return result.structured_content
+
+    try:
+        for mode in ("legacy", "2026-07-28"):
+            answer = anyio.run(ask, mode)
+            assert answer["method"] == "sampling" and answer["model"] == "test-model", answer
+            assert answer["answer"] == "金曜日にはデプロイしません [1]。"
+            assert answer["citations"][0]["id"] == "handbook:deploy.md", answer
+            assert "[1] デプロイ手順" in seen[-1] and "金曜日" in seen[-1], seen[-1]
+        assert len(seen) == 2, "one sampling request per era"
+    finally:
+        _stop(proc)

@@ -238,6 +238,8 @@ pub struct Index {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     parser: QueryParser,
+    /// The same fields and boosts, any word may match (questions).
+    parser_any: QueryParser,
     /// Bumped on every commit: caches key on it.
     generation: AtomicU64,
 }
@@ -286,6 +288,7 @@ impl Index {
                 fields.path,
             ],
         );
+        let mut parser_any = parser.clone();
         parser.set_conjunction_by_default();
         for (f, boost) in [
             (fields.title, 3.0),
@@ -295,8 +298,9 @@ impl Index {
             (fields.headings_cjk, 2.0),
         ] {
             parser.set_field_boost(f, boost);
+            parser_any.set_field_boost(f, boost);
         }
-        Ok(Self { reader, writer: Mutex::new(writer), fields, parser, generation: AtomicU64::new(0) })
+        Ok(Self { reader, writer: Mutex::new(writer), fields, parser, parser_any, generation: AtomicU64::new(0) })
     }
 
     /// Changes on every commit.
@@ -560,6 +564,82 @@ impl Index {
             .map(|(facet, n)| (facet.to_path().last().map(|s| (*s).to_owned()).unwrap_or_default(), n))
             .collect();
         Ok(Results { hits: hits.into_iter().map(|(h, _)| h).collect(), total, facets })
+    }
+}
+
+/// A passage for question answering: the best part of a readable document.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Passage {
+    pub id: String,
+    pub title: String,
+    pub url: String,
+    /// Plain text, at most about 400 characters.
+    pub text: String,
+    #[serde(skip)]
+    pub score: f32,
+}
+
+impl Passage {
+    /// A whole document's leading text as a passage (summaries).
+    pub fn from_document(d: Document) -> Self {
+        let text = cut(&d.body, 1200).split_whitespace().collect::<Vec<_>>().join(" ");
+        Self { id: d.id, title: d.title, url: d.url, text, score: 0.0 }
+    }
+}
+
+impl Index {
+    /// The `k` best passages for a natural-language `question` among the
+    /// documents `reader` may read: any word may match (BM25 ranks), query
+    /// syntax is ignored, near-duplicates are skipped.
+    pub fn passages(&self, reader: &Reader, question: &str, k: usize) -> Result<Vec<Passage>, SearchError> {
+        let chars = question.chars().count();
+        if chars > MAX_QUERY_CHARS {
+            return Err(SearchError::TooLong(chars));
+        }
+        // Content words and CJK bigrams, each its own term: a question is
+        // not a phrase (a Japanese sentence would otherwise have to appear
+        // verbatim), and any of its words may match.
+        let text = crate::qa::terms(question).join(" ");
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let (parsed, _) = self.parser_any.parse_query_lenient(&literal(&text));
+        let mut clauses = self.scope(reader);
+        clauses.push((Occur::Must, parsed.box_clone()));
+        let searcher = self.reader.searcher();
+        let top =
+            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(k.clamp(1, 20) * 2).order_by_score())?;
+        let mut body = SnippetGenerator::create(&searcher, &*parsed, self.fields.body).ok();
+        let mut cjk = SnippetGenerator::create(&searcher, &*parsed, self.fields.body_cjk).ok();
+        for g in [body.as_mut(), cjk.as_mut()].into_iter().flatten() {
+            g.set_max_num_chars(400);
+        }
+        let mut out: Vec<(Passage, u64)> = Vec::new();
+        for (score, addr) in top {
+            if out.len() == k {
+                break;
+            }
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let fingerprint = doc.get_first(self.fields.simhash).and_then(|v| v.as_u64()).unwrap_or(0);
+            if out.iter().any(|(_, f)| dedup::near_duplicate(*f, fingerprint)) {
+                continue;
+            }
+            let d = self.document(&doc);
+            let mut passage = String::new();
+            for g in [body.as_ref(), cjk.as_ref()].into_iter().flatten() {
+                let s = g.snippet(&d.body);
+                if !s.highlighted().is_empty() {
+                    passage = s.fragment().to_owned();
+                    break;
+                }
+            }
+            if passage.is_empty() {
+                passage = cut(&d.body, 400).to_owned();
+            }
+            let passage = passage.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.push((Passage { id: d.id, title: d.title, url: d.url, text: passage, score }, fingerprint));
+        }
+        Ok(out.into_iter().map(|(p, _)| p).collect())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod dedup;
 pub mod extract;
 pub mod fs;
 pub mod index;
+pub mod qa;
 pub mod sources;
 pub mod tokenize;
 
@@ -29,6 +30,37 @@ pub use index::{Document, Filters, Hit, Index, Reader, Results, SearchError};
 
 /// The module's name.
 pub const NAME: &str = "knowledge";
+
+/// Documents as resources: `kb://documents/<id>`, with `%` and `/` of the
+/// id percent-encoded (a template variable is one path segment).
+pub const DOCUMENT_TEMPLATE: &str = "kb://documents/{id}";
+const DOCUMENT_PREFIX: &str = "kb://documents/";
+
+/// The resource URI of a document id.
+pub fn document_uri(id: &str) -> String {
+    format!("{DOCUMENT_PREFIX}{}", id.replace('%', "%25").replace('/', "%2F"))
+}
+
+/// The document id a resource URI names.
+pub fn document_id(uri: &str) -> Option<String> {
+    let encoded = uri.strip_prefix(DOCUMENT_PREFIX)?;
+    if encoded.is_empty() || encoded.contains('/') {
+        return None;
+    }
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        match rest.get(i + 1..i + 3) {
+            Some("2F" | "2f") => out.push('/'),
+            Some("25") => out.push('%'),
+            _ => return None,
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +82,27 @@ struct SearchArgs {
 struct GetArgs {
     /// A document id from a search hit.
     id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AskArgs {
+    /// The question, in any language.
+    question: String,
+    /// Anything the answer should take into account (not searched).
+    context: Option<String>,
+    /// Passages to ground the answer in (1 to 10, default 5).
+    passages: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SummaryArgs {
+    /// Documents to summarize (ids from search hits), or
+    #[serde(default)]
+    ids: Vec<String>,
+    /// a query whose best documents to summarize.
+    query: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -157,6 +210,65 @@ impl Knowledge {
                     }
                 },
             );
+        let ask_index = Arc::clone(&index);
+        let summary_index = Arc::clone(&index);
+        let tools = tools
+            .typed(
+                ToolDef::new(
+                    "ask_question",
+                    "Answer a question from the documents you may read, with numbered citations and a confidence; \
+                     written by your own model when you support sampling, else extracted from the best passages",
+                )
+                .title("Ask a question")
+                .read_only(),
+                move |cx: CallContext, a: AskArgs| {
+                    let index = Arc::clone(&ask_index);
+                    async move {
+                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let k = a.passages.unwrap_or(5).clamp(1, 10) as usize;
+                        let question = a.question.clone();
+                        let passages = blocking(move || index.passages(&reader, &question, k)).await?;
+                        qa::answer(&cx, &a.question, a.context.as_deref(), passages).await
+                    }
+                },
+            )
+            .typed(
+                ToolDef::new(
+                    "create_summary",
+                    "Summarize documents (by id) or the best documents for a query, with numbered citations",
+                )
+                .title("Summarize documents")
+                .read_only(),
+                move |cx: CallContext, a: SummaryArgs| {
+                    let index = Arc::clone(&summary_index);
+                    async move {
+                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let (passages, topic) = match (a.ids.is_empty(), a.query) {
+                            (false, None) if a.ids.len() <= 20 => {
+                                let ids = a.ids.clone();
+                                let docs = blocking(move || {
+                                    ids.iter().map(|id| index.get(&reader, id)).collect::<Result<Vec<_>, _>>()
+                                })
+                                .await?;
+                                if let Some(missing) = a.ids.iter().zip(&docs).find(|(_, d)| d.is_none()) {
+                                    return Err(ToolError::Failed(format!("document {} not found", missing.0)));
+                                }
+                                (docs.into_iter().flatten().map(index::Passage::from_document).collect(), String::new())
+                            }
+                            (true, Some(q)) => {
+                                let query = q.clone();
+                                (
+                                    blocking(move || index.passages(&reader, &query, 5)).await?,
+                                    format!(" with regard to: {q}"),
+                                )
+                            }
+                            (false, None) => return Err(ToolError::InvalidArguments("at most 20 ids".into())),
+                            _ => return Err(ToolError::InvalidArguments("give either ids or query".into())),
+                        };
+                        qa::summarize(&cx, &topic, passages).await
+                    }
+                },
+            );
         let tools = match syncer {
             Some(syncer) => tools.typed(
                 ToolDef::new(
@@ -235,7 +347,82 @@ impl Module for Knowledge {
         self.tools.specs()
     }
 
+    fn resource_templates(&self) -> Vec<plexus_core::ResourceTemplateSpec> {
+        vec![
+            plexus_core::ResourceTemplateSpec::new(DOCUMENT_TEMPLATE, "document")
+                .description("A knowledge document you may read: title, link and text")
+                .mime_type("text/markdown"),
+        ]
+    }
+
+    fn prompts(&self) -> Vec<plexus_core::PromptSpec> {
+        vec![
+            plexus_core::PromptSpec::new("research_question")
+                .description("Research a question in the organization's knowledge and answer it with citations")
+                .argument("question", "What to find out", true),
+        ]
+    }
+
     async fn call(&self, cx: &CallContext, tool: &str, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         self.tools.call(cx, tool, args).await
+    }
+
+    async fn read(&self, cx: &CallContext, uri: &str) -> Result<plexus_core::ResourceContents, ToolError> {
+        let id = document_id(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
+        let reader = Reader::for_principal(&cx.principal, &[]);
+        let index = Arc::clone(&self.index);
+        let found = blocking(move || index.get(&reader, &id)).await?;
+        // Unreadable and missing look the same.
+        let d = found.ok_or_else(|| ToolError::unknown_resource(uri))?;
+        let mut text = format!("# {}\n\n", d.title);
+        if !d.url.is_empty() {
+            text.push_str(&format!("<{}>\n\n", d.url));
+        }
+        text.push_str(&d.body);
+        Ok(plexus_core::ResourceContents::text(uri, Some("text/markdown"), text))
+    }
+
+    async fn prompt(
+        &self,
+        _cx: &CallContext,
+        name: &str,
+        args: &std::collections::BTreeMap<String, String>,
+    ) -> Result<plexus_core::PromptResult, ToolError> {
+        if name != "research_question" {
+            return Err(ToolError::unknown_prompt(name));
+        }
+        let question = args
+            .get("question")
+            .filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| ToolError::InvalidArguments("missing required argument `question`".into()))?;
+        let text = format!(
+            "Research this question in the organization's knowledge: {question}\n\n\
+             1. Call search_knowledge with a few short queries (try the question's key terms in each language \
+             the documents may use).\n\
+             2. Read the most relevant hits with get_document.\n\
+             3. Call ask_question to get a grounded answer, or answer yourself from what you read.\n\
+             Cite every statement with the document title and link; say plainly what the documents do not cover."
+        );
+        Ok(plexus_core::PromptResult {
+            description: Some("Research a question with citations".into()),
+            messages: vec![plexus_core::PromptMessage::user(plexus_core::Content::text(text))],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_uris_round_trip() {
+        for id in ["handbook:guide/deploy.md", "a%b/c", "決済:手順.md", "plain"] {
+            let uri = document_uri(id);
+            assert!(!uri[DOCUMENT_PREFIX.len()..].contains('/'), "{uri}");
+            assert_eq!(document_id(&uri).as_deref(), Some(id));
+        }
+        assert_eq!(document_id("kb://documents/"), None);
+        assert_eq!(document_id("kb://documents/a%zz"), None);
+        assert_eq!(document_id("kb://other/x"), None);
     }
 }
