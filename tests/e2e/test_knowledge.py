@@ -209,6 +209,13 @@ def test_questions_are_answered_by_the_clients_model_or_extractively(plexus_bin:
         with anyio.fail_after(30):
             async with Client(url, mode=mode, read_timeout_seconds=20, sampling_callback=sample) as client:
                 result = await client.call_tool("ask_question", {"question": "金曜日にデプロイしてもよいですか？"})
+                # the same document as a resource, and the research prompt
+                doc = await client.read_resource("kb://documents/handbook:deploy.md")
+                assert doc.contents[0].text.startswith("# デプロイ手順") and "金曜日" in doc.contents[0].text
+                templates = await client.list_resource_templates()
+                assert "kb://documents/{id}" in [t.uri_template for t in templates.resource_templates]
+                prompt = await client.get_prompt("research_question", {"question": "承認フローは？"})
+                assert "承認フローは？" in prompt.messages[0].content.text and "search_knowledge" in prompt.messages[0].content.text
                 return result.structured_content
 
     try:
