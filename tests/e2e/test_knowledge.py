@@ -143,6 +143,13 @@ def test_search_and_get_stay_within_what_the_caller_may_read(plexus_bin: str, tm
         hits = next(l for l in metrics.splitlines() if l.startswith("plexus_knowledge_cache_hits_total "))
         assert int(hits.split()[1]) >= 1, hits
 
+        # quality report over what the caller may read
+        q = modern_call(url, "assess_knowledge_quality", {"limit": 5}, key=KEYS["admin"])[1]["result"]["structuredContent"]
+        assert q["documents"] == 3 and len(q["worst"]) == 3, q
+        assert all("no author" in d["issues"] for d in q["worst"]) and 0 < q["average_score"] < 1, q
+        only = modern_call(url, "assess_knowledge_quality", {"source": "incidents"}, key=KEYS["admin"])[1]
+        assert only["result"]["structuredContent"]["documents"] == 1, only
+
         # a role without the tool neither sees nor can call sync_knowledge
         status, reply = modern_call(url, "sync_knowledge", {}, key=KEYS["staff"])
         assert "error" in reply or reply["result"].get("isError"), reply

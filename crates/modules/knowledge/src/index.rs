@@ -579,6 +579,38 @@ pub struct Passage {
     pub score: f32,
 }
 
+/// Most documents a quality assessment reads.
+pub const MAX_ASSESSED: usize = 100_000;
+
+impl Index {
+    /// Every document `reader` may read (of `source`, if given), with its
+    /// SimHash fingerprint; at most [`MAX_ASSESSED`].
+    pub fn documents(&self, reader: &Reader, source: Option<&str>) -> Result<Vec<(Document, u64)>, SearchError> {
+        let mut clauses = self.scope(reader);
+        if let Some(s) = source {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(Term::from_field_text(self.fields.source, s), IndexRecordOption::Basic)),
+            ));
+        }
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+        let q = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let n = searcher.search(&q, &Count)?.min(MAX_ASSESSED);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let top = searcher.search(&q, &TopDocs::with_limit(n).order_by_score())?;
+        let mut out = Vec::with_capacity(n);
+        for (_, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let fingerprint = doc.get_first(self.fields.simhash).and_then(|v| v.as_u64()).unwrap_or(0);
+            out.push((self.document(&doc), fingerprint));
+        }
+        Ok(out)
+    }
+}
+
 impl Passage {
     /// A whole document's leading text as a passage (summaries).
     pub fn from_document(d: Document) -> Self {

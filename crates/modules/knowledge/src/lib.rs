@@ -17,6 +17,7 @@ pub mod extract;
 pub mod fs;
 pub mod index;
 pub mod qa;
+pub mod quality;
 pub mod sources;
 pub mod tokenize;
 
@@ -103,6 +104,15 @@ struct SummaryArgs {
     ids: Vec<String>,
     /// a query whose best documents to summarize.
     query: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct QualityArgs {
+    /// Only this source.
+    source: Option<String>,
+    /// Worst documents and clusters reported (1 to 100, default 10).
+    limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -269,6 +279,30 @@ impl Knowledge {
                     }
                 },
             );
+        let quality_index = Arc::clone(&index);
+        let tools = tools.typed(
+            ToolDef::new(
+                "assess_knowledge_quality",
+                "Score the documents you may read (length, metadata, recency, duplication): the worst documents, \
+                 near-duplicate clusters and repeated titles",
+            )
+            .title("Assess knowledge quality")
+            .read_only()
+            .idempotent(),
+            move |cx: CallContext, a: QualityArgs| {
+                let index = Arc::clone(&quality_index);
+                async move {
+                    let reader = Reader::for_principal(&cx.principal, &[]);
+                    let limit = a.limit.unwrap_or(10).clamp(1, 100) as usize;
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    blocking(move || {
+                        let docs = index.documents(&reader, a.source.as_deref())?;
+                        Ok(quality::assess(&docs, now, limit))
+                    })
+                    .await
+                }
+            },
+        );
         let tools = match syncer {
             Some(syncer) => tools.typed(
                 ToolDef::new(
