@@ -66,6 +66,8 @@ pub struct SyncReport {
 pub enum SyncError {
     #[error("source {source_name}: cannot read {path}: {error}")]
     Root { source_name: String, path: String, error: std::io::Error },
+    #[error("source {source_name}: {reason}")]
+    Source { source_name: String, reason: String },
     #[error(transparent)]
     Index(#[from] SearchError),
 }

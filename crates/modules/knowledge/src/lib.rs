@@ -19,6 +19,7 @@ pub mod index;
 pub mod qa;
 pub mod quality;
 pub mod sources;
+pub mod sql;
 pub mod tokenize;
 
 use std::sync::Arc;

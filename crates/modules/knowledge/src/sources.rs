@@ -23,10 +23,15 @@ use crate::index::Index;
 pub struct SourceConfig {
     /// Unique per tenant; letters, digits, `-` and `_`.
     pub name: String,
-    /// `filesystem` (the other connectors arrive with their fixtures).
+    /// `filesystem` or `sql` (the other connectors arrive with their fixtures).
     pub kind: String,
     /// The directory (filesystem).
     pub path: Option<PathBuf>,
+    /// The database (sql): `postgres://…`, `sqlite:///…` or a SQLite file path.
+    pub url: Option<String>,
+    /// The query (sql): columns id, title, body; optional author, updated,
+    /// url, space, kind, readers.
+    pub query: Option<String>,
     /// The tenant that owns the documents.
     #[serde(default = "default_tenant")]
     pub tenant: String,
@@ -59,9 +64,13 @@ impl SourceConfig {
                     return Err(format!("knowledge source `{}`: a filesystem source needs `path`", s.name));
                 }
                 "filesystem" => {}
+                "sql" if s.url.is_none() || s.query.as_deref().is_none_or(|q| q.trim().is_empty()) => {
+                    return Err(format!("knowledge source `{}`: a sql source needs `url` and `query`", s.name));
+                }
+                "sql" => {}
                 other => {
                     return Err(format!(
-                        "knowledge source `{}`: kind `{other}` is not supported by this build (supported: filesystem)",
+                        "knowledge source `{}`: kind `{other}` is not supported by this build (supported: filesystem, sql)",
                         s.name
                     ));
                 }
@@ -149,14 +158,25 @@ impl Syncer {
             }
             let key = format!("{}/{}", s.tenant, s.name);
             let cursor = if full { None } else { self.state.lock().get(&key).copied() };
-            let fs = FsSource {
-                name: s.name.clone(),
-                root: s.path.clone().unwrap_or_default(),
-                readers: s.readers.clone(),
-                url_prefix: s.url_prefix.clone(),
-            };
             let each = |done: usize, total: usize| progress(&s.name, done, total);
-            match crate::fs::sync(&self.index, &s.tenant, &fs, cursor, &each) {
+            let result = if s.kind == "sql" {
+                let source = crate::sql::SqlSource {
+                    name: s.name.clone(),
+                    url: s.url.clone().unwrap_or_default(),
+                    query: s.query.clone().unwrap_or_default(),
+                    readers: s.readers.clone(),
+                };
+                crate::sql::sync(&self.index, &s.tenant, &source, cursor)
+            } else {
+                let fs = FsSource {
+                    name: s.name.clone(),
+                    root: s.path.clone().unwrap_or_default(),
+                    readers: s.readers.clone(),
+                    url_prefix: s.url_prefix.clone(),
+                };
+                crate::fs::sync(&self.index, &s.tenant, &fs, cursor, &each)
+            };
+            match result {
                 Ok((report, next)) => {
                     self.state.lock().insert(key, next);
                     if let Err(e) = self.save() {

@@ -3,3 +3,4 @@
 
 mod fs;
 mod index;
+mod sql;
