@@ -318,14 +318,15 @@ pub struct Config {
     pub node_id: String,
     /// `PLEXUS_MASTER_KEY`, parsed (its `Debug` shows the key id only).
     pub master_key_env: Option<plexus_store::MasterKey>,
-    /// `crypto.master_key_file`, resolved against the data directory.
+    /// `crypto.master_key_file` as written; relative paths are resolved
+    /// against the data directory when read (after `--data-dir`).
     pub master_key_file: Option<PathBuf>,
-    /// `crypto.previous_master_key_files`, resolved likewise.
+    /// `crypto.previous_master_key_files`, likewise.
     pub previous_master_key_files: Vec<PathBuf>,
     /// Where call spans go (OTLP/HTTP JSON), if anywhere.
     pub otlp_traces_url: Option<String>,
-    /// The knowledge module's directory (index and sync state).
-    pub knowledge_dir: PathBuf,
+    /// `knowledge.dir` as written (see [`Config::knowledge_dir`]).
+    pub knowledge_dir_setting: PathBuf,
     pub knowledge_sync_interval: Duration,
     pub knowledge_sources: Vec<plexus_knowledge::sources::SourceConfig>,
 }
@@ -334,6 +335,12 @@ impl Config {
     /// The database to open.
     pub fn storage_url(&self) -> String {
         self.storage_url.clone().unwrap_or_else(|| self.data_dir.join("plexus.db").display().to_string())
+    }
+
+    /// The knowledge module's directory (index and sync state), in the data
+    /// directory unless configured absolute.
+    pub fn knowledge_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.knowledge_dir_setting)
     }
 
     /// Whether a primary master key is configured (file or environment).
@@ -347,12 +354,17 @@ impl Config {
     pub fn keyring(&self) -> anyhow::Result<Option<plexus_store::Keyring>> {
         let primary = match (&self.master_key_env, &self.master_key_file) {
             (Some(k), _) => k.clone(),
-            (None, Some(path)) => plexus_store::MasterKey::read_file(path).context("crypto.master_key_file")?,
+            (None, Some(path)) => {
+                plexus_store::MasterKey::read_file(&self.data_dir.join(path)).context("crypto.master_key_file")?
+            }
             (None, None) => return Ok(None),
         };
         let mut previous = Vec::new();
         for path in &self.previous_master_key_files {
-            previous.push(plexus_store::MasterKey::read_file(path).context("crypto.previous_master_key_files")?);
+            previous.push(
+                plexus_store::MasterKey::read_file(&self.data_dir.join(path))
+                    .context("crypto.previous_master_key_files")?,
+            );
         }
         Ok(Some(plexus_store::Keyring::new(primary, previous)))
     }
@@ -566,13 +578,13 @@ impl Config {
         plexus_knowledge::sources::SourceConfig::validate_all(&raw.knowledge.sources)
             .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Config {
-            knowledge_dir: data_dir.join(raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge"))),
+            knowledge_dir_setting: raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge")),
             knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
             knowledge_sources: raw.knowledge.sources,
             otlp_traces_url,
             master_key_env,
-            master_key_file: raw.crypto.master_key_file.map(|p| data_dir.join(p)),
-            previous_master_key_files: raw.crypto.previous_master_key_files.iter().map(|p| data_dir.join(p)).collect(),
+            master_key_file: raw.crypto.master_key_file,
+            previous_master_key_files: raw.crypto.previous_master_key_files,
             audit_in_database,
             node_id: raw.audit.node_id.unwrap_or_else(|| "local".into()),
             jwt,
@@ -720,5 +732,17 @@ max = 1000
         let e = format!("{:#}", c.keyring().unwrap_err());
         assert!(e.contains("crypto.master_key_file") && e.contains("/nonexistent/k"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn paths_in_the_data_directory_follow_a_later_data_dir_override() {
+        let mut c =
+            Config::parse("[knowledge]\ndir = 'kb'\n[crypto]\nmaster_key_file = 'master.key'\n", &env(&[])).unwrap();
+        c.data_dir = PathBuf::from("/srv/plexus");
+        assert_eq!(c.knowledge_dir(), PathBuf::from("/srv/plexus/kb"));
+        let e = format!("{:#}", c.keyring().unwrap_err());
+        assert!(e.contains("/srv/plexus/master.key"), "{e}");
+        let c = Config::parse("[knowledge]\ndir = '/var/lib/kb'\n", &env(&[])).unwrap();
+        assert_eq!(c.knowledge_dir(), PathBuf::from("/var/lib/kb"), "absolute stays");
     }
 }

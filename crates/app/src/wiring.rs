@@ -45,7 +45,7 @@ impl Knowledge {
     /// Open the index in the configured directory (creating it). Fails if
     /// another process (a running server) holds it.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let dir = config.knowledge_dir.join("index");
+        let dir = config.knowledge_dir().join("index");
         let index = plexus_knowledge::Index::open(&dir).map_err(|e| match e {
             plexus_knowledge::SearchError::Index(tantivy_error) if tantivy_error.to_string().contains("LockBusy") => {
                 anyhow::anyhow!(
@@ -60,7 +60,7 @@ impl Knowledge {
         let syncer = Arc::new(plexus_knowledge::sources::Syncer::new(
             Arc::clone(&index),
             config.knowledge_sources.clone(),
-            config.knowledge_dir.join("cursors.json"),
+            config.knowledge_dir().join("cursors.json"),
         ));
         Ok(Self { index, syncer })
     }
