@@ -53,6 +53,11 @@ pub(crate) struct Args {
     #[arg(long, default_value = r#"{"text":"hello"}"#)]
     pub(crate) args: String,
 
+    /// Tool arguments from a file, one JSON object per line, used in turn (request n takes line
+    /// n mod lines): for measuring without caches. Overrides --args.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) args_file: Option<std::path::PathBuf>,
+
     /// Workers = connections = maximum requests in flight
     #[arg(short, long, default_value_t = 16)]
     pub(crate) concurrency: usize,

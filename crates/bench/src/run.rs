@@ -31,7 +31,9 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// What every worker shares.
 struct Plan {
-    template: CallTemplate,
+    /// One per argument set, taken in turn by every worker together.
+    templates: Vec<CallTemplate>,
+    next_template: AtomicU64,
     expect_text: Option<String>,
     timeout: Duration,
     /// Start of the run (warmup included).
@@ -74,6 +76,21 @@ struct Worker {
 
 pub(crate) async fn run(args: &Args) -> Result<Report> {
     let arguments: Value = serde_json::from_str(&args.args).context("--args is not valid JSON")?;
+    let mut argument_sets = Vec::new();
+    if let Some(path) = &args.args_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: Value =
+                serde_json::from_str(line).with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
+            if !v.is_object() {
+                bail!("{} line {}: not a JSON object", path.display(), n + 1);
+            }
+            argument_sets.push(v);
+        }
+        if argument_sets.is_empty() {
+            bail!("{} has no argument lines", path.display());
+        }
+    }
     if !arguments.is_object() {
         bail!("--args must be a JSON object");
     }
@@ -110,8 +127,13 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
     let t0 = Instant::now();
     let measure_start = t0 + args.warmup;
     let plan = Arc::new(Plan {
-        template: CallTemplate::new(args.era, &args.tool, &arguments),
-        expect_text: expected_echo(&args.tool, &arguments),
+        templates: if argument_sets.is_empty() {
+            vec![CallTemplate::new(args.era, &args.tool, &arguments)]
+        } else {
+            argument_sets.iter().map(|a| CallTemplate::new(args.era, &args.tool, a)).collect()
+        },
+        next_template: AtomicU64::new(0),
+        expect_text: if argument_sets.is_empty() { expected_echo(&args.tool, &arguments) } else { None },
         timeout: args.timeout,
         t0,
         measure_start,
@@ -210,7 +232,17 @@ async fn close_sessions(workers: Vec<Worker>) {
 /// One `tools/call`, judged. Returns the outcome and when the response had arrived.
 async fn call(worker: &mut Worker, plan: &Plan, id: u64) -> (Result<(), ErrorKind>, Instant) {
     let deadline = Instant::now() + plan.timeout;
-    let reply = worker.client.send(Method::POST, &worker.headers, plan.template.body(id), Some(id), deadline).await;
+    let reply = worker
+        .client
+        .send(
+            Method::POST,
+            &worker.headers,
+            plan.templates[(plan.next_template.fetch_add(1, Ordering::Relaxed) % plan.templates.len() as u64) as usize]
+                .body(id),
+            Some(id),
+            deadline,
+        )
+        .await;
     match reply {
         Err(kind) => (Err(kind), Instant::now()),
         Ok(reply) => {

@@ -36,6 +36,8 @@ use crate::tokenize;
 pub const MAX_QUERY_CHARS: usize = 1_000;
 /// Most hits per page.
 pub const MAX_LIMIT: usize = 100;
+/// How much of a body a snippet is looked for in, in bytes.
+const SNIPPET_SCAN_BYTES: usize = 32 * 1024;
 /// Longest body indexed, in bytes (the rest is cut at a character boundary).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -528,7 +530,12 @@ impl Index {
         let (top, total, counts) = searcher
             .search(&q, &(TopDocs::with_limit(limit * 2).and_offset(offset).order_by_score(), Count, facets))?;
         let body_snippets = SnippetGenerator::create(&searcher, &*parsed, f.body).ok();
-        let cjk_snippets = SnippetGenerator::create(&searcher, &*parsed, f.body_cjk).ok();
+        // The CJK field has terms only for queries with CJK text.
+        let cjk_snippets = text
+            .chars()
+            .any(tokenize::is_cjk)
+            .then(|| SnippetGenerator::create(&searcher, &*parsed, f.body_cjk).ok())
+            .flatten();
         let mut hits: Vec<(Hit, u64)> = Vec::new();
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -541,7 +548,9 @@ impl Index {
             if hits.len() == limit {
                 continue;
             }
-            let snippet = snippet(&d.body, body_snippets.as_ref(), cjk_snippets.as_ref());
+            // Snippets come from the start of long bodies: tokenizing whole
+            // multi-megabyte pages for every hit dominated cold searches.
+            let snippet = snippet(cut(&d.body, SNIPPET_SCAN_BYTES), body_snippets.as_ref(), cjk_snippets.as_ref());
             hits.push((
                 Hit {
                     id: d.id,
@@ -659,7 +668,7 @@ impl Index {
             let d = self.document(&doc);
             let mut passage = String::new();
             for g in [body.as_ref(), cjk.as_ref()].into_iter().flatten() {
-                let s = g.snippet(&d.body);
+                let s = g.snippet(cut(&d.body, SNIPPET_SCAN_BYTES));
                 if !s.highlighted().is_empty() {
                     passage = s.fragment().to_owned();
                     break;
