@@ -29,14 +29,8 @@ def call(url: str, n: int) -> bool:
     return status == 200 and isinstance(reply, dict) and reply.get("result", {}).get("content", [{}])[0].get("text") == f"call {n}"
 
 
-def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path) -> None:
-    cfg = tmp_path / "plexus.toml"
-    cfg.write_text('[audit]\nsink = "database"\nnode_id = "n1"\n', encoding="utf-8")
-    data = tmp_path / "data"
-    proc, port = start(
-        [plexus_bin, "serve", "--config", str(cfg), "--allow-anonymous", "--data-dir", str(data)], tmp_path / "log"
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
+def burst_then_kill(url: str, proc: subprocess.Popen[bytes]) -> list[int]:
+    """8 threads of calls; SIGKILL the server 1.5 s in; the calls that were answered."""
     answered: list[int] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -56,12 +50,23 @@ def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path
         time.sleep(1.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+    finally:
         stop.set()
         for t in threads:
             t.join(timeout=10)
-    finally:
-        stop.set()
         _stop(proc)
+    return answered
+
+
+def test_kill_9_mid_burst_loses_no_answered_call(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text('[audit]\nsink = "database"\nnode_id = "n1"\n', encoding="utf-8")
+    data = tmp_path / "data"
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg), "--allow-anonymous", "--data-dir", str(data)], tmp_path / "log"
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    answered = burst_then_kill(url, proc)
     assert len(answered) > 50, f"too few calls answered before the kill: {len(answered)}"
 
     def plexus(*args: str) -> subprocess.CompletedProcess[str]:
@@ -101,30 +106,7 @@ def test_kill_9_with_the_file_sink_in_os_mode(plexus_bin: str, tmp_path: Path) -
         [plexus_bin, "serve", "--config", str(cfg), "--allow-anonymous", "--data-dir", str(data)], tmp_path / "log"
     )
     url = f"http://127.0.0.1:{port}/mcp"
-    answered: list[int] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def worker(w: int) -> None:
-        n = w * 100_000
-        while not stop.is_set():
-            if call(url, n):
-                with lock:
-                    answered.append(n)
-            n += 1
-
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
-    try:
-        for t in threads:
-            t.start()
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
-        _stop(proc)
+    answered = burst_then_kill(url, proc)
     assert len(answered) > 50, f"too few calls answered before the kill: {len(answered)}"
 
     def plexus(*args: str) -> subprocess.CompletedProcess[str]:

@@ -117,30 +117,27 @@ impl Store {
     /// tenant.
     pub async fn set_tenant_tier(&self, id: &TenantId, tier: &str) -> Result<(), StoreError> {
         check_text("tier", tier)?;
-        let done = on_db!(&self.db, pool => {
-            sqlx::query("UPDATE tenants SET tier = $1 WHERE id = $2")
-                .bind(tier)
-                .bind(id.as_str())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if done == 0 {
-            return Err(StoreError::UnknownTenant(id.to_string()));
-        }
-        Ok(())
+        self.update_tenant(id, "UPDATE tenants SET tier = $1 WHERE id = $2", tier).await
     }
 
     /// Activate or deactivate a tenant. [`StoreError::UnknownTenant`] if
     /// there is no such tenant.
     pub async fn set_tenant_active(&self, id: &TenantId, active: bool) -> Result<(), StoreError> {
+        self.update_tenant(id, "UPDATE tenants SET active = $1 WHERE id = $2", active).await
+    }
+
+    /// Run `sql` (`$1` = `value`, `$2` = the tenant id) on one tenant's row.
+    async fn update_tenant<V>(&self, id: &TenantId, sql: &'static str, value: V) -> Result<(), StoreError>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Sqlite>
+            + sqlx::Type<sqlx::Postgres>
+            + Send
+            + Clone,
+    {
         let done = on_db!(&self.db, pool => {
-            sqlx::query("UPDATE tenants SET active = $1 WHERE id = $2")
-                .bind(active)
-                .bind(id.as_str())
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(sql).bind(value.clone()).bind(id.as_str()).execute(pool).await?.rows_affected()
         });
         if done == 0 {
             return Err(StoreError::UnknownTenant(id.to_string()));

@@ -119,6 +119,11 @@ fn list(root: &Path) -> std::io::Result<Vec<(PathBuf, u64, i128)>> {
     Ok(out)
 }
 
+/// The path of `path` under the source's root, with `/` separators.
+fn relative(source: &FsSource, path: &Path) -> String {
+    path.strip_prefix(&source.root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
 /// The document of one file, or `None` to skip it.
 fn read(source: &FsSource, path: &Path, size: u64, modified: i128) -> Option<Document> {
     if size > MAX_FILE_BYTES {
@@ -129,7 +134,7 @@ fn read(source: &FsSource, path: &Path, size: u64, modified: i128) -> Option<Doc
         return None; // binary
     }
     let text = String::from_utf8(bytes).ok()?;
-    let rel = path.strip_prefix(&source.root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+    let rel = relative(source, path);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     let (e, kind) = match ext.as_str() {
@@ -223,16 +228,8 @@ pub fn sync(
     progress(changed.len(), changed.len());
 
     // Deleted files: indexed ids of this source that no file has any more.
-    let present: std::collections::HashSet<String> = files
-        .iter()
-        .map(|(p, _, _)| {
-            format!(
-                "{}:{}",
-                source.name,
-                p.strip_prefix(&source.root).unwrap_or(p).to_string_lossy().replace('\\', "/")
-            )
-        })
-        .collect();
+    let present: std::collections::HashSet<String> =
+        files.iter().map(|(p, _, _)| format!("{}:{}", source.name, relative(source, p))).collect();
     let gone: Vec<String> =
         index.ids_of_source(tenant, &source.name)?.into_iter().filter(|id| !present.contains(id)).collect();
     report.deleted = gone.len();

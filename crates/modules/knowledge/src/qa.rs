@@ -154,6 +154,20 @@ fn numbered(passages: &[Passage]) -> String {
 /// What to say when nothing readable matches.
 const NOTHING: &str = "No document you can read answers this.";
 
+fn nothing() -> Answer {
+    Answer { answer: NOTHING.into(), citations: Vec::new(), confidence: 0.0, method: "extractive".into(), model: None }
+}
+
+/// Ask the client's model: `prompt` with `system`, deterministic; the text
+/// it wrote and its model name.
+async fn sample(cx: &CallContext, prompt: String, system: &str) -> Result<(String, String), ToolError> {
+    let mut request = SamplingRequest::prompt(prompt, 800);
+    request.system_prompt = Some(system.into());
+    request.temperature = Some(0.0);
+    let result = cx.client().sample(request).await?;
+    Ok((result.content.as_text().unwrap_or_default().trim().to_owned(), result.model))
+}
+
 /// Answer `question` from `passages`: by the client's model when it can
 /// sample, else extractively.
 pub async fn answer(
@@ -162,92 +176,56 @@ pub async fn answer(
     context: Option<&str>,
     passages: Vec<Passage>,
 ) -> Result<Answer, ToolError> {
-    let confidence = coverage(&terms(question), &passages);
     if passages.is_empty() {
-        return Ok(Answer {
-            answer: NOTHING.into(),
-            citations: Vec::new(),
-            confidence: 0.0,
-            method: "extractive".into(),
-            model: None,
-        });
+        return Ok(nothing());
     }
-    if cx.client().capabilities().sampling {
+    let confidence = coverage(&terms(question), &passages);
+    let (answer, model) = if cx.client().capabilities().sampling {
         let mut prompt = format!("Sources:\n{}\nQuestion: {question}", numbered(&passages));
         if let Some(c) = context.filter(|c| !c.trim().is_empty()) {
             prompt.push_str(&format!("\nContext from the user: {c}"));
         }
-        let mut request = SamplingRequest::prompt(prompt, 800);
-        request.system_prompt = Some(
-            "Answer the question using only the numbered sources. Cite every statement with its source number in \
-             square brackets, like [1]. If the sources do not contain the answer, say so. Answer in the language \
-             of the question."
-                .into(),
-        );
-        request.temperature = Some(0.0);
-        let result = cx.client().sample(request).await?;
-        let text = result.content.as_text().unwrap_or_default().trim().to_owned();
-        return Ok(Answer {
-            answer: text,
-            citations: citations(&passages),
-            confidence,
-            method: "sampling".into(),
-            model: Some(result.model),
-        });
-    }
-    Ok(Answer {
-        answer: extractive(question, &passages),
-        citations: citations(&passages),
-        confidence,
-        method: "extractive".into(),
-        model: None,
-    })
+        let system = "Answer the question using only the numbered sources. Cite every statement with its source \
+                      number in square brackets, like [1]. If the sources do not contain the answer, say so. Answer \
+                      in the language of the question.";
+        let (text, model) = sample(cx, prompt, system).await?;
+        (text, Some(model))
+    } else {
+        (extractive(question, &passages), None)
+    };
+    Ok(cited(answer, &passages, confidence, model))
 }
 
 /// Summarize `passages` (whole documents' leading text): by the client's
 /// model when it can sample, else the first sentences of each, cited.
 pub async fn summarize(cx: &CallContext, topic: &str, passages: Vec<Passage>) -> Result<Answer, ToolError> {
     if passages.is_empty() {
-        return Ok(Answer {
-            answer: NOTHING.into(),
-            citations: Vec::new(),
-            confidence: 0.0,
-            method: "extractive".into(),
-            model: None,
-        });
+        return Ok(nothing());
     }
-    if cx.client().capabilities().sampling {
-        let mut request =
-            SamplingRequest::prompt(format!("Sources:\n{}\nSummarize them{topic}.", numbered(&passages)), 800);
-        request.system_prompt =
-            Some("Write a short summary using only the numbered sources; cite each statement like [1].".into());
-        request.temperature = Some(0.0);
-        let result = cx.client().sample(request).await?;
-        let text = result.content.as_text().unwrap_or_default().trim().to_owned();
-        return Ok(Answer {
-            answer: text,
-            citations: citations(&passages),
-            confidence: 1.0,
-            method: "sampling".into(),
-            model: Some(result.model),
-        });
-    }
-    let text = passages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| {
-            let first: Vec<String> = sentences(&p.text).into_iter().take(2).collect();
-            (!first.is_empty()).then(|| format!("{} [{}]", first.join(" "), i + 1))
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(Answer {
-        answer: text,
-        citations: citations(&passages),
-        confidence: 1.0,
-        method: "extractive".into(),
-        model: None,
-    })
+    let (answer, model) = if cx.client().capabilities().sampling {
+        let prompt = format!("Sources:\n{}\nSummarize them{topic}.", numbered(&passages));
+        let system = "Write a short summary using only the numbered sources; cite each statement like [1].";
+        let (text, model) = sample(cx, prompt, system).await?;
+        (text, Some(model))
+    } else {
+        let text = passages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let first: Vec<String> = sentences(&p.text).into_iter().take(2).collect();
+                (!first.is_empty()).then(|| format!("{} [{}]", first.join(" "), i + 1))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        (text, None)
+    };
+    Ok(cited(answer, &passages, 1.0, model))
+}
+
+/// An answer with its citations; `method` follows from whether a model wrote it.
+fn cited(answer: String, passages: &[Passage], confidence: f64, model: Option<String>) -> Answer {
+    let method = if model.is_some() { "sampling" } else { "extractive" };
+    Answer { answer, citations: citations(passages), confidence, method: method.into(), model }
 }
 
 #[cfg(test)]

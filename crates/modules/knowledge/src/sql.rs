@@ -94,10 +94,7 @@ async fn fetch(source: &SqlSource) -> Result<(Vec<Document>, usize), String> {
             .map_err(|e| format!("cannot connect: {e}"))?;
         let rows = sqlx::query(query).fetch_all(&pool).await.map_err(|e| format!("query failed: {e}"));
         pool.close().await;
-        let rows = rows?;
-        let docs: Vec<Document> = rows.iter().filter_map(|r| document(source, r)).collect();
-        let skipped = rows.len() - docs.len();
-        return Ok((docs, skipped));
+        return Ok(decode(source, &rows?));
     }
     let options = if url.starts_with("sqlite:") {
         sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| format!("invalid url: {e}"))?
@@ -114,10 +111,19 @@ async fn fetch(source: &SqlSource) -> Result<(Vec<Document>, usize), String> {
         .map_err(|e| format!("cannot open: {e}"))?;
     let rows = sqlx::query(query).fetch_all(&pool).await.map_err(|e| format!("query failed: {e}"));
     pool.close().await;
-    let rows = rows?;
+    Ok(decode(source, &rows?))
+}
+
+/// The documents of `rows`, and how many rows did not decode.
+fn decode<R: Row>(source: &SqlSource, rows: &[R]) -> (Vec<Document>, usize)
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let docs: Vec<Document> = rows.iter().filter_map(|r| document(source, r)).collect();
     let skipped = rows.len() - docs.len();
-    Ok((docs, skipped))
+    (docs, skipped)
 }
 
 /// Sync `source` into `index` for `tenant` from `cursor` (blocking: it runs
