@@ -12,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"; duration="${2:-10s}"; rate="${3:-15000}"
+# wrk is the closed-loop peer load generator (Debian/Ubuntu package).
+if ! command -v wrk > /dev/null; then
+  apt-get install -y -q wrk > /dev/null 2>&1 || sudo apt-get install -y -q wrk
+fi
 cargo build -q --release -p plexus -p plexus-bench
 bin=target/release/plexus
 work=$(mktemp -d); pids=()

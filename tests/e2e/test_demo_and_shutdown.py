@@ -39,6 +39,18 @@ def test_demo_prints_how_to_connect_and_requires_its_key(plexus_bin: str, tmp_pa
         assert status == 200, reply
         who = reply["result"]["structuredContent"]
         assert (who["subject"], who["method"], who["roles"], who["era"]) == ("demo-admin", "api_key", ["admin"], MODERN)
+
+        # The demo indexes a generated corpus and the project's own docs.
+        status, reply = modern_call(url, "sync_knowledge", {}, key=key.group(1), timeout=60)
+        assert status == 200 and "result" in reply, reply
+        outcomes = {o["source"]: o.get("report") for o in reply["result"]["structuredContent"]["outcomes"]}
+        assert set(outcomes) >= {"demo-handbook", "demo-partners", "plexus-docs"}, outcomes
+        status, reply = modern_call(url, "search_knowledge", {"query": "データ移行", "limit": 3}, key=key.group(1))
+        found = reply["result"]["structuredContent"]
+        assert found["facets"]["demo-handbook"] == 5 and found["facets"]["demo-partners"] == 1, found
+        assert any("data migration" in h["title"] for h in found["hits"]), found
+        status, reply = modern_call(url, "search_knowledge", {"query": "architecture invariant"}, key=key.group(1))
+        assert any(h["id"] == "plexus-docs:ARCHITECTURE.md" for h in reply["result"]["structuredContent"]["hits"]), reply
     finally:
         _stop(proc)
     # the key is not stored anywhere in the data directory

@@ -141,9 +141,32 @@ def env(plexus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     key = new_key()
     jwks = Jwks()
     jwks.publish(public_jwk(key, "k1"))
+    docs = tmp / "docs"
+    (docs / "finance").mkdir(parents=True)
+    (docs / "eng").mkdir()
+    (docs / "finance" / "budget.md").write_text("# 予算計画 2027\nThe travel budget grows by 4%.\n", encoding="utf-8")
+    (docs / "eng" / "roadmap.md").write_text("# Platform roadmap\nThe budget for GPUs is approved.\n", encoding="utf-8")
     cfg = tmp / "plexus.toml"
     cfg.write_text(
         f"""
+[modules]
+enabled = ["system", "knowledge"]
+
+[knowledge]
+sync_interval_seconds = 0
+
+[[knowledge.sources]]
+name = "finance"
+kind = "filesystem"
+path = "{docs / 'finance'}"
+readers = ["group:finance"]
+
+[[knowledge.sources]]
+name = "eng"
+kind = "filesystem"
+path = "{docs / 'eng'}"
+readers = ["group:eng"]
+
 [auth.jwt]
 issuer = "{ISS}"
 audience = "{AUD}"
@@ -152,7 +175,7 @@ required_scopes = ["mcp"]
 leeway_seconds = 5
 
 [roles.reader]
-tools = ["echo", "whoami"]
+tools = ["echo", "whoami", "search_knowledge", "get_document", "sync_knowledge"]
 """,
         encoding="utf-8",
     )
@@ -250,3 +273,29 @@ def test_a_rotated_key_is_fetched_on_first_use(env: Env) -> None:
     # tokens under the old key still pass while it is published
     status, reply, _ = call(env.url, "whoami", sign(env.key, "k1"))
     assert status == 200, reply
+
+
+def test_the_groups_claim_decides_which_documents_a_caller_reads(env: Env) -> None:
+    """Documents readable by a group are found only by tokens whose `groups`
+    claim names it: in hits, totals, facets and get_document."""
+    finance = sign(env.key, "k1", groups=["finance"])
+    status, reply, _ = call(env.url, "sync_knowledge", finance)
+    assert status == 200 and not reply["result"].get("isError"), reply
+    status, reply, _ = call(env.url, "whoami", finance)
+    assert reply["result"]["structuredContent"]["groups"] == ["finance"], reply
+
+    def found(token: str) -> dict:
+        status, reply, _ = call(env.url, "search_knowledge", token, {"query": "budget"})
+        assert status == 200, reply
+        return reply["result"]["structuredContent"]
+
+    hits = found(finance)
+    assert [h["id"] for h in hits["hits"]] == ["finance:budget.md"] and hits["facets"] == {"finance": 1}, hits
+    both = found(sign(env.key, "k1", groups=["finance", "eng"]))
+    assert both["total"] == 2 and both["facets"] == {"finance": 1, "eng": 1}, both
+    nobody = found(sign(env.key, "k1"))
+    assert nobody["total"] == 0 and nobody["facets"] == {}, nobody
+    status, reply, _ = call(env.url, "get_document", finance, {"id": "eng:roadmap.md"})
+    assert reply["result"]["isError"] and "not found" in reply["result"]["content"][0]["text"], reply
+    status, reply, _ = call(env.url, "get_document", sign(env.key, "k1", groups=["eng"]), {"id": "eng:roadmap.md"})
+    assert reply["result"]["structuredContent"]["title"] == "Platform roadmap", reply

@@ -67,7 +67,7 @@ readers = ["everyone"]
 
 {keys}
 [roles.reader]
-tools = ["search_knowledge", "get_document"]
+tools = ["search_knowledge", "get_document", "ask_question", "create_summary"]
 [roles.guest]
 tools = ["search_knowledge", "get_document"]
 """
@@ -188,6 +188,26 @@ def test_questions_are_answered_by_the_clients_model_or_extractively(plexus_bin:
         assert admin["method"] == "extractive" and "expired certificate" in admin["answer"], admin
         n = next(c["n"] for c in admin["citations"] if c["id"] == "incidents:2026-11-03.md")
         assert f"[{n}]" in admin["answer"] and admin["confidence"] > 0.5, admin
+        # The same question from staff, who may not read the incident notes:
+        # neither the answer nor its citations come from them.
+        status, reply = modern_call(url, "ask_question", {"question": "What was the root cause of the payments outage?"}, key=KEYS["staff"])
+        staff = reply["result"]["structuredContent"]
+        assert "certificate" not in staff["answer"], staff
+        assert staff["citations"] and all(c["id"].startswith("handbook:") for c in staff["citations"]), staff
+        # Summaries likewise: by query, only readable documents; by id, an
+        # unreadable one is "not found", exactly like a missing one.
+        def summary(who: str, args: dict) -> dict:
+            return modern_call(url, "create_summary", args, key=KEYS[who])[1]["result"]
+
+        mine = summary("staff", {"query": "payments outage"})["structuredContent"]
+        assert mine["citations"] and all(c["id"].startswith("handbook:") for c in mine["citations"]), mine
+        assert "certificate" not in mine["answer"], mine
+        theirs = summary("admin", {"query": "payments outage"})["structuredContent"]
+        assert any(c["id"] == "incidents:2026-11-03.md" for c in theirs["citations"]), theirs
+        hidden = summary("staff", {"ids": ["incidents:2026-11-03.md"]})
+        missing = summary("staff", {"ids": ["incidents:nope.md"]})
+        assert hidden["isError"] and missing["isError"], (hidden, missing)
+        assert hidden["content"][0]["text"].replace("2026-11-03", "X") == missing["content"][0]["text"].replace("nope", "X")
     finally:
         _stop(proc)
 
@@ -233,5 +253,62 @@ def test_questions_are_answered_by_the_clients_model_or_extractively(plexus_bin:
             assert answer["citations"][0]["id"] == "handbook:deploy.md", answer
             assert "[1] デプロイ手順" in seen[-1] and "金曜日" in seen[-1], seen[-1]
         assert len(seen) == 2, "one sampling request per era"
+    finally:
+        _stop(proc)
+
+
+def test_subscribers_hear_when_a_synced_document_changes(plexus_bin: str, tmp_path: Path) -> None:
+    """`kb://documents/{id}` subscriptions in both eras: a sync that changes
+    the document notifies its subscribers (resources/subscribe for legacy
+    sessions, subscriptions/listen for 2026-07-28 clients)."""
+    import anyio
+    from mcp import Client
+
+    cfg = tmp_path / "anonymous.toml"
+    cfg.write_text(config(tmp_path).read_text().replace('tenant = "acme"\nreaders', 'tenant = "default"\nreaders'), encoding="utf-8")
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--allow-anonymous"],
+        tmp_path / "log",
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    uri = "kb://documents/handbook:deploy.md"
+    deploy = tmp_path / "handbook" / "deploy.md"
+    try:
+        modern_call(url, "sync_knowledge", {}, key=None)
+
+        async def legacy() -> list[str]:
+            heard: list[str] = []
+            got = anyio.Event()
+
+            async def handler(message) -> None:
+                root = getattr(message, "root", message)
+                if getattr(root, "method", "") == "notifications/resources/updated":
+                    heard.append(str(root.params.uri))
+                    got.set()
+
+            with anyio.fail_after(30):
+                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=handler) as client:
+                    await client.subscribe_resource(uri)
+                    deploy.write_text("# デプロイ手順\n\n金曜日も可。\n", encoding="utf-8")
+                    await client.call_tool("sync_knowledge", {"source": "handbook"})
+                    await got.wait()
+            return heard
+
+        async def modern() -> list[str]:
+            with anyio.fail_after(30):
+                async with Client(url, mode="2026-07-28", read_timeout_seconds=20) as client:
+                    async with client.listen(resource_subscriptions=[uri]) as sub:
+                        deploy.write_text("# デプロイ手順\n\n月曜日のみ。\n", encoding="utf-8")
+                        await client.call_tool("sync_knowledge", {"source": "handbook"})
+                        async for event in sub:
+                            return [str(getattr(event, "uri", event))]
+            return []
+
+        assert anyio.run(legacy) == [uri]
+        heard = anyio.run(modern)
+        assert len(heard) == 1 and uri in heard[0], heard
+        # The index holds what the second edit wrote.
+        status, reply = modern_call(url, "get_document", {"id": "handbook:deploy.md"}, key=None)
+        assert "月曜日のみ" in reply["result"]["structuredContent"]["body"], reply
     finally:
         _stop(proc)

@@ -329,6 +329,19 @@ pub struct Config {
     pub knowledge_dir_setting: PathBuf,
     pub knowledge_sync_interval: Duration,
     pub knowledge_sources: Vec<plexus_knowledge::sources::SourceConfig>,
+    /// Credentials of knowledge sources read from the environment variables
+    /// their `token_env` names (`tenant/source` → secret).
+    pub knowledge_secrets: Secrets,
+}
+
+/// Secrets by name; never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Config {
@@ -577,7 +590,20 @@ impl Config {
             .transpose()?;
         plexus_knowledge::sources::SourceConfig::validate_all(&raw.knowledge.sources)
             .map_err(|e| anyhow::anyhow!(e))?;
+        let mut knowledge_secrets = Secrets::default();
+        for s in &raw.knowledge.sources {
+            if let Some(var) = &s.token_env {
+                let value = env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "knowledge source `{}`: environment variable {var} (its token_env) is not set",
+                        s.name
+                    )
+                })?;
+                knowledge_secrets.0.insert(format!("{}/{}", s.tenant, s.name), value);
+            }
+        }
         Ok(Config {
+            knowledge_secrets,
             knowledge_dir_setting: raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge")),
             knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
             knowledge_sources: raw.knowledge.sources,

@@ -47,6 +47,8 @@ pub(crate) struct RawJwt {
     tenant_claim: Option<String>,
     /// Claim listing the roles (default `roles`; `/realm_access/roles` works).
     roles_claim: Option<String>,
+    /// Claim listing the groups (default `groups`).
+    groups_claim: Option<String>,
     /// Tenant of tokens without the tenant claim (default `default`).
     default_tenant: Option<String>,
     /// Seconds between scheduled key set fetches (default 300, at least 10).
@@ -87,6 +89,7 @@ impl RawJwt {
         for (what, value, target) in [
             ("tenant_claim", self.tenant_claim, &mut settings.tenant_claim),
             ("roles_claim", self.roles_claim, &mut settings.roles_claim),
+            ("groups_claim", self.groups_claim, &mut settings.groups_claim),
             ("default_tenant", self.default_tenant, &mut settings.default_tenant),
         ] {
             if let Some(v) = value {

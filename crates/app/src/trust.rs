@@ -31,6 +31,7 @@ impl ConfigAuthenticator {
             tenant: TenantId::new(&config.local_tenant),
             roles: config.local_roles.clone(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "local",
         };
         let anonymous = allow_anonymous.then(|| Principal {
@@ -38,6 +39,7 @@ impl ConfigAuthenticator {
             tenant: TenantId::default_tenant(),
             roles: config.anonymous_roles.clone(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "anonymous",
         });
         Self { local, anonymous, keys: config.api_keys.clone(), store: None }
@@ -64,6 +66,7 @@ impl ConfigAuthenticator {
             tenant: TenantId::new(&k.tenant),
             roles: k.roles.clone(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "api_key",
         })
     }

@@ -57,11 +57,33 @@ impl Knowledge {
             other => anyhow::anyhow!("cannot open the knowledge index {}: {other}", dir.display()),
         })?;
         let index = Arc::new(index);
-        let syncer = Arc::new(plexus_knowledge::sources::Syncer::new(
-            Arc::clone(&index),
-            config.knowledge_sources.clone(),
-            config.knowledge_dir().join("cursors.json"),
-        ));
+        let mut secrets = config.knowledge_secrets.0.clone();
+        for s in &config.knowledge_sources {
+            if let Some(file) = &s.token_file {
+                let path = config.data_dir.join(file);
+                let secret = std::fs::read_to_string(&path).with_context(|| {
+                    format!("knowledge source `{}`: cannot read its token_file {}", s.name, path.display())
+                })?;
+                secrets.insert(format!("{}/{}", s.tenant, s.name), secret.trim().to_owned());
+            }
+        }
+        let needs_http =
+            config.knowledge_sources.iter().any(|s| plexus_knowledge::sources::HTTP_KINDS.contains(&s.kind.as_str()));
+        let http: Option<Arc<dyn plexus_core::http::HttpClient>> = if needs_http {
+            Some(Arc::new(plexus_server::outbound::ReqwestClient::new().map_err(|e| anyhow::anyhow!(e))?))
+        } else {
+            None
+        };
+        let wiring = plexus_knowledge::sources::Wiring { http, secrets };
+        let syncer = Arc::new(
+            plexus_knowledge::sources::Syncer::new(
+                Arc::clone(&index),
+                config.knowledge_sources.clone(),
+                config.knowledge_dir().join("cursors.json"),
+                &wiring,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        );
         Ok(Self { index, syncer })
     }
 }
@@ -95,11 +117,14 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
             }
             "conformance" => Some(plexus_conformance::module()),
             "knowledge" => match &deps.knowledge {
-                Some(k) => Some(plexus_knowledge::module(
-                    Arc::clone(&k.index),
-                    Some(Arc::clone(&k.syncer)),
-                    deps.telemetry.as_deref(),
-                )),
+                Some(k) => Some({
+                    k.syncer.notify_on(deps.bus.clone());
+                    plexus_knowledge::module(
+                        Arc::clone(&k.index),
+                        Some(Arc::clone(&k.syncer)),
+                        deps.telemetry.as_deref(),
+                    )
+                }),
                 // Offline listings: the same tools over an empty index in memory.
                 None => {
                     plexus_knowledge::Index::in_memory().ok().map(|i| plexus_knowledge::module(Arc::new(i), None, None))

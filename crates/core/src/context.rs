@@ -57,6 +57,9 @@ pub struct Principal {
     pub tenant: TenantId,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
+    /// Groups the principal belongs to (a JWT's `groups` claim), used by
+    /// modules whose data names readers by group.
+    pub groups: Vec<String>,
     /// How the principal was established: `api_key`, `jwt`, `local`, `anonymous`.
     pub method: &'static str,
 }
@@ -69,6 +72,7 @@ impl Principal {
             tenant: TenantId::default_tenant(),
             roles: Vec::new(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "none",
         }
     }

@@ -57,6 +57,9 @@ pub struct JwtSettings {
     /// Claim listing the roles (an array of strings); `/realm_access/roles`
     /// style pointers work as for the tenant.
     pub roles_claim: String,
+    /// Claim listing the groups (an array of strings, as Entra ID, Okta and
+    /// Keycloak issue them); pointers work as for the tenant.
+    pub groups_claim: String,
     /// Every one of these must be among the token's scopes.
     pub required_scopes: Vec<String>,
     /// Tenant of tokens without a tenant claim.
@@ -73,6 +76,7 @@ impl JwtSettings {
             leeway: Duration::from_secs(60),
             tenant_claim: "tenant".into(),
             roles_claim: "roles".into(),
+            groups_claim: "groups".into(),
             required_scopes: Vec::new(),
             default_tenant: TenantId::default_tenant().as_str().to_owned(),
         }
@@ -402,12 +406,16 @@ impl JwtAuthenticator {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => strings(v).ok_or_else(|| invalid(format!("malformed {} claim", s.roles_claim)))?,
         };
+        let groups = match claim(claims, &s.groups_claim) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => strings(v).ok_or_else(|| invalid(format!("malformed {} claim", s.groups_claim)))?,
+        };
         let scopes = scopes(claims)?;
         let missing: Vec<&str> = s.required_scopes.iter().filter(|r| !scopes.contains(r)).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(AuthError::InsufficientScope(missing.join(" ")));
         }
-        Ok(Principal { subject, tenant, roles, scopes, method: "jwt" })
+        Ok(Principal { subject, tenant, roles, scopes, groups, method: "jwt" })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod bus;
 pub mod content;
 pub mod context;
 pub mod error;
+pub mod http;
 pub mod jwt;
 pub mod module;
 pub mod pipeline;

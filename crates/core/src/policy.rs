@@ -297,6 +297,7 @@ mod tests {
             tenant: TenantId::default_tenant(),
             roles: roles.iter().map(|s| s.to_string()).collect(),
             scopes: vec![],
+            groups: vec![],
             method: "test",
         }
     }

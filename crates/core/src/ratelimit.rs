@@ -385,6 +385,7 @@ mod tests {
             tenant: TenantId::new(tenant),
             roles: Vec::new(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "test",
         }
     }

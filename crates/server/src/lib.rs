@@ -16,6 +16,7 @@ mod handler;
 mod http;
 mod metrics;
 mod mrtr;
+pub mod outbound;
 mod peer;
 
 use std::sync::Arc;

@@ -32,7 +32,10 @@ impl Backend {
 
 /// The pool of one backend.
 #[derive(Clone)]
-pub(crate) enum Db {
+/// The pool of whichever backend the store runs on (for [`crate::tenant_tx`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Db {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }

@@ -89,6 +89,7 @@ impl KeyPrincipal {
             tenant: self.tenant,
             roles: self.roles,
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "api_key",
         }
     }

@@ -35,3 +35,11 @@ pub use keys::{ApiKey, ApiKeySecret, KEY_PREFIX, KeyPrincipal, NewApiKey, key_di
 pub use migrate::{CORE_MIGRATIONS, Migration, Migrations};
 pub use scope::TenantScope;
 pub use tenants::{NewTenant, Tenant};
+
+/// What [`tenant_tx`] expands to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::db::Db;
+    pub use crate::scope::PG_SET_TENANT;
+    pub use sqlx;
+}

@@ -16,7 +16,7 @@ use crate::tenants::Tenant;
 
 /// Sets the tenant for the rest of the transaction (`SET LOCAL
 /// plexus.tenant = $1`, with a bind parameter).
-pub(crate) const PG_SET_TENANT: &str = "SELECT set_config('plexus.tenant', $1, true)";
+pub const PG_SET_TENANT: &str = "SELECT set_config('plexus.tenant', $1, true)";
 
 /// Run `$body` in a transaction scoped to `$scope`'s tenant, with `$conn`
 /// bound to its connection; commit at the end, roll back on early return.
@@ -52,6 +52,60 @@ macro_rules! scoped {
 }
 pub(crate) use scoped;
 
+/// Run `$body` in a transaction bound to `$scope`'s tenant, with `$conn`
+/// the connection (`&mut SqliteConnection` or `&mut PgConnection`: the body
+/// is compiled once per backend, so runtime `sqlx::query` with `$n` binds
+/// works on both). `write` takes SQLite's write lock up front; `read` does
+/// not. Commits at the end; an early return (`?`, which converts
+/// `sqlx::Error` into the enclosing function's error) rolls back.
+///
+/// This is how a module reaches its own tables. Every statement filters or
+/// writes `tenant_id = ` [`TenantScope::id`]; on PostgreSQL the transaction
+/// also sets `plexus.tenant`, which the table's row-level security policy
+/// (the module's migration creates it, as core's do) checks, so a statement
+/// that forgot its filter still sees and writes the scope's tenant only.
+///
+/// ```text
+/// let n: i64 = plexus_store::tenant_tx!(&scope, read, conn => {
+///     sqlx::query_scalar("SELECT count(*) FROM notes WHERE tenant_id = $1")
+///         .bind(scope.id().as_str())
+///         .fetch_one(&mut *conn)
+///         .await?
+/// });
+/// ```
+#[macro_export]
+macro_rules! tenant_tx {
+    ($scope:expr, $mode:ident, $conn:ident => $body:expr) => {{
+        let scope: &$crate::TenantScope<'_> = $scope;
+        match scope.__db() {
+            $crate::__private::Db::Sqlite(pool) => {
+                let mut tx = $crate::tenant_tx!(@begin $mode, pool);
+                let $conn = &mut *tx;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+            $crate::__private::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                $crate::__private::sqlx::query($crate::__private::PG_SET_TENANT)
+                    .bind(scope.id().as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let $conn = &mut *tx;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+        }
+    }};
+    (@begin write, $pool:ident) => {
+        $pool.begin_with("BEGIN IMMEDIATE").await?
+    };
+    (@begin read, $pool:ident) => {
+        $pool.begin().await?
+    };
+}
+
 /// Everything one tenant owns, and nothing any other tenant does. Obtained
 /// from [`Store::tenant`].
 #[derive(Debug, Clone)]
@@ -63,6 +117,12 @@ pub struct TenantScope<'a> {
 impl<'a> TenantScope<'a> {
     pub(crate) fn new(store: &'a Store, tenant: TenantId) -> Self {
         Self { store, tenant }
+    }
+
+    /// The database, for [`crate::tenant_tx`]; not an API.
+    #[doc(hidden)]
+    pub fn __db(&self) -> &crate::db::Db {
+        &self.store.db
     }
 
     /// The scope's tenant.

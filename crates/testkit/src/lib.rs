@@ -76,6 +76,7 @@ pub fn principal(subject: &str, roles: &[&str]) -> Principal {
         tenant: TenantId::default_tenant(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         scopes: Vec::new(),
+        groups: Vec::new(),
         method: "test",
     }
 }

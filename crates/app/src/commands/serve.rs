@@ -71,6 +71,43 @@ fn demo_banner(config: &Config, addr: &str, key: &str) -> String {
     )
 }
 
+/// The project's own documentation, indexed by `--demo`.
+const PROJECT_DOCS: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../../README.md")),
+    ("README.ja.md", include_str!("../../../../README.ja.md")),
+    ("ARCHITECTURE.md", include_str!("../../../../ARCHITECTURE.md")),
+    ("BENCHMARKS.md", include_str!("../../../../BENCHMARKS.md")),
+];
+
+/// `--demo`'s knowledge sources: a generated corpus (for everyone, and
+/// partners' notes for admins) and the project's own docs, written under
+/// the data directory. Sources of the same names in the config win.
+fn add_demo_sources(config: &mut Config) -> anyhow::Result<()> {
+    let root = config.data_dir.join("demo");
+    let corpus = root.join("knowledge");
+    plexus_knowledge::demo::generate(&corpus, 2026).context("cannot write the demo corpus")?;
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    for (name, text) in PROJECT_DOCS {
+        std::fs::write(docs.join(name), text)?;
+    }
+    let demo = [
+        ("demo-handbook", corpus.join("public"), "everyone"),
+        ("demo-partners", corpus.join("partners"), "role:admin"),
+        ("plexus-docs", docs, "everyone"),
+    ];
+    for (name, path, reader) in demo {
+        if config.knowledge_sources.iter().any(|s| s.name == name && s.tenant == "default") {
+            continue;
+        }
+        let source: plexus_knowledge::sources::SourceConfig = serde_json::from_value(serde_json::json!({
+            "name": name, "kind": "filesystem", "path": path, "tenant": "default", "readers": [reader],
+        }))?;
+        config.knowledge_sources.push(source);
+    }
+    Ok(())
+}
+
 /// Sync the knowledge sources now and then every `interval` (never again
 /// when it is zero), off the async workers; failures are logged per source.
 fn spawn_knowledge_sync(syncer: Arc<plexus_knowledge::sources::Syncer>, interval: std::time::Duration) {
@@ -109,6 +146,13 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
             plexus_store::MasterKey::generate_file(&path)?;
         }
         config.master_key_file = Some(path);
+    }
+    // The demo shows every module with data of its own.
+    if args.demo {
+        if !config.modules.iter().any(|m| m == "knowledge") {
+            config.modules.push("knowledge".into());
+        }
+        add_demo_sources(&mut config)?;
     }
     let store = wiring::open_store(&config).await?;
     // A data key the keyring cannot unwrap is found now, not by a call.

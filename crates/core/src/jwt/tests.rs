@@ -176,6 +176,7 @@ impl Authenticator for Fallback {
                 tenant: TenantId::default_tenant(),
                 roles: vec!["admin".into()],
                 scopes: Vec::new(),
+                groups: Vec::new(),
                 method: "api_key",
             }),
             Credential::Bearer(_) => Err(AuthError::Invalid("fallback saw a bearer token".into())),
@@ -428,6 +429,10 @@ async fn roles_and_tenant_claims() {
     assert_eq!(reason(check(&a, &t).await), "malformed roles claim");
     let t = rs(&with(claims(), "tenant", json!(["acme"])));
     assert_eq!(reason(check(&a, &t).await), "malformed tenant claim");
+    let t = rs(&with(claims(), "groups", json!(["経理部", "eng"])));
+    assert_eq!(check(&a, &t).await.unwrap().groups, vec!["経理部", "eng"]);
+    let t = rs(&with(claims(), "groups", json!("eng")));
+    assert_eq!(reason(check(&a, &t).await), "malformed groups claim");
 
     // other claim names, nested ones as JSON pointers, another default tenant
     let mut s = settings();

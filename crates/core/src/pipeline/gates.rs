@@ -309,6 +309,7 @@ mod tests {
             tenant: TenantId::new(tenant),
             roles: Vec::new(),
             scopes: Vec::new(),
+            groups: Vec::new(),
             method: "test",
         });
         Call { cx, op: Operation::CallTool { name: "echo".into(), args: serde_json::Value::Null } }

@@ -81,7 +81,11 @@ fn squash(s: &str) -> String {
 
 /// Extract the text of an HTML page.
 pub fn html(page: &str) -> Extracted {
-    let head = &page[..page.len().min(1024)].to_ascii_lowercase();
+    let mut end = page.len().min(1024);
+    while !page.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = page[..end].to_ascii_lowercase();
     if head.contains("http-equiv=\"refresh\"") || head.contains("http-equiv=refresh") {
         return Extracted { redirect: true, ..Extracted::default() };
     }
@@ -208,6 +212,37 @@ pub fn plain(text: &str, fallback: &str) -> Extracted {
     Extracted { title, headings: Vec::new(), body: text.to_owned(), path: String::new(), redirect: false }
 }
 
+/// The text of a PDF (pdf-extract over lopdf), or `None` when it cannot be
+/// read (encrypted, malformed, no text layer). The parser runs inside
+/// `catch_unwind`: a hostile file must not take the sync down.
+pub fn pdf(bytes: &[u8], fallback: &str) -> Option<Extracted> {
+    if !bytes.starts_with(b"%PDF-") {
+        return None;
+    }
+    let text = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes)).ok()?.ok()?;
+    // Runs of blank lines are layout, not text: one is kept.
+    let mut body = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.trim().is_empty() {
+            blank += 1;
+            if blank == 1 && !body.is_empty() {
+                body.push('\n');
+            }
+            continue;
+        }
+        blank = 0;
+        body.push_str(line);
+        body.push('\n');
+    }
+    let body = body.trim().to_owned();
+    if body.is_empty() {
+        return None;
+    }
+    let e = plain(&body, fallback);
+    Some(Extracted { title: if e.title.chars().count() > 120 { fallback.to_owned() } else { e.title }, ..e })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +275,14 @@ mod tests {
         // garbage never panics
         for junk in ["", "<<<>>>", "<main><main></p></div>", "\u{0}\u{1}<title>", "<script>unterminated"] {
             let _ = html(junk);
+        }
+    }
+
+    #[test]
+    fn a_character_across_the_redirect_check_is_not_cut() {
+        for pad in 1018..1024 {
+            let page = format!("<p>{}経費精算</p>", "a".repeat(pad));
+            assert!(html(&page).body.ends_with("経費精算"), "{pad}");
         }
     }
 

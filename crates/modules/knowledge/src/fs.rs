@@ -1,5 +1,5 @@
-//! The filesystem connector: Markdown, plain text and HTML files under a
-//! directory.
+//! The filesystem connector: Markdown, plain text, HTML and PDF files under
+//! a directory.
 //!
 //! A sync lists every file (cheap), parses and indexes only those changed
 //! since the last sync's cursor (the newest modification time seen), and
@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
-
+use crate::connector::{Connector, Cursor, Progress, SyncError, SyncReport};
 use crate::extract;
 use crate::index::{Document, Index, SearchError};
+use parking_lot::Mutex;
 
 /// File types indexed, by extension.
-const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm"];
+const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm", "pdf"];
 /// Largest file read.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Documents handed to the index at a time.
@@ -36,40 +35,6 @@ pub struct FsSource {
     pub readers: Vec<String>,
     /// `url` of a document: this prefix and the relative path (else `file://`).
     pub url_prefix: Option<String>,
-}
-
-/// Where the last sync got to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    /// Newest modification time indexed, nanoseconds since the epoch.
-    pub modified_ns: i128,
-}
-
-/// What a sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct SyncReport {
-    pub source: String,
-    /// Files seen.
-    pub files: usize,
-    /// Documents (re)indexed.
-    pub indexed: usize,
-    /// Files unchanged since the last sync.
-    pub unchanged: usize,
-    /// Documents removed because their file is gone.
-    pub deleted: usize,
-    /// Files skipped: unreadable, binary, too large, or redirect pages.
-    pub skipped: usize,
-}
-
-/// Why a sync failed as a whole.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("source {source_name}: cannot read {path}: {error}")]
-    Root { source_name: String, path: String, error: std::io::Error },
-    #[error("source {source_name}: {reason}")]
-    Source { source_name: String, reason: String },
-    #[error(transparent)]
-    Index(#[from] SearchError),
 }
 
 fn modified_ns(meta: &std::fs::Metadata) -> i128 {
@@ -105,10 +70,7 @@ fn list(root: &Path) -> std::io::Result<Vec<(PathBuf, u64, i128)>> {
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_file()
-                && path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                && indexed(&name.to_string_lossy())
                 && let Ok(meta) = entry.metadata()
             {
                 out.push((path, meta.len(), modified_ns(&meta)));
@@ -119,9 +81,49 @@ fn list(root: &Path) -> std::io::Result<Vec<(PathBuf, u64, i128)>> {
     Ok(out)
 }
 
+impl Connector for FsSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sync(
+        &self,
+        index: &Index,
+        tenant: &str,
+        cursor: Option<&Cursor>,
+        progress: Progress<'_>,
+    ) -> Result<(SyncReport, Cursor), SyncError> {
+        sync(index, tenant, self, cursor, progress)
+    }
+}
+
 /// The path of `path` under the source's root, with `/` separators.
 fn relative(source: &FsSource, path: &Path) -> String {
     path.strip_prefix(&source.root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
+/// The text of a file's bytes by its extension: the extraction and the
+/// document kind, or `None` to skip it (binary, not UTF-8, a redirect page).
+pub(crate) fn parse(bytes: Vec<u8>, file_name: &str) -> Option<(extract::Extracted, &'static str)> {
+    let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    if ext == "pdf" {
+        return extract::pdf(&bytes, file_name).map(|e| (e, "pdf"));
+    }
+    if bytes.contains(&0) {
+        return None; // binary
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    let (e, kind) = match ext.as_str() {
+        "html" | "htm" => (extract::html(&text), "page"),
+        "md" | "markdown" => (extract::markdown(&text, file_name), "markdown"),
+        _ => (extract::plain(&text, file_name), "text"),
+    };
+    (!e.redirect).then_some((e, kind))
+}
+
+/// Whether a file name has an indexed extension.
+pub(crate) fn indexed(file_name: &str) -> bool {
+    file_name.rsplit_once('.').is_some_and(|(_, e)| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// The document of one file, or `None` to skip it.
@@ -130,21 +132,9 @@ fn read(source: &FsSource, path: &Path, size: u64, modified: i128) -> Option<Doc
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
-    if bytes.contains(&0) {
-        return None; // binary
-    }
-    let text = String::from_utf8(bytes).ok()?;
     let rel = relative(source, path);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    let (e, kind) = match ext.as_str() {
-        "html" | "htm" => (extract::html(&text), "page"),
-        "md" | "markdown" => (extract::markdown(&text, &file_name), "markdown"),
-        _ => (extract::plain(&text, &file_name), "text"),
-    };
-    if e.redirect {
-        return None;
-    }
+    let (e, kind) = parse(bytes, &file_name)?;
     let url = match &source.url_prefix {
         Some(prefix) => format!("{}/{rel}", prefix.trim_end_matches('/')),
         None => format!("file://{}", path.display()),
@@ -173,8 +163,8 @@ pub fn sync(
     index: &Index,
     tenant: &str,
     source: &FsSource,
-    cursor: Option<Cursor>,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    cursor: Option<&Cursor>,
+    progress: Progress<'_>,
 ) -> Result<(SyncReport, Cursor), SyncError> {
     let files = list(&source.root).map_err(|error| SyncError::Root {
         source_name: source.name.clone(),
@@ -194,6 +184,7 @@ pub fn sync(
     let indexed = AtomicUsize::new(0);
     let skipped = AtomicUsize::new(0);
     let failure: Mutex<Option<SearchError>> = Mutex::new(None);
+    let ids: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -209,14 +200,14 @@ pub fn sync(
                         }
                     }
                     if batch.len() == BATCH {
-                        flush(index, tenant, &mut batch, &indexed, &failure);
+                        flush(index, tenant, &mut batch, &indexed, &failure, &ids);
                     }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n.is_multiple_of(500) {
                         progress(n, changed.len());
                     }
                 }
-                flush(index, tenant, &mut batch, &indexed, &failure);
+                flush(index, tenant, &mut batch, &indexed, &failure, &ids);
             });
         }
     });
@@ -233,10 +224,12 @@ pub fn sync(
     let gone: Vec<String> =
         index.ids_of_source(tenant, &source.name)?.into_iter().filter(|id| !present.contains(id)).collect();
     report.deleted = gone.len();
+    report.changed = ids.into_inner();
+    report.changed.extend(gone.iter().cloned());
     index.delete(tenant, &gone);
     index.commit()?;
     let newest = files.iter().map(|(_, _, m)| *m).max().unwrap_or(since.max(0));
-    Ok((report, Cursor { modified_ns: newest.max(cursor.map_or(0, |c| c.modified_ns)) }))
+    Ok((report, Cursor { modified_ns: newest.max(cursor.map_or(0, |c| c.modified_ns)), token: None }))
 }
 
 fn flush(
@@ -245,6 +238,7 @@ fn flush(
     batch: &mut Vec<Document>,
     indexed: &AtomicUsize,
     failure: &Mutex<Option<SearchError>>,
+    ids: &Mutex<Vec<String>>,
 ) {
     if batch.is_empty() {
         return;
@@ -252,6 +246,7 @@ fn flush(
     match index.upsert(tenant, batch) {
         Ok(()) => {
             indexed.fetch_add(batch.len(), Ordering::Relaxed);
+            ids.lock().extend(batch.iter().map(|d| d.id.clone()));
         }
         Err(e) => {
             failure.lock().get_or_insert(e);

@@ -84,11 +84,11 @@ pub struct Reader {
 
 impl Reader {
     /// `user:<subject>`, `role:<role>` for each role, `group:<g>` for each
-    /// group, and `everyone`.
-    pub fn for_principal(p: &plexus_core::Principal, groups: &[String]) -> Self {
+    /// of the principal's groups, and `everyone`.
+    pub fn for_principal(p: &plexus_core::Principal) -> Self {
         let mut principals = vec![format!("user:{}", p.subject), "everyone".to_owned()];
         principals.extend(p.roles.iter().map(|r| format!("role:{r}")));
-        principals.extend(groups.iter().map(|g| format!("group:{g}")));
+        principals.extend(p.groups.iter().map(|g| format!("group:{g}")));
         Self { tenant: p.tenant.to_string(), principals }
     }
 }

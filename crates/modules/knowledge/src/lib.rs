@@ -12,12 +12,17 @@
 //! exactly like one that does not exist.
 
 pub mod cache;
+pub mod connector;
 pub mod dedup;
+pub mod demo;
 pub mod extract;
+pub mod federated;
 pub mod fs;
+pub mod git;
 pub mod index;
 pub mod qa;
 pub mod quality;
+pub mod saas;
 pub mod sources;
 pub mod sql;
 pub mod tokenize;
@@ -137,6 +142,9 @@ struct SearchOutput {
     results: Results,
     /// Served from the query cache (the index has not changed since).
     cached: bool,
+    /// How each live source took part (sources searched at query time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<federated::SourceStatus>,
 }
 
 /// The module. Cheap to clone the `Arc` it lives in.
@@ -184,6 +192,7 @@ impl Knowledge {
     pub fn new(index: Arc<Index>, syncer: Option<Arc<sources::Syncer>>, cache: Arc<cache::QueryCache>) -> Self {
         let search_index = Arc::clone(&index);
         let get_index = Arc::clone(&index);
+        let live: Arc<[federated::Live]> = syncer.as_ref().map(|s| s.live().to_vec()).unwrap_or_default().into();
         let tools = Toolbox::new(NAME)
             .typed(
                 ToolDef::new(
@@ -197,20 +206,8 @@ impl Knowledge {
                 move |cx: CallContext, a: SearchArgs| {
                     let index = Arc::clone(&search_index);
                     let cache = Arc::clone(&cache);
-                    async move {
-                        let reader = Reader::for_principal(&cx.principal, &[]);
-                        let limit = a.limit.unwrap_or(10) as usize;
-                        let offset = a.offset.unwrap_or(0) as usize;
-                        let generation = index.generation();
-                        let key = cache::QueryCache::key(generation, &reader, &a.query, &a.filters, limit, offset);
-                        if let Some(hit) = cache.get(generation, &key) {
-                            return Ok(SearchOutput { results: (*hit).clone(), cached: true });
-                        }
-                        let results =
-                            blocking(move || index.search(&reader, &a.query, &a.filters, limit, offset)).await?;
-                        cache.insert(key, Arc::new(results.clone()));
-                        Ok(SearchOutput { results, cached: false })
-                    }
+                    let live = Arc::clone(&live);
+                    async move { search(index, cache, live, &cx, a).await }
                 },
             )
             .typed(
@@ -221,7 +218,7 @@ impl Knowledge {
                 move |cx: CallContext, a: GetArgs| {
                     let index = Arc::clone(&get_index);
                     async move {
-                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let reader = Reader::for_principal(&cx.principal);
                         let id = a.id.clone();
                         match blocking(move || index.get(&reader, &id)).await? {
                             Some(doc) => Ok(doc),
@@ -245,7 +242,7 @@ impl Knowledge {
                 move |cx: CallContext, a: AskArgs| {
                     let index = Arc::clone(&ask_index);
                     async move {
-                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let reader = Reader::for_principal(&cx.principal);
                         let k = a.passages.unwrap_or(5).clamp(1, 10) as usize;
                         let question = a.question.clone();
                         let passages = blocking(move || index.passages(&reader, &question, k)).await?;
@@ -263,7 +260,7 @@ impl Knowledge {
                 move |cx: CallContext, a: SummaryArgs| {
                     let index = Arc::clone(&summary_index);
                     async move {
-                        let reader = Reader::for_principal(&cx.principal, &[]);
+                        let reader = Reader::for_principal(&cx.principal);
                         let (passages, topic) = match (a.ids.is_empty(), a.query) {
                             (false, None) if a.ids.len() <= 20 => {
                                 let ids = a.ids.clone();
@@ -303,7 +300,7 @@ impl Knowledge {
             move |cx: CallContext, a: QualityArgs| {
                 let index = Arc::clone(&quality_index);
                 async move {
-                    let reader = Reader::for_principal(&cx.principal, &[]);
+                    let reader = Reader::for_principal(&cx.principal);
                     let limit = a.limit.unwrap_or(10).clamp(1, 100) as usize;
                     let now = time::OffsetDateTime::now_utc().unix_timestamp();
                     blocking(move || {
@@ -353,6 +350,42 @@ pub fn module(
         None => Default::default(),
     };
     Arc::new(Knowledge::new(index, syncer, Arc::new(cache::QueryCache::new(hits, misses))))
+}
+
+/// `search_knowledge`: the index (through the query cache) and, when the
+/// caller's tenant has live sources, those too, merged.
+async fn search(
+    index: Arc<Index>,
+    cache: Arc<cache::QueryCache>,
+    live: Arc<[federated::Live]>,
+    cx: &CallContext,
+    a: SearchArgs,
+) -> Result<SearchOutput, ToolError> {
+    let reader = Reader::for_principal(&cx.principal);
+    let limit = a.limit.unwrap_or(10) as usize;
+    let offset = a.offset.unwrap_or(0) as usize;
+    let asked = live.iter().any(|l| federated::asked(l, &reader, &a.filters));
+    if !asked {
+        let generation = index.generation();
+        let key = cache::QueryCache::key(generation, &reader, &a.query, &a.filters, limit, offset);
+        if let Some(hit) = cache.get(generation, &key) {
+            return Ok(SearchOutput { results: (*hit).clone(), cached: true, sources: Vec::new() });
+        }
+        let results = blocking(move || index.search(&reader, &a.query, &a.filters, limit, offset)).await?;
+        cache.insert(key, Arc::new(results.clone()));
+        return Ok(SearchOutput { results, cached: false, sources: Vec::new() });
+    }
+    // Live sources answer differently each time: not cached. The index is
+    // asked for the whole first `offset + limit` and so is each live source,
+    // so that fusion ranks the page from the same candidates.
+    let want = (offset + limit).min(index::MAX_LIMIT);
+    let (q, f, r) = (a.query.clone(), a.filters.clone(), reader.clone());
+    let local = blocking(move || index.search(&r, &q, &f, want, 0));
+    let remote = federated::ask(&live, &reader, &a.query, &a.filters, want);
+    let (local, remote) = tokio::join!(local, remote);
+    let local = local?;
+    let (sources, hits): (Vec<_>, Vec<_>) = remote.into_iter().unzip();
+    Ok(SearchOutput { results: federated::merge(local, hits, offset, limit), cached: false, sources })
 }
 
 /// `sync_knowledge`: the caller's tenant's sources, with MCP progress.
@@ -414,7 +447,7 @@ impl Module for Knowledge {
 
     async fn read(&self, cx: &CallContext, uri: &str) -> Result<plexus_core::ResourceContents, ToolError> {
         let id = document_id(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let reader = Reader::for_principal(&cx.principal, &[]);
+        let reader = Reader::for_principal(&cx.principal);
         let index = Arc::clone(&self.index);
         let found = blocking(move || index.get(&reader, &id)).await?;
         // Unreadable and missing look the same.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use crate::fs::{Cursor, SyncError, SyncReport};
+use crate::connector::{self, Connector, Cursor, Fetched, Progress, SyncError, SyncReport};
 use crate::index::{Document, Index};
 
 /// A configured query.
@@ -126,46 +126,41 @@ where
     (docs, skipped)
 }
 
-/// Sync `source` into `index` for `tenant` from `cursor` (blocking: it runs
-/// the query on the current runtime, or on one of its own).
-pub fn sync(
-    index: &Index,
-    tenant: &str,
-    source: &SqlSource,
-    cursor: Option<Cursor>,
-) -> Result<(SyncReport, Cursor), SyncError> {
-    let fetched = match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(fetch(source)),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(fetch(source))),
-    };
-    let (docs, skipped) = fetched.map_err(|reason| SyncError::Source { source_name: source.name.clone(), reason })?;
-    let since_secs = cursor.map(|c| i64::try_from(c.modified_ns / 1_000_000_000).unwrap_or(i64::MAX));
-    let changed: Vec<Document> = docs
-        .iter()
-        .filter(|d| match (since_secs, d.updated) {
-            (Some(since), Some(u)) => u >= since,
-            _ => true,
-        })
-        .cloned()
-        .collect();
-    let present: HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    let gone: Vec<String> =
-        index.ids_of_source(tenant, &source.name)?.into_iter().filter(|id| !present.contains(id.as_str())).collect();
-    index.upsert(tenant, &changed)?;
-    index.delete(tenant, &gone);
-    index.commit()?;
-    let newest = docs.iter().filter_map(|d| d.updated).max().map_or(0, |s| i128::from(s) * 1_000_000_000);
-    let report = SyncReport {
-        source: source.name.clone(),
-        files: docs.len() + skipped,
-        indexed: changed.len(),
-        unchanged: docs.len() - changed.len(),
-        deleted: gone.len(),
-        skipped,
-    };
-    Ok((report, Cursor { modified_ns: newest.max(cursor.map_or(0, |c| c.modified_ns)) }))
+impl Connector for SqlSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the query (blocking: on the current runtime, or on one of its
+    /// own), re-indexes rows updated at or after the cursor.
+    fn sync(
+        &self,
+        index: &Index,
+        tenant: &str,
+        cursor: Option<&Cursor>,
+        _progress: Progress<'_>,
+    ) -> Result<(SyncReport, Cursor), SyncError> {
+        let (docs, skipped) =
+            connector::block_on(fetch(self)).and_then(|r| r).map_err(|reason| SyncError::source(&self.name, reason))?;
+        let since_secs = cursor.map(Cursor::secs);
+        let present: HashSet<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let newest = docs.iter().filter_map(|d| d.updated).max().unwrap_or(0).max(since_secs.unwrap_or(0));
+        let seen = docs.len() + skipped;
+        let changed: Vec<Document> = docs
+            .into_iter()
+            .filter(|d| match (since_secs, d.updated) {
+                (Some(since), Some(u)) => u >= since,
+                _ => true,
+            })
+            .collect();
+        let fetched = Fetched {
+            changed,
+            present: Some(present),
+            seen,
+            skipped,
+            cursor: Cursor::at_secs(newest),
+            ..Fetched::default()
+        };
+        connector::apply(index, tenant, &self.name, fetched)
+    }
 }

@@ -37,6 +37,8 @@ struct Identity {
     tenant: String,
     roles: Vec<String>,
     scopes: Vec<String>,
+    /// Groups (from a token's groups claim).
+    groups: Vec<String>,
     /// How the caller authenticated: `api_key`, `jwt`, `local` or `anonymous`.
     method: String,
     /// `2025-11-25` (sessions) or `2026-07-28` (stateless).
@@ -119,6 +121,7 @@ impl Default for System {
                         tenant: p.tenant.to_string(),
                         roles: p.roles.clone(),
                         scopes: p.scopes.clone(),
+                        groups: p.groups.clone(),
                         method: p.method.to_owned(),
                         era: match cx.era {
                             Era::Legacy => "2025-11-25",

@@ -49,4 +49,5 @@ storage_suite!(
     migrations_are_idempotent_and_checked,
     sealed_fields_open_only_in_their_tenant_and_field,
     master_rotation_rewraps_every_data_key,
+    module_tables_are_bound_to_their_tenant,
 );

@@ -500,3 +500,96 @@ pub(crate) async fn master_rotation_rewraps_every_data_key(db: Arc<TestDb>) {
     let e = lost.rotate_master().await.unwrap_err();
     assert!(matches!(&e, StoreError::UnknownMasterKey { master_key_id, .. } if master_key_id == new.id()), "{e}");
 }
+
+/// A module's own table, as a module's migration would create it: a
+/// `tenant_id` column, and on PostgreSQL row-level security like core's.
+static NOTES: Migrations = Migrations {
+    owner: "notes-module",
+    steps: &[Migration {
+        version: 1,
+        name: "notes",
+        sqlite: "CREATE TABLE notes (tenant_id TEXT NOT NULL REFERENCES tenants (id), id TEXT NOT NULL, \
+                 body TEXT NOT NULL, PRIMARY KEY (tenant_id, id)) STRICT",
+        postgres: "CREATE TABLE notes (tenant_id TEXT NOT NULL REFERENCES tenants (id), id TEXT NOT NULL, \
+                   body TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
+                   ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+                   ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+                   CREATE POLICY notes_tenant ON notes
+                       USING (tenant_id = current_setting('plexus.tenant', true))
+                       WITH CHECK (tenant_id = current_setting('plexus.tenant', true));",
+    }],
+};
+
+async fn add_note(scope: &plexus_store::TenantScope<'_>, id: &str, body: &str) -> Result<(), StoreError> {
+    plexus_store::tenant_tx!(scope, write, conn => {
+        sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
+            .bind(scope.id().as_str())
+            .bind(id)
+            .bind(body)
+            .execute(&mut *conn)
+            .await?;
+    });
+    Ok(())
+}
+
+async fn note_bodies(scope: &plexus_store::TenantScope<'_>) -> Result<Vec<String>, StoreError> {
+    Ok(plexus_store::tenant_tx!(scope, read, conn => {
+        sqlx::query_scalar::<_, String>("SELECT body FROM notes WHERE tenant_id = $1 ORDER BY id")
+            .bind(scope.id().as_str())
+            .fetch_all(&mut *conn)
+            .await?
+    }))
+}
+
+pub(crate) async fn module_tables_are_bound_to_their_tenant(db: Arc<TestDb>) {
+    let store = db.open().await;
+    tenant(&store, "acme").await;
+    tenant(&store, "globex").await;
+    assert_eq!(store.migrate(&NOTES).await.unwrap(), 1);
+    let (acme, globex) = (store.tenant(&tid("acme")), store.tenant(&tid("globex")));
+    add_note(&acme, "n1", "東京の在庫").await.unwrap();
+    add_note(&acme, "n2", "Osaka stock").await.unwrap();
+    add_note(&globex, "n1", "Globex plan").await.unwrap();
+    assert_eq!(note_bodies(&acme).await.unwrap(), ["東京の在庫", "Osaka stock"]);
+    assert_eq!(note_bodies(&globex).await.unwrap(), ["Globex plan"]);
+    // A failing statement rolls the whole transaction back.
+    let failed: Result<(), StoreError> = async {
+        plexus_store::tenant_tx!(&acme, write, conn => {
+            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, 'n3', 'kept?')")
+                .bind(acme.id().as_str())
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, 'n1', 'duplicate')")
+                .bind(acme.id().as_str())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+    .await;
+    assert!(failed.is_err());
+    assert_eq!(note_bodies(&acme).await.unwrap().len(), 2, "n3 was rolled back");
+    if store.backend() == plexus_store::Backend::Postgres {
+        // Row-level security: a statement that forgets its tenant filter
+        // still sees, and may write, only the scope's tenant.
+        let all: Vec<String> = async {
+            Ok::<_, StoreError>(plexus_store::tenant_tx!(&globex, read, conn => {
+                sqlx::query_scalar::<_, String>("SELECT body FROM notes ORDER BY body").fetch_all(&mut *conn).await?
+            }))
+        }
+        .await
+        .unwrap();
+        assert_eq!(all, ["Globex plan"]);
+        let cross: Result<(), StoreError> = async {
+            plexus_store::tenant_tx!(&globex, write, conn => {
+                sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ('acme', 'evil', 'planted')")
+                    .execute(&mut *conn)
+                    .await?;
+            });
+            Ok(())
+        }
+        .await;
+        assert!(cross.is_err(), "writing another tenant's row is refused by the policy");
+        assert_eq!(note_bodies(&acme).await.unwrap(), ["東京の在庫", "Osaka stock"]);
+    }
+}

@@ -64,7 +64,7 @@ fn full_then_incremental_sync_with_deletions_and_skips() {
     );
     write(&root, "guide/new.md", b"# Incident review\nBlameless.", 2_000);
     std::fs::remove_file(root.join("notes.txt")).unwrap();
-    let (report, cursor2) = sync(&index, "acme", &source, Some(cursor), &progress).unwrap();
+    let (report, cursor2) = sync(&index, "acme", &source, Some(&cursor), &progress).unwrap();
     assert_eq!((report.indexed, report.deleted), (2, 1), "{report:?}");
     assert_eq!((report.files, report.unchanged), (6, 4), "{report:?}");
     assert!(cursor2.modified_ns > cursor.modified_ns);
@@ -82,5 +82,51 @@ fn full_then_incremental_sync_with_deletions_and_skips() {
     let gone = FsSource { root: dir.join("nope"), ..source };
     let e = sync(&index, "acme", &gone, None, &progress).unwrap_err().to_string();
     assert!(e.contains("handbook") && e.contains("nope"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A one-page PDF whose text is `line` in Helvetica, with a correct xref.
+pub(crate) fn pdf(line: &str) -> Vec<u8> {
+    let content = format!("BT /F1 18 Tf 72 700 Td ({line}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn pdf_text_is_indexed_and_broken_pdfs_are_skipped() {
+    let dir = std::env::temp_dir().join(format!("plexus-kb-pdf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write(&dir, "audit.pdf", &pdf("Quarterly audit checklist for vendor payments"), 1_000);
+    write(&dir, "broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", 1_000);
+    write(&dir, "fake.pdf", b"not a pdf at all", 1_000);
+    let source =
+        FsSource { name: "docs".into(), root: dir.clone(), readers: vec!["role:staff".into()], url_prefix: None };
+    let index = Index::in_memory().unwrap();
+    let (report, _) = sync(&index, "acme", &source, None, &|_, _| {}).unwrap();
+    assert_eq!((report.files, report.indexed, report.skipped), (3, 1, 2), "{report:?}");
+    assert_eq!(titles(&index, "vendor payments"), ["Quarterly audit checklist for vendor payments"]);
+    let r = Reader { tenant: "acme".into(), principals: vec!["role:staff".into()] };
+    assert_eq!(index.get(&r, "docs:audit.pdf").unwrap().unwrap().kind, "pdf");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,5 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fs;
+mod git;
 mod index;
+mod saas;
 mod sql;

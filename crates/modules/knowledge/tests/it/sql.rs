@@ -1,8 +1,18 @@
 //! The SQL connector against SQLite and (when PLEXUS_TEST_POSTGRES_URL is
 //! set; CI sets it) PostgreSQL.
 
-use plexus_knowledge::sql::{SqlSource, sync};
+use plexus_knowledge::connector::{Connector, Cursor, SyncError, SyncReport};
+use plexus_knowledge::sql::SqlSource;
 use plexus_knowledge::{Filters, Index, Reader};
+
+fn sync(
+    index: &Index,
+    tenant: &str,
+    source: &SqlSource,
+    cursor: Option<Cursor>,
+) -> Result<(SyncReport, Cursor), SyncError> {
+    source.sync(index, tenant, cursor.as_ref(), &|_, _| {})
+}
 
 const QUERY: &str = "SELECT id, title, body, author, updated, url, readers FROM articles ORDER BY id";
 
