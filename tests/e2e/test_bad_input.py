@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -594,6 +595,59 @@ def test_invalid_credentials_is_401(auth_server: Server, client: httpx.Client, c
     assert auth_server.process.poll() is None and "panicked" not in auth_server.stderr()
     assert r.status_code == 401, describe(r)
     assert r.headers.get("www-authenticate", "").startswith("Bearer"), describe(r)
+
+
+def _raw_post(sock: socket.socket, port: int, body: bytes, *, split: bool) -> bytes:
+    """One HTTP/1.1 POST on an open socket; the body follows the headers after
+    a pause when `split`, as a client on a slow link sends it."""
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+        f"X-API-Key: pk_wrong\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    if split:
+        sock.sendall(head)
+        time.sleep(0.3)
+        sock.sendall(body)
+    else:
+        sock.sendall(head + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    headers, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(
+        (ln.split(b":", 1)[1] for ln in headers.split(b"\r\n") if ln.lower().startswith(b"content-length:")), b"0"
+    ))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return headers
+
+
+def test_a_refused_request_leaves_its_connection_usable(auth_server: Server) -> None:
+    """A 401 answered before the body arrived must not break keep-alive: the
+    refused body is read, and the next request on the same connection is answered."""
+    _, body = echo_request()
+    with socket.create_connection((HOST, auth_server.port), timeout=10) as sock:
+        first = _raw_post(sock, auth_server.port, body, split=True)
+        assert first.startswith(b"HTTP/1.1 401"), first
+        assert b"connection: close" not in first.lower(), first
+        second = _raw_post(sock, auth_server.port, body, split=False)
+        assert second.startswith(b"HTTP/1.1 401"), f"second request on the connection got {second!r}"
+
+
+def test_a_refused_large_body_closes_its_connection(auth_server: Server) -> None:
+    """A refused body larger than the front door drains says so: `Connection: close`."""
+    body = b"[" + b"0," * 100_000 + b"0]"
+    with socket.create_connection((HOST, auth_server.port), timeout=10) as sock:
+        first = _raw_post(sock, auth_server.port, body, split=False)
+        assert first.startswith(b"HTTP/1.1 401"), first
+        assert b"connection: close" in first.lower(), first
 
 
 # ---------------------------------------------------------------------------- denied looks like unknown

@@ -270,12 +270,35 @@ fn unauthorized(challenge: &str, message: &str) -> Response {
     resp
 }
 
+/// How much of a refused request's body the front door reads before it
+/// answers. hyper keeps a connection alive only when the request body was
+/// read to its end; refusing without reading it makes hyper close the
+/// connection after the answer, without a `Connection: close` header, and a
+/// client that already sent its next request on it sees "server disconnected
+/// without a response". So a small body is drained (the connection stays
+/// usable) and a larger or slow one is refused with `Connection: close`.
+const REFUSED_BODY_DRAIN: usize = 64 * 1024;
+const REFUSED_BODY_WAIT: Duration = Duration::from_secs(2);
+
+/// Answer `resp` to a request the front door refuses before reading it.
+async fn refuse(req: Request, mut resp: Response) -> Response {
+    let drained = tokio::time::timeout(REFUSED_BODY_WAIT, Limited::new(req.into_body(), REFUSED_BODY_DRAIN).collect())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if !drained {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
     let cred = match credential(req.headers()) {
         Credential::None if front.allow_anonymous => Credential::None,
         Credential::None => {
             let challenge = format!("Bearer{}", front.metadata_param.replacen(',', "", 1));
-            return unauthorized(&challenge, "authentication required: send an API key (X-API-Key) or a bearer token");
+            let resp =
+                unauthorized(&challenge, "authentication required: send an API key (X-API-Key) or a bearer token");
+            return refuse(req, resp).await;
         }
         presented => match front.authenticator.authenticate(&presented).await {
             Ok(p) => Credential::Verified(Box::new(p)),
@@ -286,12 +309,12 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
-                return resp;
+                return refuse(req, resp).await;
             }
             Err(e) => {
                 let challenge =
                     format!("Bearer error=\"invalid_token\", error_description=\"{e}\"{}", front.metadata_param);
-                return unauthorized(&challenge, &format!("authentication failed: {e}"));
+                return refuse(req, unauthorized(&challenge, &format!("authentication failed: {e}"))).await;
             }
         },
     };
@@ -301,13 +324,13 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
     }
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > front.max_body) {
-        return payload_too_large(front.max_body);
+        return closing(payload_too_large(front.max_body));
     }
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, front.max_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return payload_too_large(front.max_body);
+            return closing(payload_too_large(front.max_body));
         }
         Err(_) => return (StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
@@ -322,6 +345,12 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
         return resp;
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// The body was not read to its end: say the connection closes after this.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn payload_too_large(limit: usize) -> Response {
