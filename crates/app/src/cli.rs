@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// The health module: import FHIR data, generate a synthetic population, list disclosures.
+    Health {
+        #[command(subcommand)]
+        command: HealthCommand,
+    },
     /// Create, list, suspend and resume tenants.
     Tenants {
         #[command(subcommand)]
@@ -174,6 +179,50 @@ pub enum KbCommand {
     Sources {
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HealthCommand {
+    /// Import FHIR R4 Bundles (.json: batch or transaction) and Bulk Data NDJSON (.ndjson), files or
+    /// directories. Idempotent: what is already stored unchanged is left alone.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Store a seeded synthetic population (FHIR R4 with LOINC, SNOMED CT, RxNorm and CVX codes).
+    Generate {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long)]
+        patients: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Who accessed a patient's data, when, why and through which tool.
+    Disclosures {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resources stored per type.
+    Stats {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "default")]
+        tenant: String,
     },
 }
 

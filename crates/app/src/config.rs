@@ -384,7 +384,7 @@ impl Config {
 }
 
 /// Modules this build can serve, in listing order.
-pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];

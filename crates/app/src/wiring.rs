@@ -32,6 +32,8 @@ pub struct ModuleDeps {
     pub knowledge: Option<Knowledge>,
     /// Where modules register their counters for `/metrics`.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// The health module's FHIR store, when serving it.
+    pub health: Option<plexus_health::FhirStore>,
 }
 
 /// The knowledge module's shared parts.
@@ -91,7 +93,7 @@ impl Knowledge {
 impl ModuleDeps {
     /// For offline commands (`tools list`, `config check`): nothing is called.
     pub fn offline() -> Self {
-        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None, telemetry: None }
+        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None, telemetry: None, health: None }
     }
 }
 
@@ -130,6 +132,11 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                     plexus_knowledge::Index::in_memory().ok().map(|i| plexus_knowledge::module(Arc::new(i), None, None))
                 }
             },
+            // Offline listings have no store: the health tools are listed by a serving process.
+            "health" => deps
+                .health
+                .as_ref()
+                .map(|store| Arc::new(plexus_health::Health::new(store.clone(), Vec::new())) as Arc<dyn Module>),
             _ => None,
         })
         .collect()

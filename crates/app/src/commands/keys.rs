@@ -9,7 +9,7 @@ use plexus_store::{Keyring, MasterKey, NewTenant, Store};
 use crate::cli::{Common, KeysCommand, TenantsCommand};
 use crate::wiring;
 
-fn with_store<F, Fut>(common: &Common, f: F) -> anyhow::Result<ExitCode>
+pub(super) fn with_store<F, Fut>(common: &Common, f: F) -> anyhow::Result<ExitCode>
 where
     F: FnOnce(Store) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,

@@ -2,6 +2,7 @@
 
 mod audit;
 mod config;
+mod health;
 mod kb;
 mod keys;
 mod serve;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Keys { command } => keys::keys(command),
         Command::Kb { command } => kb::kb(command),
+        Command::Health { command } => health::health(command),
         Command::Tenants { command } => keys::tenants(command),
     }
 }

@@ -136,6 +136,24 @@ fn spawn_knowledge_sync(syncer: Arc<plexus_knowledge::sources::Syncer>, interval
     });
 }
 
+/// Synthetic patients the demo shows (seeded: the same every time), stored
+/// once in the default tenant.
+const DEMO_PATIENTS: u64 = 50;
+
+async fn seed_demo_patients(fhir: &plexus_health::FhirStore) -> anyhow::Result<()> {
+    let tenant = plexus_core::TenantId::default_tenant();
+    if fhir.counts(&tenant).await?.get("Patient").copied().unwrap_or(0) > 0 {
+        return Ok(());
+    }
+    let report = plexus_health::load::generate(fhir, &tenant, 1, DEMO_PATIENTS, &|_, _, _| {}).await?;
+    tracing::info!(
+        patients = DEMO_PATIENTS,
+        resources = report.per_type.values().sum::<usize>(),
+        "demo: stored a synthetic patient population (seeded, not real people)"
+    );
+    Ok(())
+}
+
 async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     // The demo must work on a fresh machine: without a configured master
     // key it keeps one in its data directory (fine for a demo, not for
@@ -149,8 +167,10 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     }
     // The demo shows every module with data of its own.
     if args.demo {
-        if !config.modules.iter().any(|m| m == "knowledge") {
-            config.modules.push("knowledge".into());
+        for m in ["knowledge", "health"] {
+            if !config.modules.iter().any(|x| x == m) {
+                config.modules.push(m.into());
+            }
         }
         add_demo_sources(&mut config)?;
     }
@@ -181,8 +201,18 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    let health = if config.modules.iter().any(|m| m == "health") {
+        let fhir = plexus_health::FhirStore::open(store.clone()).await.context("cannot open the FHIR store")?;
+        if args.demo {
+            seed_demo_patients(&fhir).await?;
+        }
+        Some(fhir)
+    } else {
+        None
+    };
     let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
     let deps = wiring::ModuleDeps {
+        health,
         bus: Bus::default(),
         audit: audit_reader,
         knowledge,

@@ -30,7 +30,7 @@ pub struct Entry {
 }
 
 /// Something the import refused, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
     /// `file#entry 3`, `file:12` (line), or `file` for the whole input.
     pub at: String,

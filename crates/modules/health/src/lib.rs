@@ -13,6 +13,17 @@
 //!   all.
 //! - [`deid`]: HIPAA Safe Harbor de-identification for researchers.
 
+pub mod access;
+pub mod client;
+pub mod clinical;
 pub mod deid;
 pub mod fhir;
+pub mod generate;
 pub mod import;
+pub mod load;
+pub mod module;
+pub mod params;
+pub mod store;
+
+pub use module::{Health, NAME, Remote};
+pub use store::FhirStore;

@@ -9,15 +9,7 @@ use std::path::{Path, PathBuf};
 use plexus_health::{deid, fhir, import};
 use serde_json::Value;
 
-fn data() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/fhir");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: {} is absent (the shared outside data sits beside the checkout)", dir.display());
-        None
-    }
-}
+use crate::data;
 
 /// Every bundle, organizations and practitioners first (patient bundles
 /// point at them by UUID), imported in order.

@@ -1,0 +1,283 @@
+//! The module end to end on SQLite with encryption at rest: the shared
+//! Synthea data imported through `load::import_paths`, then every tool
+//! called as each role would, with the values checked against the files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use plexus_core::{CallContext, Module, Principal, TenantId, ToolError};
+use plexus_health::store::FhirStore;
+use plexus_health::{Health, load};
+use plexus_store::{Keyring, MasterKey, NewTenant, Store};
+use serde_json::{Value, json};
+
+const CRIS: &str = "d4519c92-d241-b2b2-7360-291d60be699e";
+/// Dr. Bo157 Stanton715: the primary performer of Cris's encounters.
+const DR_STANTON: &str = "87416e57-79f3-3b42-a8d3-c3aaa33bce75";
+const BULK_ASPIRIN_PATIENT: &str = "cbc86e51-9eca-3855-76ec-c058f72c5761";
+
+use crate::data;
+
+async fn store() -> (Store, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("plexus-health-it-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.join("plexus.db").display())).await.unwrap();
+    store.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));
+    for t in ["general", "mercy"] {
+        store
+            .create_tenant(&NewTenant { id: TenantId::new(t), name: t.into(), tier: "standard".into() })
+            .await
+            .unwrap();
+    }
+    (store, dir)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
+}
+
+fn who(tenant: &str, subject: &str, roles: &[&str]) -> CallContext {
+    let mut cx = CallContext::detached(format!("req-{subject}-{}", rand_suffix()));
+    cx.principal = Arc::new(Principal {
+        subject: subject.into(),
+        tenant: TenantId::new(tenant),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        scopes: Vec::new(),
+        groups: Vec::new(),
+        method: "api_key",
+    });
+    cx
+}
+
+async fn call(m: &Health, cx: &CallContext, tool: &str, args: Value) -> Result<Value, ToolError> {
+    let out = m.call(cx, tool, args).await?;
+    Ok(out.structured.clone().unwrap_or(Value::Null))
+}
+
+/// Every string in `v`.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+fn file_resources(dir: &std::path::Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir.join("synthea-r4")).unwrap() {
+        let b: Value = serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
+        out.extend(b["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()));
+    }
+    for f in std::fs::read_dir(dir.join("bulk-ndjson-10-patients")).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        out.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthea_through_the_tools_by_role() {
+    let Some(dir) = data() else { return };
+    let (store, tmp) = store().await;
+    let fhir = FhirStore::open(store.clone()).await.unwrap();
+    let general = TenantId::new("general");
+    // Import, in an order that needs the retry pass (patients before practitioners).
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("synthea-r4")).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort_by_key(|p| p.file_name().unwrap().to_string_lossy().starts_with("hospital"));
+    paths.push(dir.join("bulk-ndjson-10-patients"));
+    let report = load::import_paths(&fhir, &general, &paths, &|_, _, _| {}).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    // Counted by (type, id): a resource given twice is stored once.
+    let mut in_files: BTreeMap<String, i64> = BTreeMap::new();
+    let resources = file_resources(&dir);
+    let unique: std::collections::BTreeSet<(String, String)> = resources
+        .iter()
+        .map(|r| (r["resourceType"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()))
+        .collect();
+    for (kind, _) in &unique {
+        *in_files.entry(kind.clone()).or_default() += 1;
+    }
+    assert_eq!((in_files["Organization"], in_files["Practitioner"], in_files["Patient"]), (60, 60, 23));
+    assert_eq!(fhir.counts(&general).await.unwrap(), in_files, "stored counts per type equal the files'");
+    assert_eq!(report.stored.created, unique.len());
+    // Idempotent: a second import changes nothing. (The patient bundles
+    // repeat 34 of the hospital and practitioner bundles' organizations and
+    // practitioners, with other content: one version is kept, written once.)
+    assert_eq!(report.repeated, 34);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", tmp.join("plexus.db").display())).await.unwrap();
+    let snapshot = || async {
+        sqlx::query_as::<_, (String, String, String)>("SELECT kind, id, digest FROM health_resources ORDER BY kind, id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let before = snapshot().await;
+    let again = load::import_paths(&fhir, &general, &paths, &|_, _, _| {}).await.unwrap();
+    assert_eq!((again.stored.created, again.stored.updated, again.stored.unchanged), (0, 0, resources.len()));
+    assert_eq!(snapshot().await, before);
+    // Encrypted at rest: no patient name in the database file.
+    let raw: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM health_resources WHERE kind = 'Patient'").fetch_all(&pool).await.unwrap();
+    assert!(raw.iter().all(|b| b.starts_with("pxe1.") && !b.contains("Rath779")));
+
+    let m = Health::new(fhir.clone(), Vec::new());
+    let admin = who("general", "root", &["admin"]);
+    // A known name, allergy and lab value, from the files.
+    let d =
+        call(&m, &admin, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["demographics", "observations"]}))
+            .await
+            .unwrap();
+    assert_eq!(d["data"]["demographics"][0]["name"][0]["family"], "Rath779");
+    assert!(d["data"].get("medications").is_none(), "minimum necessary: only the types asked for");
+    let temp = d["data"]["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["code"]["coding"][0]["code"] == "8310-5" && o["effectiveDateTime"] == "2020-02-29T05:57:27-08:00")
+        .unwrap();
+    assert_eq!(temp["valueQuantity"]["value"], 38.699);
+    let n_obs = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Observation" && r["subject"]["reference"] == format!("urn:uuid:{CRIS}"))
+        .count();
+    assert_eq!(d["data"]["observations"].as_array().unwrap().len(), n_obs);
+    assert_eq!(d["integrity"]["resources"], n_obs + 1);
+    assert!(d["integrity"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(d["sources"][0]["name"], "local");
+    let a =
+        call(&m, &admin, "get_patient_data", json!({"patientId": BULK_ASPIRIN_PATIENT, "dataTypes": ["allergies"]}))
+            .await
+            .unwrap();
+    let allergies: Vec<String> = a["data"]["allergies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["code"]["coding"][0]["display"].as_str().map(str::to_owned))
+        .collect();
+    assert!(allergies.iter().any(|x| x.contains("Aspirin")), "{allergies:?}");
+    // Lab results: the fever is flagged high against the table range.
+    let labs = call(&m, &admin, "get_lab_results", json!({"patientId": CRIS, "code": "8310-5"})).await.unwrap();
+    let text = labs.to_string();
+    assert!(text.contains("38.699"), "{text}");
+    // Care summary by identifier (system|value).
+    let s = call(
+        &m,
+        &admin,
+        "create_care_summary",
+        json!({"patientId": format!("http://hospital.smarthealthit.org|{CRIS}")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s["patientId"], CRIS);
+    assert!(s["text"].as_str().unwrap().contains("Rath779") || s["text"].as_str().unwrap().contains("Cris921"));
+    // Search: a condition by words, across patients.
+    let found = call(&m, &admin, "search_medical_records", json!({"query": "COVID-19"})).await.unwrap();
+    assert!(!found["hits"].as_array().unwrap().is_empty(), "{found}");
+
+    // Care relationship: Dr. Stanton (an Encounter participant) sees Cris; a stranger does not.
+    let dr = who("general", DR_STANTON, &["clinician"]);
+    let ok = call(&m, &dr, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["conditions"]})).await.unwrap();
+    assert!(ok["access"].as_str().unwrap().contains("Encounter/"), "{}", ok["access"]);
+    let stranger = who("general", "dr-nobody", &["clinician"]);
+    let denied = call(&m, &stranger, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["conditions"]}))
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("no care relationship"), "{denied}");
+    // The search never shows what the stranger may not see.
+    let none = call(&m, &stranger, "search_medical_records", json!({"query": "COVID-19"})).await.unwrap();
+    assert!(none["hits"].as_array().unwrap().is_empty() && none["withheld"].as_u64().unwrap() > 0, "{none}");
+    // Break-the-glass: a reason is required; with one, access for a while.
+    let short = call(&m, &stranger, "break_the_glass", json!({"patientId": CRIS, "reason": "   "})).await.unwrap_err();
+    assert!(short.to_string().contains("reason"), "{short}");
+    let missing = m.call(&stranger, "break_the_glass", json!({"patientId": CRIS})).await.unwrap_err();
+    assert!(matches!(missing, ToolError::InvalidArguments(_)), "{missing}");
+    let g =
+        call(&m, &stranger, "break_the_glass", json!({"patientId": CRIS, "reason": "unconscious in the ER, no chart"}))
+            .await
+            .unwrap();
+    assert_eq!(g["grant"]["kind"], "break-the-glass");
+    let now =
+        call(&m, &stranger, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["allergies"]})).await.unwrap();
+    assert!(now["access"].as_str().unwrap().starts_with("emergency access"));
+    // Researchers: de-identified, none of the 18 identifiers.
+    let researcher = who("general", "res-1", &["researcher"]);
+    let all_types = json!([
+        "demographics",
+        "medications",
+        "allergies",
+        "conditions",
+        "observations",
+        "immunizations",
+        "encounters"
+    ]);
+    let r =
+        call(&m, &researcher, "get_patient_data", json!({"patientId": CRIS, "dataTypes": all_types})).await.unwrap();
+    assert_eq!(r["deidentified"], true);
+    let patient = resources.iter().find(|x| x["resourceType"] == "Patient" && x["id"] == CRIS).unwrap();
+    let mut forbidden = vec![CRIS.to_owned(), "Rath779".into(), "Cris921".into()];
+    forbidden.push(patient["birthDate"].as_str().unwrap().to_owned());
+    for t in patient["telecom"].as_array().into_iter().flatten() {
+        forbidden.push(t["value"].as_str().unwrap().to_owned());
+    }
+    for a in patient["address"].as_array().into_iter().flatten() {
+        forbidden.extend(a["line"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()));
+        forbidden.push(a["city"].as_str().unwrap().to_owned());
+    }
+    for i in patient["identifier"].as_array().unwrap() {
+        forbidden.push(i["value"].as_str().unwrap().to_owned());
+    }
+    for (tool, args) in [
+        ("get_patient_data", json!({"patientId": CRIS, "dataTypes": all_types})),
+        ("get_lab_results", json!({"patientId": CRIS})),
+        ("create_care_summary", json!({"patientId": CRIS})),
+        ("search_medical_records", json!({"filters": {"patientId": CRIS}, "limit": 100})),
+    ] {
+        let out = call(&m, &researcher, tool, args).await.unwrap();
+        let mut all = Vec::new();
+        strings(&out, &mut all);
+        for f in &forbidden {
+            assert!(!all.iter().any(|s| s.contains(f.as_str())), "{tool} shows {f} to a researcher");
+        }
+    }
+    // Auditors read disclosures, not data.
+    let auditor = who("general", "aud-1", &["auditor"]);
+    assert!(
+        call(&m, &auditor, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["allergies"]})).await.is_err()
+    );
+    let log = call(&m, &auditor, "get_patient_disclosures", json!({"patientId": CRIS})).await.unwrap();
+    let list = log["disclosures"].as_array().unwrap();
+    assert!(list.iter().any(|d| d["subject"] == "dr-nobody" && d["outcome"] == "denied"));
+    assert!(
+        list.iter().any(|d| d["subject"] == "dr-nobody" && d["break_glass"] == true && d["tool"] == "get_patient_data")
+    );
+    assert!(list.iter().any(|d| d["subject"] == DR_STANTON && d["purpose"].as_str().unwrap().contains("Encounter/")));
+    assert!(list.iter().any(|d| d["subject"] == "res-1" && d["purpose"] == "research (de-identified)"));
+    // Another hospital's tenant sees none of it, not even as an administrator.
+    let mercy = who("mercy", "root", &["admin"]);
+    let other = call(&m, &mercy, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["demographics"]})).await;
+    match other {
+        Ok(v) => assert!(v["data"]["demographics"].as_array().unwrap().is_empty(), "{v}"),
+        Err(e) => assert!(e.to_string().contains("not found"), "{e}"),
+    }
+    let mercy_search = call(&m, &mercy, "search_medical_records", json!({"query": "COVID-19"})).await.unwrap();
+    assert!(mercy_search["hits"].as_array().unwrap().is_empty());
+    assert!(fhir.counts(&TenantId::new("mercy")).await.unwrap().is_empty());
+    // Bad input: specific errors, nothing changes.
+    for (tool, args, says) in [
+        ("get_patient_data", json!({"patientId": "../etc", "dataTypes": ["allergies"]}), "not a FHIR id"),
+        ("get_patient_data", json!({"patientId": CRIS, "dataTypes": ["dna"]}), "`dna` is not one of"),
+        ("get_patient_data", json!({"patientId": CRIS, "dataTypes": []}), "at least one"),
+        ("get_lab_results", json!({"patientId": CRIS, "from": "yesterday"}), "from"),
+        ("search_medical_records", json!({"filters": {"types": ["Claim'; DROP TABLE x"]}}), "not a clinical type"),
+    ] {
+        let e = call(&m, &admin, tool, args).await.unwrap_err();
+        assert!(matches!(e, ToolError::InvalidArguments(_)) && e.to_string().contains(says), "{tool}: {e}");
+    }
+    assert_eq!(fhir.counts(&general).await.unwrap(), in_files);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(tmp);
+}
