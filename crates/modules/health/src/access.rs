@@ -105,37 +105,67 @@ pub fn no_role() -> ToolError {
     )
 }
 
-/// Decide whether the caller may see `patient` (a local id, or
-/// `system|value` for a patient only other servers know).
-pub async fn decide(store: &FhirStore, cx: &CallContext, patient: &str) -> Result<Basis, ToolError> {
-    let p = &cx.principal;
-    let role = Role::of(p).ok_or_else(no_role)?;
-    match role {
-        Role::Admin => Ok(Basis::Admin),
-        Role::Researcher => Ok(Basis::Research),
-        Role::Auditor => Err(ToolError::Failed(
-            "auditors read the disclosure log (get_patient_disclosures), not clinical data".into(),
-        )),
-        Role::Clinician | Role::Nurse => {
-            let tenant = &p.tenant;
-            let keys = store.practitioner_keys(tenant, &p.subject).await.map_err(unavailable)?;
-            if let Some(via) = store.care_relationship(tenant, &keys, patient).await.map_err(unavailable)? {
-                return Ok(Basis::Care(via));
+/// The refusal an auditor gets for clinical data.
+pub fn auditors_read_disclosures() -> ToolError {
+    ToolError::Failed("auditors read the disclosure log (get_patient_disclosures), not clinical data".into())
+}
+
+/// A caller resolved once per call: its role and, for clinicians and
+/// nurses, the keys care relationships name its Practitioner by.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub role: Role,
+    keys: Vec<String>,
+}
+
+impl Caller {
+    /// Resolve the caller of `cx` (refused without a health role).
+    pub async fn of(store: &FhirStore, cx: &CallContext) -> Result<Self, ToolError> {
+        let p = &cx.principal;
+        let role = Role::of(p).ok_or_else(no_role)?;
+        let keys = match role {
+            Role::Clinician | Role::Nurse => {
+                store.practitioner_keys(&p.tenant, &p.subject).await.map_err(unavailable)?
             }
-            if let Some(g) = store.active_grant(tenant, &p.subject, patient, &now_text()).await.map_err(unavailable)? {
-                return Ok(if g.kind == crate::store::BREAK_GLASS {
-                    Basis::BreakGlass { reason: g.reason, until: g.until }
-                } else {
-                    Basis::Assigned(g.reason)
-                });
+            _ => Vec::new(),
+        };
+        Ok(Self { role, keys })
+    }
+
+    /// Decide whether the caller may see `patient` (a local id, or
+    /// `system|value` for a patient only other servers know).
+    pub async fn basis(&self, store: &FhirStore, cx: &CallContext, patient: &str) -> Result<Basis, ToolError> {
+        let p = &cx.principal;
+        match self.role {
+            Role::Admin => Ok(Basis::Admin),
+            Role::Researcher => Ok(Basis::Research),
+            Role::Auditor => Err(auditors_read_disclosures()),
+            Role::Clinician | Role::Nurse => {
+                let tenant = &p.tenant;
+                if let Some(via) = store.care_relationship(tenant, &self.keys, patient).await.map_err(unavailable)? {
+                    return Ok(Basis::Care(via));
+                }
+                let now = now_text();
+                if let Some(g) = store.active_grant(tenant, &p.subject, patient, &now).await.map_err(unavailable)? {
+                    return Ok(if g.kind == crate::store::BREAK_GLASS {
+                        Basis::BreakGlass { reason: g.reason, until: g.until }
+                    } else {
+                        Basis::Assigned(g.reason)
+                    });
+                }
+                Err(ToolError::Failed(format!(
+                    "access to patient {patient} denied: you have no care relationship with this patient \
+                     (CareTeam, Encounter participant or assignment). In an emergency, call break_the_glass \
+                     with the patient and a reason; the access is time-limited, audited and raised as an alert."
+                )))
             }
-            Err(ToolError::Failed(format!(
-                "access to patient {patient} denied: you have no care relationship with this patient \
-                 (CareTeam, Encounter participant or assignment). In an emergency, call break_the_glass \
-                 with the patient and a reason; the access is time-limited, audited and raised as an alert."
-            )))
         }
     }
+}
+
+/// Decide whether the caller of `cx` may see `patient`.
+pub async fn decide(store: &FhirStore, cx: &CallContext, patient: &str) -> Result<Basis, ToolError> {
+    Caller::of(store, cx).await?.basis(store, cx, patient).await
 }
 
 /// A store fault, as the caller sees it.

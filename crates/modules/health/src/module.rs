@@ -425,47 +425,21 @@ impl Ctx {
         types: &[&str],
         outcome: &str,
     ) -> Result<(), ToolError> {
-        let p = &cx.principal;
-        let at = now_text();
         let list: Vec<Disclosure> = patients
             .iter()
-            .map(|(patient, basis)| Disclosure {
-                at: at.clone(),
-                request_id: cx.request_id.to_string(),
-                subject: p.subject.clone(),
-                roles: p.roles.clone(),
-                patient: patient.clone(),
-                tool: tool.to_owned(),
-                action: action.to_owned(),
-                types: types.iter().map(|t| (*t).to_owned()).collect(),
-                purpose: basis.purpose(),
-                break_glass: basis.break_glass(),
-                outcome: outcome.to_owned(),
-                client: cx.client_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+            .map(|(patient, basis)| {
+                disclosure(cx, tool, action, patient, types, basis.purpose(), basis.break_glass(), outcome)
             })
             .collect();
-        self.store.disclose(&p.tenant, &list).await.map_err(access::unavailable)
+        self.store.disclose(&cx.principal.tenant, &list).await.map_err(access::unavailable)
     }
 
     /// Record a refusal, then return it.
     async fn refuse(&self, cx: &CallContext, tool: &str, patient: &str, e: ToolError) -> ToolError {
         if Role::of(&cx.principal).is_some() {
-            let p = &cx.principal;
-            let d = Disclosure {
-                at: now_text(),
-                request_id: cx.request_id.to_string(),
-                subject: p.subject.clone(),
-                roles: p.roles.clone(),
-                patient: patient.to_owned(),
-                tool: tool.to_owned(),
-                action: "read".into(),
-                types: Vec::new(),
-                purpose: e.to_string().chars().take(300).collect(),
-                break_glass: false,
-                outcome: "denied".into(),
-                client: cx.client_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-            };
-            if let Err(store_error) = self.store.disclose(&p.tenant, &[d]).await {
+            let why = e.to_string().chars().take(300).collect();
+            let d = disclosure(cx, tool, "read", patient, &[], why, false, "denied");
+            if let Err(store_error) = self.store.disclose(&cx.principal.tenant, &[d]).await {
                 return access::unavailable(store_error);
             }
         }
@@ -486,6 +460,35 @@ impl Ctx {
             return Err(ToolError::Failed(format!("patient {} not found", t.key)));
         }
         Ok((t, basis))
+    }
+}
+
+/// One disclosure row of the call `cx`.
+#[allow(clippy::too_many_arguments)]
+fn disclosure(
+    cx: &CallContext,
+    tool: &str,
+    action: &str,
+    patient: &str,
+    types: &[&str],
+    purpose: String,
+    break_glass: bool,
+    outcome: &str,
+) -> Disclosure {
+    let p = &cx.principal;
+    Disclosure {
+        at: now_text(),
+        request_id: cx.request_id.to_string(),
+        subject: p.subject.clone(),
+        roles: p.roles.clone(),
+        patient: patient.to_owned(),
+        tool: tool.to_owned(),
+        action: action.to_owned(),
+        types: types.iter().map(|t| (*t).to_owned()).collect(),
+        purpose,
+        break_glass,
+        outcome: outcome.to_owned(),
+        client: cx.client_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
     }
 }
 
@@ -544,13 +547,7 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
     let types: Vec<&str> = kinds.iter().map(|k| data_type_of(k)).collect();
     ctx.disclose(&cx, "get_patient_data", "read", &[(t.key.clone(), basis.clone())], &types, outcome).await?;
     Ok(PatientData {
-        patient_id: match run.as_mut() {
-            Some(r) => r.resource(&serde_json::json!({"resourceType": "Patient", "id": t.key}))["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            None => t.key.clone(),
-        },
+        patient_id: shown_id(run.as_mut(), &t.key),
         integrity: Integrity { digest: clinical::digest(&all), resources: all.len() },
         data: out,
         errors,
@@ -698,7 +695,7 @@ fn date_of(r: &Value) -> Option<String> {
 async fn search_tool(ctx: Arc<Ctx>, cx: CallContext, a: SearchArgs) -> Result<SearchOutput, ToolError> {
     let role = Role::of(&cx.principal).ok_or_else(access::no_role)?;
     if role == Role::Auditor {
-        return Err(access::decide(&ctx.store, &cx, "-").await.err().unwrap_or_else(access::no_role));
+        return Err(access::auditors_read_disclosures());
     }
     let f = a.filters;
     let mut kinds = Vec::new();
@@ -749,13 +746,14 @@ async fn search_tool(ctx: Arc<Ctx>, cx: CallContext, a: SearchArgs) -> Result<Se
         offset: 0,
     };
     let found = ctx.store.find(&tenant, &q).await.map_err(access::unavailable)?;
+    let caller = access::Caller::of(&ctx.store, &cx).await?;
     let mut bases: BTreeMap<String, Option<Basis>> = BTreeMap::new();
     let mut kept = Vec::new();
     let mut withheld = 0;
     for r in found {
         let Some(patient) = r.patient.clone() else { continue };
         if !bases.contains_key(&patient) {
-            let b = access::decide(&ctx.store, &cx, &patient).await.ok();
+            let b = caller.basis(&ctx.store, &cx, &patient).await.ok();
             bases.insert(patient.clone(), b);
         }
         if bases[&patient].is_some() {

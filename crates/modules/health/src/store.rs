@@ -539,20 +539,20 @@ impl FhirStore {
     /// identifier value; its id and `?identifier=system|value` forms.
     pub async fn practitioner_keys(&self, tenant: &TenantId, subject: &str) -> Result<Vec<String>, StoreError> {
         let mut ids = self.find_blind(tenant, "Practitioner", "identifier-value", subject).await?;
-        if crate::fhir::is_id(subject) && self.get(tenant, "Practitioner", subject).await?.is_some() {
+        if crate::fhir::is_id(subject) {
             ids.push(subject.to_owned());
         }
         ids.sort();
         ids.dedup();
-        let mut keys = ids.clone();
+        let mut keys = Vec::new();
         for id in &ids {
-            if let Some(p) = self.get(tenant, "Practitioner", id).await? {
-                for ident in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
-                    if let (Some(s), Some(v)) =
-                        (ident.get("system").and_then(Value::as_str), ident.get("value").and_then(Value::as_str))
-                    {
-                        keys.push(format!("?identifier={s}|{v}"));
-                    }
+            let Some(p) = self.get(tenant, "Practitioner", id).await? else { continue };
+            keys.push(id.clone());
+            for ident in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+                if let (Some(s), Some(v)) =
+                    (ident.get("system").and_then(Value::as_str), ident.get("value").and_then(Value::as_str))
+                {
+                    keys.push(format!("?identifier={s}|{v}"));
                 }
             }
         }
