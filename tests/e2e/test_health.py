@@ -106,3 +106,19 @@ def test_import_tools_and_disclosures_through_the_binary(plexus_bin: str, tmp_pa
     listed = run(plexus_bin, "health", "disclosures", *common, "--patient", CRIS)
     assert listed.returncode == 0, listed.stderr
     assert "BREAK-THE-GLASS" in listed.stdout and "dr-nobody" in listed.stdout and "denied" in listed.stdout, listed.stdout
+    # The same log as FHIR AuditEvents after IHE BALP.
+    balp = run(plexus_bin, "health", "disclosures", *common, "--patient", CRIS, "--format", "auditevent")
+    assert balp.returncode == 0, balp.stderr
+    bundle = json.loads(balp.stdout)
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    events = [e["resource"] for e in bundle["entry"]]
+    assert len(events) == len(audit) + 1, (len(events), len(audit))  # + the auditor's refused read
+    assert all(e["resourceType"] == "AuditEvent" for e in events)
+    reads = [e for e in events if e["action"] == "R" and e["outcome"] == "0"]
+    assert reads and all(
+        e["meta"]["profile"] == ["https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"]
+        for e in reads
+    )
+    glass = [e for e in events if any(c["code"] == "ETREAT" for p in e.get("purposeOfEvent", []) for c in p["coding"])]
+    assert glass and all(e["entity"][0]["what"]["reference"] == f"Patient/{CRIS}" for e in glass)
+    assert any(e["outcome"] == "4" for e in events), "the refusals are minor failures"

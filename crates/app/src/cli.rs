@@ -213,8 +213,12 @@ pub enum HealthCommand {
         tenant: String,
         #[arg(long, value_name = "ID")]
         patient: String,
-        /// Print JSON.
-        #[arg(long)]
+        /// `table` (for people), `json` (the disclosure rows), or `auditevent` (a FHIR R4 Bundle
+        /// of AuditEvents after IHE BALP, observed by this node's audit node id).
+        #[arg(long, value_enum, default_value = "table")]
+        format: DisclosureFormat,
+        /// Print JSON (the same as `--format json`).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Resources stored per type.
@@ -279,6 +283,18 @@ pub enum ConfigCommand {
     },
     /// List the environment variables Plexus reads.
     Env,
+}
+
+/// How `plexus health disclosures` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisclosureFormat {
+    /// One line per disclosure.
+    Table,
+    /// The disclosure rows as JSON.
+    Json,
+    /// A FHIR R4 Bundle (collection) of AuditEvents following IHE BALP.
+    #[value(name = "auditevent")]
+    AuditEvent,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -76,6 +76,17 @@ struct RawConfig {
     telemetry: RawTelemetry,
     #[serde(default)]
     knowledge: RawKnowledge,
+    #[serde(default)]
+    health: RawHealth,
+}
+
+/// The health module.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    /// Other FHIR servers patients' data also comes from (`[[health.servers]]`).
+    #[serde(default)]
+    servers: Vec<plexus_health::client::ServerSettings>,
 }
 
 /// The knowledge module.
@@ -332,6 +343,12 @@ pub struct Config {
     /// Credentials of knowledge sources read from the environment variables
     /// their `token_env` names (`tenant/source` → secret).
     pub knowledge_secrets: Secrets,
+    /// `[[health.servers]]`: key files are read, relative to the
+    /// configuration file's directory, when the module is built.
+    pub health_servers: Vec<plexus_health::client::ServerSettings>,
+    /// The bearer tokens of health servers read from the environment
+    /// variables their `bearer_env` names (variable → token).
+    pub health_secrets: Secrets,
 }
 
 /// Secrets by name; never printed.
@@ -602,7 +619,25 @@ impl Config {
                 knowledge_secrets.0.insert(format!("{}/{}", s.tenant, s.name), value);
             }
         }
+        let mut health_names = std::collections::HashSet::new();
+        let mut health_secrets = Secrets::default();
+        for s in &raw.health.servers {
+            if !health_names.insert(s.name.as_str()) {
+                bail!("health.servers: two servers are named `{}`", s.name);
+            }
+            if let Some(var) = &s.bearer_env {
+                let value = env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "health server `{}`: environment variable {var} (its bearer_env) is not set",
+                        s.name
+                    )
+                })?;
+                health_secrets.0.insert(var.clone(), value);
+            }
+        }
         Ok(Config {
+            health_servers: raw.health.servers,
+            health_secrets,
             knowledge_secrets,
             knowledge_dir_setting: raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge")),
             knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
@@ -770,5 +805,24 @@ max = 1000
         assert!(e.contains("/srv/plexus/master.key"), "{e}");
         let c = Config::parse("[knowledge]\ndir = '/var/lib/kb'\n", &env(&[])).unwrap();
         assert_eq!(c.knowledge_dir(), PathBuf::from("/var/lib/kb"), "absolute stays");
+    }
+
+    #[test]
+    fn health_servers_are_read_with_their_tokens_from_the_environment() {
+        let toml = "[[health.servers]]\nname = 'north'\nbase_url = 'https://north.example/fhir'\n\
+                    systems = ['urn:oid:1.2.3']\nbearer_env = 'NORTH_TOKEN'\n";
+        let c = Config::parse(toml, &env(&[("NORTH_TOKEN", "s3cret")])).unwrap();
+        assert_eq!(c.health_servers.len(), 1);
+        assert_eq!(c.health_servers[0].systems, ["urn:oid:1.2.3"]);
+        assert_eq!(c.health_secrets.0["NORTH_TOKEN"], "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets never printed");
+        let e = Config::parse(toml, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("health server `north`") && e.contains("NORTH_TOKEN"), "{e}");
+        let twice = format!("{toml}{}", toml.replace("bearer_env = 'NORTH_TOKEN'\n", ""));
+        let e = Config::parse(&twice, &env(&[("NORTH_TOKEN", "x")])).unwrap_err().to_string();
+        assert!(e.contains("two servers are named `north`"), "{e}");
+        let e = Config::parse("[[health.servers]]\nname = 'x'\nbase_url = 'https://x'\nsytems = []\n", &env(&[]))
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("sytems"), "{e:#}");
     }
 }

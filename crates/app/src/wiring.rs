@@ -34,6 +34,32 @@ pub struct ModuleDeps {
     pub telemetry: Option<Arc<Telemetry>>,
     /// The health module's FHIR store, when serving it.
     pub health: Option<plexus_health::FhirStore>,
+    /// The other FHIR servers the health module asks (`[[health.servers]]`).
+    pub health_remotes: Vec<Arc<dyn plexus_health::Remote>>,
+}
+
+/// The configured FHIR servers (`[[health.servers]]`), key files read
+/// relative to the configuration file, bearer tokens from the environment
+/// variables checked when the configuration was read.
+pub fn health_remotes(config: &Config) -> anyhow::Result<Vec<Arc<dyn plexus_health::Remote>>> {
+    if config.health_servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = config.source.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+    let http: Arc<dyn plexus_core::http::HttpClient> =
+        Arc::new(plexus_server::outbound::ReqwestClient::new().map_err(|e| anyhow::anyhow!(e))?);
+    let secrets = &config.health_secrets.0;
+    let clients = config
+        .health_servers
+        .iter()
+        .map(|s| {
+            let resolved = s.resolve(dir, &|var| secrets.get(var).cloned())?;
+            plexus_health::client::FhirClient::new(resolved, Arc::clone(&http))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let router = plexus_health::client::Router::new(clients).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(plexus_health::remote::remotes(router))
 }
 
 /// The knowledge module's shared parts.
@@ -93,7 +119,14 @@ impl Knowledge {
 impl ModuleDeps {
     /// For offline commands (`tools list`, `config check`): nothing is called.
     pub fn offline() -> Self {
-        Self { bus: Bus::default(), audit: Arc::new(OfflineAudit), knowledge: None, telemetry: None, health: None }
+        Self {
+            bus: Bus::default(),
+            audit: Arc::new(OfflineAudit),
+            knowledge: None,
+            telemetry: None,
+            health: None,
+            health_remotes: Vec::new(),
+        }
     }
 }
 
@@ -133,10 +166,13 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                 }
             },
             // Offline listings have no store: the health tools are listed by a serving process.
-            "health" => deps
-                .health
-                .as_ref()
-                .map(|store| Arc::new(plexus_health::Health::new(store.clone(), Vec::new())) as Arc<dyn Module>),
+            "health" => deps.health.as_ref().map(|store| {
+                Arc::new(plexus_health::Health::observed_by(
+                    store.clone(),
+                    deps.health_remotes.clone(),
+                    &config.node_id,
+                )) as Arc<dyn Module>
+            }),
             _ => None,
         })
         .collect()

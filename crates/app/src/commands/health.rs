@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use plexus_core::TenantId;
 
-use crate::cli::HealthCommand;
+use crate::cli::{DisclosureFormat, HealthCommand};
 
 fn out(line: &str) -> std::io::Result<()> {
     writeln!(std::io::stdout().lock(), "{line}")
@@ -79,31 +79,42 @@ pub(super) fn health(command: HealthCommand) -> anyhow::Result<ExitCode> {
                 Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             })
         }
-        HealthCommand::Disclosures { common, tenant, patient, json } => {
+        HealthCommand::Disclosures { common, tenant, patient, format, json } => {
+            let format = if json { DisclosureFormat::Json } else { format };
+            // The AuditEvents' observer: this node's name in the audit log.
+            let observer = match format {
+                DisclosureFormat::AuditEvent => super::load(&common)?.node_id,
+                DisclosureFormat::Table | DisclosureFormat::Json => String::new(),
+            };
             super::keys::with_store(&common, |store| async move {
                 let tenant = known_tenant(&store, &tenant).await?;
                 let fhir = plexus_health::FhirStore::open(store).await?;
                 let list = fhir.disclosures(&tenant, Some(&patient), None, None, 100_000).await?;
-                if json {
-                    out(&serde_json::to_string_pretty(&list)?)?;
-                } else {
-                    out(
-                        "AT                    USER                  ROLES            TOOL                     OUTCOME  TYPES / WHY",
-                    )?;
-                    for d in &list {
-                        out(&format!(
-                            "{:<21} {:<21} {:<16} {:<24} {:<8} {}{} — {}",
-                            d.at,
-                            d.subject,
-                            d.roles.join(","),
-                            d.tool,
-                            d.outcome,
-                            if d.break_glass { "BREAK-THE-GLASS " } else { "" },
-                            d.types.join(","),
-                            d.purpose
-                        ))?;
+                match format {
+                    DisclosureFormat::Json => out(&serde_json::to_string_pretty(&list)?)?,
+                    DisclosureFormat::AuditEvent => {
+                        let events = list.iter().map(|d| plexus_health::balp::audit_event(d, &observer)).collect();
+                        out(&serde_json::to_string_pretty(&plexus_health::balp::bundle(events))?)?;
                     }
-                    out(&format!("{} disclosure(s) of patient {patient}", list.len()))?;
+                    DisclosureFormat::Table => {
+                        out(
+                            "AT                    USER                  ROLES            TOOL                     OUTCOME  TYPES / WHY",
+                        )?;
+                        for d in &list {
+                            out(&format!(
+                                "{:<21} {:<21} {:<16} {:<24} {:<8} {}{} — {}",
+                                d.at,
+                                d.subject,
+                                d.roles.join(","),
+                                d.tool,
+                                d.outcome,
+                                if d.break_glass { "BREAK-THE-GLASS " } else { "" },
+                                d.types.join(","),
+                                d.purpose
+                            ))?;
+                        }
+                        out(&format!("{} disclosure(s) of patient {patient}", list.len()))?;
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             })

@@ -211,8 +211,10 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         None
     };
     let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
+    let health_remotes = if health.is_some() { wiring::health_remotes(&config)? } else { Vec::new() };
     let deps = wiring::ModuleDeps {
         health,
+        health_remotes,
         bus: Bus::default(),
         audit: audit_reader,
         knowledge,

@@ -14,6 +14,7 @@
 //! - [`deid`]: HIPAA Safe Harbor de-identification for researchers.
 
 pub mod access;
+pub mod balp;
 pub mod client;
 pub mod clinical;
 pub mod deid;
@@ -23,6 +24,7 @@ pub mod import;
 pub mod load;
 pub mod module;
 pub mod params;
+pub mod remote;
 pub mod store;
 
 pub use module::{Health, NAME, Remote};

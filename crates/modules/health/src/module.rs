@@ -147,6 +147,9 @@ struct DisclosureArgs {
     to: Option<String>,
     /// At most this many (1 to 1000, default 100).
     limit: Option<u32>,
+    /// `list` (default) or `auditevent`: also a FHIR Bundle of AuditEvents
+    /// after IHE Basic Audit Log Patterns.
+    format: Option<String>,
 }
 
 /// One type's failure from one source.
@@ -248,12 +251,16 @@ struct GrantOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 struct DisclosuresOutput {
     disclosures: Vec<Disclosure>,
+    /// With `format: auditevent`: the same, as a FHIR R4 Bundle of
+    /// AuditEvents (IHE BALP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_events: Option<Value>,
 }
 
 /// The module.
 pub struct Health {
     tools: Toolbox,
-    store: FhirStore,
+    ctx: Arc<Ctx>,
 }
 
 impl std::fmt::Debug for Health {
@@ -266,6 +273,8 @@ impl std::fmt::Debug for Health {
 struct Ctx {
     store: FhirStore,
     remotes: Vec<Arc<dyn Remote>>,
+    /// Who observes accesses in exported AuditEvents (the node's name).
+    observer: String,
 }
 
 /// A patient as a call names it.
@@ -893,19 +902,32 @@ async fn disclosures_tool(ctx: Arc<Ctx>, cx: CallContext, a: DisclosureArgs) -> 
             check_date(name, d)?;
         }
     }
+    let as_events = match a.format.as_deref() {
+        None | Some("list") => false,
+        Some("auditevent") => true,
+        Some(other) => return Err(bad(format!("format: `{other}` is not `list` or `auditevent`"))),
+    };
     let limit = a.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let disclosures = ctx
         .store
         .disclosures(&cx.principal.tenant, a.patient_id.as_deref(), a.from.as_deref(), a.to.as_deref(), limit)
         .await
         .map_err(access::unavailable)?;
-    Ok(DisclosuresOutput { disclosures })
+    let audit_events = as_events
+        .then(|| crate::balp::bundle(disclosures.iter().map(|d| crate::balp::audit_event(d, &ctx.observer)).collect()));
+    Ok(DisclosuresOutput { disclosures, audit_events })
 }
 
 impl Health {
     /// The module over `store`, asking `remotes` too.
     pub fn new(store: FhirStore, remotes: Vec<Arc<dyn Remote>>) -> Self {
-        let ctx = Arc::new(Ctx { store: store.clone(), remotes });
+        Self::observed_by(store, remotes, "plexus")
+    }
+
+    /// [`Health::new`], naming the node that observes accesses in exported
+    /// AuditEvents (`audit.node_id`).
+    pub fn observed_by(store: FhirStore, remotes: Vec<Arc<dyn Remote>>, observer: &str) -> Self {
+        let ctx = Arc::new(Ctx { store, remotes, observer: observer.to_owned() });
         let c = |ctx: &Arc<Ctx>| Arc::clone(ctx);
         let (c1, c2, c3, c4, c5, c6, c7) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
         let tools = Toolbox::new(NAME)
@@ -975,12 +997,12 @@ impl Health {
                 .idempotent(),
                 move |cx: CallContext, a: DisclosureArgs| disclosures_tool(Arc::clone(&c7), cx, a),
             );
-        Self { tools, store }
+        Self { tools, ctx }
     }
 
     /// The store the module serves.
     pub fn store(&self) -> &FhirStore {
-        &self.store
+        &self.ctx.store
     }
 }
 
@@ -1018,12 +1040,12 @@ impl Module for Health {
     async fn read(&self, cx: &CallContext, uri: &str) -> Result<plexus_core::ResourceContents, ToolError> {
         let (kind, id) = parse_uri(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
         let tenant = &cx.principal.tenant;
-        let found = self.store.get(tenant, kind, id).await.map_err(access::unavailable)?;
+        let ctx = &self.ctx;
+        let found = ctx.store.get(tenant, kind, id).await.map_err(access::unavailable)?;
         // Unknown, and not yours to see, look the same.
         let v = found.ok_or_else(|| ToolError::unknown_resource(uri))?;
         let patient = fhir::patient_of(&v).ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let ctx = Ctx { store: self.store.clone(), remotes: Vec::new() };
-        let basis = match access::decide(&self.store, cx, &patient).await {
+        let basis = match access::decide(&ctx.store, cx, &patient).await {
             Ok(b) => b,
             Err(e) => {
                 let _ = ctx.refuse(cx, "resources/read", &patient, e).await;

@@ -28,8 +28,8 @@ use tokio::time::Instant;
 
 const FHIR_JSON: &str = "application/fhir+json";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-const MRN_NORTH: &str = "urn:oid:1.2.36.146.595.217.0.1";
-const MRN_SOUTH: &str = "https://south.example/mrn";
+pub(crate) const MRN_NORTH: &str = "urn:oid:1.2.36.146.595.217.0.1";
+pub(crate) const MRN_SOUTH: &str = "https://south.example/mrn";
 /// An identifier value with every character a URL or a FHIR token gives
 /// meaning to.
 const AWKWARD: &str = "MRN 7+&_id=p1|x,y$z\\#";
@@ -39,7 +39,7 @@ const CLIENT_ID: &str = "plexus-test";
 // The fixture server.
 
 #[derive(Debug, Clone, Copy)]
-enum Fault {
+pub(crate) enum Fault {
     /// Answer with this status (an OperationOutcome body), and maybe a
     /// `Retry-After`.
     Status(u16, Option<&'static str>),
@@ -54,13 +54,13 @@ enum Fault {
 }
 
 /// A registered SMART client.
-struct Registration {
+pub(crate) struct Registration {
     alg: Algorithm,
     kid: String,
     key: DecodingKey,
 }
 
-enum Access {
+pub(crate) enum Access {
     Open,
     Static(String),
     Smart(Registration),
@@ -97,9 +97,9 @@ struct State {
     other_origin: String,
 }
 
-struct Fixture {
+pub(crate) struct Fixture {
     base: String,
-    fhir: String,
+    pub(crate) fhir: String,
     token_url: String,
     st: Arc<Mutex<State>>,
 }
@@ -277,7 +277,16 @@ impl State {
     }
 
     fn search(&mut self, kind: &str, query: &[(String, String)], off_origin: bool) -> Response {
-        const KNOWN: &[&str] = &["Patient", "Observation", "Condition", "MedicationRequest", "Medication"];
+        const KNOWN: &[&str] = &[
+            "Patient",
+            "Observation",
+            "Condition",
+            "MedicationRequest",
+            "Medication",
+            "AllergyIntolerance",
+            "Immunization",
+            "Encounter",
+        ];
         if !KNOWN.contains(&kind) {
             return outcome(404, "not-supported", &format!("Unknown resource type '{kind}'"));
         }
@@ -412,7 +421,7 @@ async fn handle(st: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Header
 }
 
 impl Fixture {
-    async fn start(resources: Vec<Value>, access: Access) -> Self {
+    pub(crate) async fn start(resources: Vec<Value>, access: Access) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (fhir, token_url) = (format!("{base}/fhir"), format!("{base}/auth/token"));
@@ -454,19 +463,19 @@ impl Fixture {
 
     /// Answer the next `times` requests whose path and decoded query start
     /// with `prefix` with `fault`.
-    fn fault(&self, prefix: &str, fault: Fault, times: usize) {
+    pub(crate) fn fault(&self, prefix: &str, fault: Fault, times: usize) {
         let mut s = self.st.lock().unwrap();
         for _ in 0..times {
             s.faults.push((prefix.to_owned(), fault));
         }
     }
 
-    fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         self.st.lock().unwrap().log.clone()
     }
 
     /// Requests whose line starts with `prefix` (`GET /fhir/...`).
-    fn hits(&self, prefix: &str) -> usize {
+    pub(crate) fn hits(&self, prefix: &str) -> usize {
         self.log().iter().filter(|l| l.starts_with(prefix)).count()
     }
 
@@ -487,7 +496,7 @@ impl Fixture {
 // ---------------------------------------------------------------------------
 // Data and helpers.
 
-fn resource(kind: &str, id: &str, patient: &str, extra: Value) -> Value {
+pub(crate) fn resource(kind: &str, id: &str, patient: &str, extra: Value) -> Value {
     let mut r = json!({"resourceType": kind, "id": id, "subject": {"reference": format!("Patient/{patient}")}});
     for (k, v) in extra.as_object().unwrap() {
         r[k] = v.clone();
@@ -495,7 +504,7 @@ fn resource(kind: &str, id: &str, patient: &str, extra: Value) -> Value {
     r
 }
 
-fn patient(id: &str, system: &str, value: &str) -> Value {
+pub(crate) fn patient(id: &str, system: &str, value: &str) -> Value {
     json!({"resourceType": "Patient", "id": id, "identifier": [{"system": system, "value": value}],
            "name": [{"family": format!("Family-{id}")}]})
 }
@@ -503,7 +512,7 @@ fn patient(id: &str, system: &str, value: &str) -> Value {
 /// p1: 23 Observations, 3 Conditions, 4 MedicationRequests (3 of med-a, 1
 /// of med-b); p2 (an awkward identifier): 5 Observations; p3 and p4 share
 /// an identifier.
-fn dataset() -> Vec<Value> {
+pub(crate) fn dataset() -> Vec<Value> {
     let mut v = vec![
         patient("p1", MRN_NORTH, "123"),
         patient("p2", MRN_NORTH, AWKWARD),
@@ -531,7 +540,7 @@ fn key(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-fn http() -> Arc<dyn HttpClient> {
+pub(crate) fn http() -> Arc<dyn HttpClient> {
     Arc::new(plexus_server::outbound::ReqwestClient::new().unwrap())
 }
 
@@ -539,7 +548,7 @@ fn fast() -> RetryPolicy {
     RetryPolicy { attempts: 4, base: Duration::from_millis(10), max_wait: Duration::from_secs(2) }
 }
 
-fn config(name: &str, fx: &Fixture, auth: Auth) -> ServerConfig {
+pub(crate) fn config(name: &str, fx: &Fixture, auth: Auth) -> ServerConfig {
     ServerConfig {
         auth,
         timeout: Duration::from_secs(5),

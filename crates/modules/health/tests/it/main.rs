@@ -1,10 +1,12 @@
 //! plexus-health integration tests: the engine against real outside data.
 #![allow(clippy::unwrap_used)]
 
+mod balp;
 mod client;
 mod clinical;
 mod generate;
 mod module;
+mod remote;
 mod synthea;
 
 /// The shared outside FHIR data (../shared/data/fhir beside the checkout),

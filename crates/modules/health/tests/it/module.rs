@@ -19,7 +19,7 @@ const BULK_ASPIRIN_PATIENT: &str = "cbc86e51-9eca-3855-76ec-c058f72c5761";
 
 use crate::data;
 
-async fn store() -> (Store, PathBuf) {
+pub(crate) async fn store() -> (Store, PathBuf) {
     let dir = std::env::temp_dir().join(format!("plexus-health-it-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("plexus.db").display())).await.unwrap();
@@ -37,7 +37,7 @@ fn rand_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
 }
 
-fn who(tenant: &str, subject: &str, roles: &[&str]) -> CallContext {
+pub(crate) fn who(tenant: &str, subject: &str, roles: &[&str]) -> CallContext {
     let mut cx = CallContext::detached(format!("req-{subject}-{}", rand_suffix()));
     cx.principal = Arc::new(Principal {
         subject: subject.into(),
@@ -50,7 +50,7 @@ fn who(tenant: &str, subject: &str, roles: &[&str]) -> CallContext {
     cx
 }
 
-async fn call(m: &Health, cx: &CallContext, tool: &str, args: Value) -> Result<Value, ToolError> {
+pub(crate) async fn call(m: &Health, cx: &CallContext, tool: &str, args: Value) -> Result<Value, ToolError> {
     let out = m.call(cx, tool, args).await?;
     Ok(out.structured.clone().unwrap_or(Value::Null))
 }
@@ -256,6 +256,23 @@ async fn synthea_through_the_tools_by_role() {
     );
     assert!(list.iter().any(|d| d["subject"] == DR_STANTON && d["purpose"].as_str().unwrap().contains("Encounter/")));
     assert!(list.iter().any(|d| d["subject"] == "res-1" && d["purpose"] == "research (de-identified)"));
+    assert!(log.get("audit_events").is_none());
+    // The same log as IHE BALP AuditEvents: one per row, in order.
+    let balp = call(&m, &auditor, "get_patient_disclosures", json!({"patientId": CRIS, "format": "auditevent"}))
+        .await
+        .unwrap();
+    let events = balp["audit_events"]["entry"].as_array().unwrap();
+    assert_eq!(events.len(), balp["disclosures"].as_array().unwrap().len());
+    let glass = events
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|e| e["purposeOfEvent"].to_string().contains("ETREAT"))
+        .expect("the break-the-glass read as an AuditEvent");
+    assert_eq!(glass["resourceType"], "AuditEvent");
+    assert_eq!(glass["entity"][0]["what"]["reference"], format!("Patient/{CRIS}"));
+    assert_eq!(glass["source"]["observer"]["display"], "plexus");
+    let bad = call(&m, &auditor, "get_patient_disclosures", json!({"format": "csv"})).await.unwrap_err();
+    assert!(bad.to_string().contains("format: `csv`"), "{bad}");
     // Another hospital's tenant sees none of it, not even as an administrator.
     let mercy = who("mercy", "root", &["admin"]);
     let other = call(&m, &mercy, "get_patient_data", json!({"patientId": CRIS, "dataTypes": ["demographics"]})).await;
