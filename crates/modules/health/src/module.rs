@@ -365,18 +365,11 @@ impl Ctx {
         let local = async {
             let started = std::time::Instant::now();
             let Some(id) = &t.local else { return None };
-            let reads = kinds.iter().map(|k| {
-                let (store, tenant) = (self.store.clone(), tenant.clone());
-                async move {
-                    let r = if *k == "Patient" {
-                        store.get(&tenant, "Patient", id).await.map(|p| p.into_iter().collect())
-                    } else {
-                        store.of_patient(&tenant, id, k).await
-                    };
-                    (*k, r.map_err(|e| e.to_string()))
-                }
-            });
-            let results = futures::future::join_all(reads).await;
+            let results: Vec<(&'static str, Result<Vec<Value>, String>)> =
+                match self.store.record(&tenant, id, kinds).await {
+                    Ok(mut record) => kinds.iter().map(|k| (*k, Ok(record.remove(*k).unwrap_or_default()))).collect(),
+                    Err(e) => kinds.iter().map(|k| (*k, Err(e.to_string()))).collect(),
+                };
             Some(("local".to_owned(), results, started.elapsed()))
         };
         let remotes =

@@ -26,12 +26,20 @@ use crate::params::{self, SearchValue};
 /// The module's tables.
 pub const MIGRATIONS: Migrations = Migrations {
     owner: "health",
-    steps: &[Migration {
-        version: 1,
-        name: "fhir_store",
-        sqlite: include_str!("../migrations/0001_fhir_store.sqlite.sql"),
-        postgres: include_str!("../migrations/0001_fhir_store.postgres.sql"),
-    }],
+    steps: &[
+        Migration {
+            version: 1,
+            name: "fhir_store",
+            sqlite: include_str!("../migrations/0001_fhir_store.sqlite.sql"),
+            postgres: include_str!("../migrations/0001_fhir_store.postgres.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "covering_indexes",
+            sqlite: include_str!("../migrations/0002_covering_indexes.sqlite.sql"),
+            postgres: include_str!("../migrations/0002_covering_indexes.postgres.sql"),
+        },
+    ],
 };
 
 /// Resources are stored sealed in this column.
@@ -141,6 +149,84 @@ pub struct Disclosure {
 pub struct FhirStore {
     store: Store,
     blind_keys: Arc<Mutex<HashMap<TenantId, Arc<[u8; 32]>>>>,
+    /// Disclosures waiting for the group commit.
+    disclosures: tokio::sync::mpsc::UnboundedSender<PendingDisclosures>,
+}
+
+/// One caller's disclosures, and where to tell it they are committed.
+type PendingDisclosures = (TenantId, Vec<Disclosure>, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+
+/// Most callers' disclosures written in one transaction.
+const GROUP: usize = 256;
+
+/// The group commit of disclosures: whatever callers queued while the last
+/// transaction was committing goes into the next one (per tenant), so
+/// concurrent calls share a commit (and its fsync) instead of queueing for
+/// the write lock one by one. Each caller still waits for its own rows to
+/// be committed. If a shared transaction fails, each caller's rows are
+/// retried on their own, so one caller's failure is only its own.
+async fn commit_disclosures(store: Store, mut rx: tokio::sync::mpsc::UnboundedReceiver<PendingDisclosures>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        while !batch.is_empty() {
+            let tenant = batch[0].0.clone();
+            let (mine, rest): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(t, _, _)| *t == tenant);
+            batch = rest;
+            let rows: Vec<&Disclosure> = mine.iter().flat_map(|(_, list, _)| list.iter()).collect();
+            match write_disclosures(&store, &tenant, &rows).await {
+                Ok(()) => {
+                    for (_, _, done) in mine {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Err(e) if mine.len() == 1 => {
+                    let (_, _, done) = mine.into_iter().next().expect("one");
+                    let _ = done.send(Err(e));
+                }
+                Err(_) => {
+                    for (_, list, done) in mine {
+                        let rows: Vec<&Disclosure> = list.iter().collect();
+                        let _ = done.send(write_disclosures(&store, &tenant, &rows).await);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_disclosures(store: &Store, tenant: &TenantId, list: &[&Disclosure]) -> Result<(), StoreError> {
+    let scope = store.tenant(tenant);
+    plexus_store::tenant_tx!(&scope, write, conn => {
+        for chunk in list.chunks(CHUNK) {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO health_disclosures (tenant_id, at, request_id, subject, roles, patient, tool, action, \
+                 types, purpose, break_glass, outcome, client) ",
+            );
+            qb.push_values(chunk, |mut b, d| {
+                b.push_bind(scope.id().as_str())
+                    .push_bind(&d.at)
+                    .push_bind(&d.request_id)
+                    .push_bind(&d.subject)
+                    .push_bind(d.roles.join(","))
+                    .push_bind(&d.patient)
+                    .push_bind(&d.tool)
+                    .push_bind(&d.action)
+                    .push_bind(d.types.join(","))
+                    .push_bind(&d.purpose)
+                    .push_bind(d.break_glass)
+                    .push_bind(&d.outcome)
+                    .push_bind(&d.client);
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+    });
+    Ok(())
 }
 
 impl std::fmt::Debug for FhirStore {
@@ -194,7 +280,9 @@ impl FhirStore {
     /// The store over `store`, its tables created or brought up to date.
     pub async fn open(store: Store) -> Result<Self, StoreError> {
         store.migrate(&MIGRATIONS).await?;
-        Ok(Self { store, blind_keys: Arc::default() })
+        let (disclosures, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(commit_disclosures(store.clone(), rx));
+        Ok(Self { store, blind_keys: Arc::default(), disclosures })
     }
 
     /// The underlying store.
@@ -446,6 +534,37 @@ impl FhirStore {
         Ok(out)
     }
 
+    /// The patient's resources of each of `kinds` (the Patient itself
+    /// included when asked), read in one statement: kind → resources in id
+    /// order (kinds without any are absent).
+    pub async fn record(
+        &self,
+        tenant: &TenantId,
+        patient: &str,
+        kinds: &[&str],
+    ) -> Result<BTreeMap<String, Vec<Value>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        if kinds.is_empty() {
+            return Ok(out);
+        }
+        let scope = self.scope(tenant);
+        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, read, conn => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT kind, body FROM health_resources WHERE tenant_id = ");
+            qb.push_bind(scope.id().as_str()).push(" AND patient = ").push_bind(patient).push(" AND kind IN (");
+            let mut sep = qb.separated(", ");
+            for k in kinds {
+                sep.push_bind(*k);
+            }
+            qb.push(") ORDER BY kind, id");
+            qb.build_query_as().fetch_all(&mut *conn).await?
+        });
+        for (kind, sealed) in &rows {
+            let v = Self::open_body(&scope, sealed).await?;
+            out.entry(kind.clone()).or_default().push(v);
+        }
+        Ok(out)
+    }
+
     /// Resources matching `q`, in (type, id) order.
     pub async fn find(&self, tenant: &TenantId, q: &Query) -> Result<Vec<Found>, StoreError> {
         let scope = self.scope(tenant);
@@ -636,37 +755,15 @@ impl FhirStore {
         Ok(())
     }
 
-    /// Record disclosures (committed before the data is answered).
+    /// Record disclosures: returns once they are committed (the data may
+    /// then be answered). Concurrent callers share a transaction.
     pub async fn disclose(&self, tenant: &TenantId, list: &[Disclosure]) -> Result<(), StoreError> {
         if list.is_empty() {
             return Ok(());
         }
-        let scope = self.scope(tenant);
-        plexus_store::tenant_tx!(&scope, write, conn => {
-            for chunk in list.chunks(CHUNK) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO health_disclosures (tenant_id, at, request_id, subject, roles, patient, tool, action, \
-                     types, purpose, break_glass, outcome, client) ",
-                );
-                qb.push_values(chunk, |mut b, d| {
-                    b.push_bind(scope.id().as_str())
-                        .push_bind(&d.at)
-                        .push_bind(&d.request_id)
-                        .push_bind(&d.subject)
-                        .push_bind(d.roles.join(","))
-                        .push_bind(&d.patient)
-                        .push_bind(&d.tool)
-                        .push_bind(&d.action)
-                        .push_bind(d.types.join(","))
-                        .push_bind(&d.purpose)
-                        .push_bind(d.break_glass)
-                        .push_bind(&d.outcome)
-                        .push_bind(&d.client);
-                });
-                qb.build().execute(&mut *conn).await?;
-            }
-        });
-        Ok(())
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.disclosures.send((tenant.clone(), list.to_vec(), done)).map_err(|_| StoreError::WriterStopped)?;
+        committed.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// Disclosures, oldest first: of one patient or all, within `[from, to]`.

@@ -78,10 +78,105 @@ fn file_resources(dir: &std::path::Path) -> Vec<Value> {
     out
 }
 
+/// A store on PostgreSQL: a fresh schema owned by a fresh role that is
+/// neither superuser nor exempt from row-level security, so tenant
+/// isolation is what the policies enforce; dropped at the end.
+struct Postgres {
+    admin: sqlx::PgPool,
+    role: String,
+    url: String,
+}
+
+impl Postgres {
+    async fn start() -> Option<Self> {
+        let Some(admin_url) = std::env::var("PLEXUS_TEST_POSTGRES_URL").ok().filter(|u| !u.trim().is_empty()) else {
+            assert!(std::env::var("CI").is_err(), "CI must set PLEXUS_TEST_POSTGRES_URL");
+            eprintln!("skipping the health module on PostgreSQL: PLEXUS_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let admin = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&admin_url).await.unwrap();
+        let role = format!("plexus_health_{}_{}", std::process::id(), rand_suffix());
+        for sql in [
+            format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+            format!("CREATE SCHEMA {role} AUTHORIZATION {role}"),
+            format!("ALTER ROLE {role} SET search_path = {role}"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap();
+        }
+        let (scheme, rest) = admin_url.split_once("://").unwrap();
+        let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+        let url = format!("{scheme}://{role}:pw@{host}");
+        Some(Self { admin, role, url })
+    }
+
+    async fn stop(self) {
+        let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&self.role)
+            .execute(&self.admin)
+            .await;
+        for sql in [format!("DROP OWNED BY {} CASCADE", self.role), format!("DROP ROLE {}", self.role)] {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&self.admin).await {
+                eprintln!("could not drop the test role {}: {e}", self.role);
+            }
+        }
+    }
+}
+
+/// The database behind the store's back, to check what is at rest.
+enum Raw<'a> {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(&'a Postgres),
+}
+
+impl Raw<'_> {
+    async fn rows(&self, sql: &str) -> Vec<(String, String, String)> {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(pool).await.unwrap(),
+            Raw::Postgres(pg) => {
+                let sql = sql.replace("FROM ", &format!("FROM {}.", pg.role));
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&pg.admin).await.unwrap()
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synthea_through_the_tools_by_role() {
+async fn synthea_through_the_tools_by_role_on_sqlite() {
     let Some(dir) = data() else { return };
     let (store, tmp) = store().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", tmp.join("plexus.db").display())).await.unwrap();
+    through_the_tools(&dir, store, Raw::Sqlite(pool)).await;
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthea_through_the_tools_by_role_on_postgres() {
+    let Some(dir) = data() else { return };
+    let Some(pg) = Postgres::start().await else { return };
+    let store = Store::open(&pg.url).await.unwrap();
+    assert_eq!(store.backend(), plexus_store::Backend::Postgres);
+    store.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));
+    for t in ["general", "mercy"] {
+        store
+            .create_tenant(&NewTenant { id: TenantId::new(t), name: t.into(), tier: "standard".into() })
+            .await
+            .unwrap();
+    }
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(through_the_tools(
+        &dir,
+        store,
+        Raw::Postgres(&pg),
+    )))
+    .await;
+    pg.stop().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Import the shared data into `store`, then every tool as each role would
+/// call it, values checked against the files.
+async fn through_the_tools(dir: &std::path::Path, store: Store, raw: Raw<'_>) {
     let fhir = FhirStore::open(store.clone()).await.unwrap();
     let general = TenantId::new("general");
     // Import, in an order that needs the retry pass (patients before practitioners).
@@ -93,7 +188,7 @@ async fn synthea_through_the_tools_by_role() {
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     // Counted by (type, id): a resource given twice is stored once.
     let mut in_files: BTreeMap<String, i64> = BTreeMap::new();
-    let resources = file_resources(&dir);
+    let resources = file_resources(dir);
     let unique: std::collections::BTreeSet<(String, String)> = resources
         .iter()
         .map(|r| (r["resourceType"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()))
@@ -108,21 +203,15 @@ async fn synthea_through_the_tools_by_role() {
     // repeat 34 of the hospital and practitioner bundles' organizations and
     // practitioners, with other content: one version is kept, written once.)
     assert_eq!(report.repeated, 34);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", tmp.join("plexus.db").display())).await.unwrap();
-    let snapshot = || async {
-        sqlx::query_as::<_, (String, String, String)>("SELECT kind, id, digest FROM health_resources ORDER BY kind, id")
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-    };
+    let snapshot = || raw.rows("SELECT kind, id, digest FROM health_resources ORDER BY kind, id");
     let before = snapshot().await;
     let again = load::import_paths(&fhir, &general, &paths, &|_, _, _| {}).await.unwrap();
     assert_eq!((again.stored.created, again.stored.updated, again.stored.unchanged), (0, 0, resources.len()));
     assert_eq!(snapshot().await, before);
     // Encrypted at rest: no patient name in the database file.
-    let raw: Vec<String> =
-        sqlx::query_scalar("SELECT body FROM health_resources WHERE kind = 'Patient'").fetch_all(&pool).await.unwrap();
-    assert!(raw.iter().all(|b| b.starts_with("pxe1.") && !b.contains("Rath779")));
+    let bodies = raw.rows("SELECT kind, id, body FROM health_resources WHERE kind = 'Patient'").await;
+    assert_eq!(bodies.len(), 23);
+    assert!(bodies.iter().all(|(_, _, b)| b.starts_with("pxe1.") && !b.contains("Rath779")));
 
     let m = Health::new(fhir.clone(), Vec::new());
     let admin = who("general", "root", &["admin"]);
@@ -296,5 +385,50 @@ async fn synthea_through_the_tools_by_role() {
     }
     assert_eq!(fhir.counts(&general).await.unwrap(), in_files);
     store.close().await;
+}
+
+/// Disclosures are group-committed: many concurrent callers, of two
+/// tenants, each get their own rows committed before they return, and a
+/// caller whose rows cannot be written (a tenant the directory does not
+/// know) fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_disclosures_commit_together_and_fail_alone() {
+    let (st, tmp) = store().await;
+    let fhir = FhirStore::open(st.clone()).await.unwrap();
+    let row = |patient: String| plexus_health::store::Disclosure {
+        at: "2026-11-21T10:00:00Z".into(),
+        request_id: format!("req-{patient}"),
+        subject: "dr-a".into(),
+        roles: vec!["clinician".into()],
+        patient,
+        tool: "get_patient_data".into(),
+        action: "read".into(),
+        types: vec!["allergies".into()],
+        purpose: "care".into(),
+        break_glass: false,
+        outcome: "success".into(),
+        client: String::new(),
+    };
+    let calls = (0..60).map(|i| {
+        let fhir = fhir.clone();
+        let tenant = match i % 3 {
+            0 => "general",
+            1 => "mercy",
+            _ => "ghost",
+        };
+        let rows = vec![row(format!("p{i}")), row(format!("p{i}-again"))];
+        async move { (tenant, fhir.disclose(&TenantId::new(tenant), &rows).await) }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (tenant, r) in &results {
+        assert_eq!(r.is_ok(), *tenant != "ghost", "{tenant}: {r:?}");
+    }
+    for (tenant, first) in [("general", 0), ("mercy", 1)] {
+        let list = fhir.disclosures(&TenantId::new(tenant), None, None, None, 1000).await.unwrap();
+        assert_eq!(list.len(), 40, "{tenant}");
+        assert!(list.iter().any(|d| d.patient == format!("p{first}")));
+        assert!(list.iter().all(|d| d.patient[1..].split('-').next().unwrap().parse::<usize>().unwrap() % 3 == first));
+    }
+    st.close().await;
     let _ = std::fs::remove_dir_all(tmp);
 }
