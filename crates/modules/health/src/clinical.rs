@@ -394,7 +394,7 @@ pub struct LabValue {
     pub category: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// When, as recorded (effective[x], the period's start, or `issued`).
+    /// When, as recorded (`effective[x]`, the period's start, or `issued`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effective: Option<String>,
     /// The numeric value.
