@@ -2039,10 +2039,10 @@ pub fn canonical_json(v: &Value) -> String {
 ///
 /// (Python agrees except for numbers in exponent notation, which it writes
 /// `1e-05` where serde_json writes `1e-5`; FHIR resources rarely hold any.)
-pub fn digest(resources: &[Value]) -> String {
+pub fn digest<'a>(resources: impl IntoIterator<Item = &'a Value>) -> String {
     let key = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut rows: Vec<(String, String, String)> =
-        resources.iter().map(|r| (key(r, "resourceType"), key(r, "id"), canonical_json(r))).collect();
+        resources.into_iter().map(|r| (key(r, "resourceType"), key(r, "id"), canonical_json(r))).collect();
     rows.sort();
     let mut hasher = Sha256::new();
     hasher.update(b"[");

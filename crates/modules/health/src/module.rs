@@ -283,6 +283,8 @@ struct Target {
     key: String,
     /// The local Patient id, if the store knows the patient.
     local: Option<String>,
+    /// The stored Patient (read once to find the identifiers).
+    patient: Option<Value>,
     /// Identifiers to ask other servers with.
     identifiers: Vec<(String, String)>,
 }
@@ -323,6 +325,7 @@ impl Ctx {
                 _ => Target {
                     key: patient.to_owned(),
                     local: None,
+                    patient: None,
                     identifiers: vec![(system.to_owned(), value.to_owned())],
                 },
             });
@@ -336,7 +339,7 @@ impl Ctx {
     async fn local_target(&self, cx: &CallContext, id: &str) -> Result<Target, ToolError> {
         let mut identifiers = Vec::new();
         let Some(p) = self.store.get(&cx.principal.tenant, "Patient", id).await.map_err(access::unavailable)? else {
-            return Ok(Target { key: id.to_owned(), local: None, identifiers });
+            return Ok(Target { key: id.to_owned(), local: None, patient: None, identifiers });
         };
         for i in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
             if let (Some(s), Some(v)) =
@@ -345,7 +348,7 @@ impl Ctx {
                 identifiers.push((s.to_owned(), v.to_owned()));
             }
         }
-        Ok(Target { key: id.to_owned(), local: Some(id.to_owned()), identifiers })
+        Ok(Target { key: id.to_owned(), local: Some(id.to_owned()), patient: Some(p), identifiers })
     }
 
     /// The patient's resources of `kinds`, from the store and every server
@@ -365,9 +368,17 @@ impl Ctx {
         let local = async {
             let started = std::time::Instant::now();
             let Some(id) = &t.local else { return None };
+            // The Patient itself was read to find the identifiers.
+            let stored: Vec<&str> = kinds.iter().copied().filter(|k| *k != "Patient").collect();
             let results: Vec<(&'static str, Result<Vec<Value>, String>)> =
-                match self.store.record(&tenant, id, kinds).await {
-                    Ok(mut record) => kinds.iter().map(|k| (*k, Ok(record.remove(*k).unwrap_or_default()))).collect(),
+                match self.store.record(&tenant, id, &stored).await {
+                    Ok(mut record) => kinds
+                        .iter()
+                        .map(|k| match *k {
+                            "Patient" => (*k, Ok(t.patient.iter().cloned().collect())),
+                            _ => (*k, Ok(record.remove(*k).unwrap_or_default())),
+                        })
+                        .collect(),
                     Err(e) => kinds.iter().map(|k| (*k, Err(e.to_string()))).collect(),
                 };
             Some(("local".to_owned(), results, started.elapsed()))
@@ -534,15 +545,13 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
     }
     let (t, basis) = ctx.admit(&cx, "get_patient_data", &a.patient_id).await?;
     let (mut data, errors, sources) = ctx.gather(&cx, &t, &kinds).await;
-    let mut all: Vec<Value> = Vec::new();
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut run = basis.deidentified().then(|| deid::Run::new(year_now(), fresh_seed()));
     for k in &kinds {
         let mut list = data.remove(k).unwrap_or_default();
         if let Some(run) = run.as_mut() {
             deidentify(run, &mut list);
         }
-        all.extend(list.iter().cloned());
         out.insert(data_type_of(k).to_owned(), list);
     }
     let outcome = if errors.is_empty() { "success" } else { "partial" };
@@ -550,7 +559,10 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
     ctx.disclose(&cx, "get_patient_data", "read", &[(t.key.clone(), basis.clone())], &types, outcome).await?;
     Ok(PatientData {
         patient_id: shown_id(run.as_mut(), &t.key),
-        integrity: Integrity { digest: clinical::digest(&all), resources: all.len() },
+        integrity: Integrity {
+            digest: clinical::digest(out.values().flatten()),
+            resources: out.values().map(Vec::len).sum(),
+        },
         data: out,
         errors,
         sources,

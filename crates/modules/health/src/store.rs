@@ -514,26 +514,6 @@ impl FhirStore {
         }
     }
 
-    /// A patient's resources of one type, in id order.
-    pub async fn of_patient(&self, tenant: &TenantId, patient: &str, kind: &str) -> Result<Vec<Value>, StoreError> {
-        let scope = self.scope(tenant);
-        let sealed: Vec<String> = plexus_store::tenant_tx!(&scope, read, conn => {
-            sqlx::query_scalar(
-                "SELECT body FROM health_resources WHERE tenant_id = $1 AND patient = $2 AND kind = $3 ORDER BY id",
-            )
-            .bind(scope.id().as_str())
-            .bind(patient)
-            .bind(kind)
-            .fetch_all(&mut *conn)
-            .await?
-        });
-        let mut out = Vec::with_capacity(sealed.len());
-        for s in &sealed {
-            out.push(Self::open_body(&scope, s).await?);
-        }
-        Ok(out)
-    }
-
     /// The patient's resources of each of `kinds` (the Patient itself
     /// included when asked), read in one statement: kind → resources in id
     /// order (kinds without any are absent).
