@@ -11,11 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::rpc::{ErrorKind, match_response};
+use crate::rpc::{ErrorKind, Message, match_response};
 use crate::sse::SseParser;
 
 type Body = Full<Bytes>;
@@ -59,7 +58,7 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) session: Option<HeaderValue>,
     /// The response to the expected id (only read for a 200 when an id is expected).
-    pub(crate) message: Option<Result<Value, ErrorKind>>,
+    pub(crate) message: Option<Result<Message, ErrorKind>>,
     /// When the message (or, without one, the whole response) had arrived.
     pub(crate) done: Instant,
 }
@@ -185,7 +184,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Body>, ErrorKind> {
 }
 
 /// Reads SSE events until the response to `id` arrives.
-async fn read_sse(body: &mut Incoming, id: u64, deadline: Instant) -> Result<Result<Value, ErrorKind>, ErrorKind> {
+async fn read_sse(body: &mut Incoming, id: u64, deadline: Instant) -> Result<Result<Message, ErrorKind>, ErrorKind> {
     let mut parser = SseParser::default();
     let mut events = Vec::new();
     loop {

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::cli::{Era, Header};
@@ -143,42 +145,66 @@ pub(crate) fn expected_echo(tool: &str, arguments: &Value) -> Option<String> {
     arguments.get("text")?.as_str().map(str::to_owned)
 }
 
+/// The parts of a JSON-RPC message the load generator judges. Everything
+/// else (`structuredContent`, the text of the content blocks) is skipped
+/// unparsed, so that the client spends its share of the machine's cores
+/// sending load rather than building trees of the server's answers.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Message {
+    id: Option<Value>,
+    pub(crate) result: Option<Outcome>,
+    pub(crate) error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Outcome {
+    is_error: Option<bool>,
+    result_type: Option<String>,
+    /// Parsed only when a response text is expected (`echo`).
+    content: Option<Box<RawValue>>,
+    /// `initialize` results.
+    pub(crate) protocol_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    text: Option<String>,
+}
+
 /// Looks at one JSON-RPC message (a JSON body or one SSE event's data).
 /// `None`: a message that is not the response to `id` (a notification or a server request
 /// on an SSE stream); `Some(Err)`: not JSON at all.
-pub(crate) fn match_response(payload: &str, id: u64) -> Option<Result<Value, ErrorKind>> {
-    let message: Value = match serde_json::from_str(payload) {
+pub(crate) fn match_response(payload: &str, id: u64) -> Option<Result<Message, ErrorKind>> {
+    let message: Message = match serde_json::from_str(payload) {
         Ok(message) => message,
         Err(_) => return Some(Err(ErrorKind::BadResponse)),
     };
-    let is_ours = message.get("id").and_then(Value::as_u64) == Some(id)
-        && (message.get("result").is_some() || message.get("error").is_some());
+    let is_ours = message.id.as_ref().and_then(Value::as_u64) == Some(id)
+        && (message.result.is_some() || message.error.is_some());
     is_ours.then_some(Ok(message))
 }
 
 /// Judges a `tools/call` response.
-pub(crate) fn check_call_result(response: &Value, expect_text: Option<&str>) -> Result<(), ErrorKind> {
-    if response.get("error").is_some() {
+pub(crate) fn check_call_result(response: &Message, expect_text: Option<&str>) -> Result<(), ErrorKind> {
+    if response.error.is_some() {
         return Err(ErrorKind::JsonRpc);
     }
-    let result = response.get("result").ok_or(ErrorKind::BadResponse)?;
-    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+    let result = response.result.as_ref().ok_or(ErrorKind::BadResponse)?;
+    if result.is_error == Some(true) {
         return Err(ErrorKind::ToolError);
     }
-    if let Some(kind) = result.get("resultType")
-        && kind.as_str() != Some("complete")
+    if let Some(kind) = &result.result_type
+        && kind != "complete"
     {
         return Err(ErrorKind::Incomplete);
     }
     if let Some(expected) = expect_text {
-        let echoed = result
-            .get("content")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item.get("text").and_then(Value::as_str))
-            .any(|text| text.contains(expected));
-        if !echoed {
+        let blocks: Vec<Block> = match &result.content {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| ErrorKind::BadResponse)?,
+            None => Vec::new(),
+        };
+        if !blocks.iter().filter_map(|b| b.text.as_deref()).any(|text| text.contains(expected)) {
             return Err(ErrorKind::Mismatch);
         }
     }
@@ -251,19 +277,20 @@ mod tests {
 
     #[test]
     fn judging_results() {
-        let ok = json!({"id":1,"result":{"content":[{"type":"text","text":"hello"}],"isError":false}});
+        let msg = |v: Value| -> Message { serde_json::from_str(&v.to_string()).expect("a message") };
+        let ok = msg(json!({"id":1,"result":{"content":[{"type":"text","text":"hello"}],"isError":false}}));
         assert_eq!(check_call_result(&ok, Some("hello")), Ok(()));
         assert_eq!(check_call_result(&ok, None), Ok(()));
         assert_eq!(check_call_result(&ok, Some("bye")), Err(ErrorKind::Mismatch));
-        let modern = json!({"id":1,"result":{"resultType":"complete","content":[{"type":"text","text":"hello"}]}});
+        let modern = msg(json!({"id":1,"result":{"resultType":"complete","content":[{"type":"text","text":"hello"}]}}));
         assert_eq!(check_call_result(&modern, Some("hello")), Ok(()));
-        let pending = json!({"id":1,"result":{"resultType":"input_required"}});
+        let pending = msg(json!({"id":1,"result":{"resultType":"input_required"}}));
         assert_eq!(check_call_result(&pending, None), Err(ErrorKind::Incomplete));
-        let tool_err = json!({"id":1,"result":{"content":[],"isError":true}});
+        let tool_err = msg(json!({"id":1,"result":{"content":[],"isError":true}}));
         assert_eq!(check_call_result(&tool_err, None), Err(ErrorKind::ToolError));
-        let rpc_err = json!({"id":1,"error":{"code":-32602,"message":"x"}});
+        let rpc_err = msg(json!({"id":1,"error":{"code":-32602,"message":"x"}}));
         assert_eq!(check_call_result(&rpc_err, None), Err(ErrorKind::JsonRpc));
-        assert_eq!(check_call_result(&json!({"id":1}), None), Err(ErrorKind::BadResponse));
+        assert_eq!(check_call_result(&msg(json!({"id":1})), None), Err(ErrorKind::BadResponse));
     }
 
     #[test]

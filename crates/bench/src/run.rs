@@ -201,10 +201,10 @@ async fn open_session(
         .message
         .context("initialize failed: no response")?
         .map_err(|kind| anyhow!("initialize failed: {kind}"))?;
-    if let Some(error) = response.get("error") {
+    if let Some(error) = &response.error {
         bail!("initialize failed: {error}");
     }
-    let version = response.pointer("/result/protocolVersion").and_then(Value::as_str).unwrap_or(LEGACY_VERSION);
+    let version = response.result.as_ref().and_then(|r| r.protocol_version.as_deref()).unwrap_or(LEGACY_VERSION);
     let session = reply.session;
     let headers = request_headers(Era::Legacy, tool, &target.authority, Some(version), session.as_ref(), user)?;
     let reply = client

@@ -112,7 +112,9 @@ impl ToolOutput {
     /// Structured content with its JSON text rendering, as the spec recommends
     /// for clients that do not read `structuredContent`.
     pub fn structured(value: Value) -> Self {
-        let text = value.to_string();
+        // `to_string` goes through `Display` and the formatter machinery;
+        // this writes straight into a byte buffer.
+        let text = serde_json::to_string(&value).unwrap_or_else(|_| value.to_string());
         Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false }
     }
 

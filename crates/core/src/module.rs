@@ -215,6 +215,33 @@ impl Toolbox {
         self
     }
 
+    /// A typed tool whose output converts itself into `structuredContent`
+    /// by moving what it holds. [`Toolbox::typed`] serializes the output by
+    /// reference, which copies every `Value` inside it; an answer made of
+    /// stored JSON documents (a patient's record) is mostly such values.
+    /// The output schema is still derived from `O`; the conversion must
+    /// produce what `O`'s `Serialize` would.
+    pub fn typed_into<A, O, F, Fut>(mut self, def: ToolDef, f: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: JsonSchema + TryInto<Value, Error = serde_json::Error> + 'static,
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let spec = def.into_spec(self.module, schema_for::<A>(), Some(schema_for::<O>()));
+        let f = Arc::new(f);
+        let handler: Handler = Arc::new(move |cx, args| {
+            let f = Arc::clone(&f);
+            Box::pin(async move {
+                let args: A = decode_args(args)?;
+                let value: Value = f(cx, args).await?.try_into().map_err(ToolError::internal)?;
+                Ok(ToolOutput::structured(value))
+            })
+        });
+        self.insert(spec, handler);
+        self
+    }
+
     /// A tool with a hand-written input schema that builds its own output.
     pub fn raw<F, Fut>(mut self, def: ToolDef, input_schema: JsonObject, f: F) -> Self
     where

@@ -125,7 +125,15 @@ pub(crate) fn content(c: &Content) -> m::ContentBlock {
 }
 
 pub(crate) fn tool_result(o: ToolOutput) -> m::CallToolResult {
-    let blocks = o.content.iter().map(content).collect();
+    // Moved, not cloned: a tool's text block can be as large as its answer.
+    let blocks = o
+        .content
+        .into_iter()
+        .map(|c| match c {
+            Content::Text(t) => m::ContentBlock::text(t),
+            other => content(&other),
+        })
+        .collect();
     let mut r = if o.is_error { m::CallToolResult::error(blocks) } else { m::CallToolResult::success(blocks) };
     r.structured_content = o.structured;
     r

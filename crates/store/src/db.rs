@@ -207,6 +207,9 @@ impl Store {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
+                // A connection to a local file does not go stale the way a
+                // network connection does: no ping before every use.
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?

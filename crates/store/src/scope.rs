@@ -56,7 +56,10 @@ pub(crate) use scoped;
 /// the connection (`&mut SqliteConnection` or `&mut PgConnection`: the body
 /// is compiled once per backend, so runtime `sqlx::query` with `$n` binds
 /// works on both). `write` takes SQLite's write lock up front; `read` does
-/// not. Commits at the end; an early return (`?`, which converts
+/// not; `single` is for a body of exactly one statement, which SQLite runs
+/// in its own implicit transaction (no BEGIN and COMMIT round trips to the
+/// connection's worker thread; PostgreSQL still needs its transaction for
+/// the tenant setting). Commits at the end; an early return (`?`, which converts
 /// `sqlx::Error` into the enclosing function's error) rolls back.
 ///
 /// This is how a module reaches its own tables. Every statement filters or
@@ -78,6 +81,11 @@ macro_rules! tenant_tx {
     ($scope:expr, $mode:ident, $conn:ident => $body:expr) => {{
         let scope: &$crate::TenantScope<'_> = $scope;
         match scope.__db() {
+            $crate::__private::Db::Sqlite(pool) if $crate::tenant_tx!(@single $mode) => {
+                let mut c = pool.acquire().await?;
+                let $conn = &mut *c;
+                $body
+            }
             $crate::__private::Db::Sqlite(pool) => {
                 let mut tx = $crate::tenant_tx!(@begin $mode, pool);
                 let $conn = &mut *tx;
@@ -103,6 +111,15 @@ macro_rules! tenant_tx {
     };
     (@begin read, $pool:ident) => {
         $pool.begin().await?
+    };
+    (@begin single, $pool:ident) => {
+        $pool.begin().await?
+    };
+    (@single single) => {
+        true
+    };
+    (@single $mode:ident) => {
+        false
     };
 }
 

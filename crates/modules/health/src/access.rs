@@ -115,7 +115,7 @@ pub fn auditors_read_disclosures() -> ToolError {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub role: Role,
-    keys: Vec<String>,
+    keys: std::sync::Arc<Vec<String>>,
 }
 
 impl Caller {
@@ -127,7 +127,7 @@ impl Caller {
             Role::Clinician | Role::Nurse => {
                 store.practitioner_keys(&p.tenant, &p.subject).await.map_err(unavailable)?
             }
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         Ok(Self { role, keys })
     }

@@ -1983,40 +1983,25 @@ pub fn summary_text(s: &CareSummary) -> String {
 /// order of their UTF-8), strings and numbers written as serde_json writes
 /// them. Independent of serde_json's `preserve_order` feature.
 pub fn canonical_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::to_string(k).unwrap_or_default());
-                    out.push(':');
-                    if let Some(x) = m.get(k) {
-                        write(x, out);
-                    }
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
-        }
+    // serde_json's maps are B-trees (the `preserve_order` feature is off in
+    // this workspace; the test below would catch it being turned on), so
+    // its compact output already has keys in code-point order.
+    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// SHA-256 as an `io::Write` sink, so that canonical JSON streams into the
+/// hash without being collected into a string first.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
     }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The integrity digest of a set of resources, `sha256:<64 lowercase hex>`.
@@ -2040,19 +2025,28 @@ pub fn canonical_json(v: &Value) -> String {
 /// (Python agrees except for numbers in exponent notation, which it writes
 /// `1e-05` where serde_json writes `1e-5`; FHIR resources rarely hold any.)
 pub fn digest<'a>(resources: impl IntoIterator<Item = &'a Value>) -> String {
-    let key = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let mut rows: Vec<(String, String, String)> =
-        resources.into_iter().map(|r| (key(r, "resourceType"), key(r, "id"), canonical_json(r))).collect();
-    rows.sort();
-    let mut hasher = Sha256::new();
-    hasher.update(b"[");
-    for (i, (_, _, c)) in rows.iter().enumerate() {
-        if i > 0 {
-            hasher.update(b",");
+    use std::io::Write as _;
+    let key = |r: &'a Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+    let mut rows: Vec<(&str, &str, &Value)> =
+        resources.into_iter().map(|r| (key(r, "resourceType"), key(r, "id"), r)).collect();
+    // Ties on (type, id) are rare (the same resource from two sources):
+    // only they pay for rendering the canonical JSON to compare.
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| canonical_json(a.2).cmp(&canonical_json(b.2))));
+    let mut out = std::io::BufWriter::with_capacity(16 * 1024, HashWriter(Sha256::new()));
+    let written: std::io::Result<()> = (|| {
+        out.write_all(b"[")?;
+        for (i, (_, _, r)) in rows.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut out, r)?;
         }
-        hasher.update(c.as_bytes());
-    }
-    hasher.update(b"]");
+        out.write_all(b"]")?;
+        out.flush()
+    })();
+    // Writing into a hash cannot fail.
+    debug_assert!(written.is_ok());
+    let hasher = out.into_parts().0.0;
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 

@@ -196,6 +196,21 @@ struct PatientData {
     deidentified: bool,
 }
 
+impl TryFrom<PatientData> for Value {
+    type Error = serde_json::Error;
+
+    /// The record's resources are moved into the answer, not copied; the
+    /// rest goes through `Serialize` (so the field names stay serde's).
+    fn try_from(mut p: PatientData) -> Result<Value, Self::Error> {
+        let data = std::mem::take(&mut p.data);
+        let mut v = serde_json::to_value(&p)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("data".to_owned(), Value::Object(data.into_iter().map(|(k, l)| (k, Value::Array(l))).collect()));
+        }
+        Ok(v)
+    }
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SearchHit {
@@ -936,7 +951,7 @@ impl Health {
         let c = |ctx: &Arc<Ctx>| Arc::clone(ctx);
         let (c1, c2, c3, c4, c5, c6, c7) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
         let tools = Toolbox::new(NAME)
-            .typed(
+            .typed_into(
                 ToolDef::new(
                     "get_patient_data",
                     "A patient's clinical data of the types you ask for, from Plexus's FHIR store and the hospital \

@@ -149,12 +149,20 @@ pub struct Disclosure {
 pub struct FhirStore {
     store: Store,
     blind_keys: Arc<Mutex<HashMap<TenantId, Arc<[u8; 32]>>>>,
+    /// Each clinician's practitioner keys (two reads per call otherwise).
+    /// Emptied whenever this store writes a Practitioner; the time to live
+    /// bounds how long another node's change takes to count here.
+    practitioners: moka::sync::Cache<(TenantId, String), Arc<Vec<String>>>,
     /// Disclosures waiting for the group commit.
     disclosures: tokio::sync::mpsc::UnboundedSender<PendingDisclosures>,
 }
 
 /// One caller's disclosures, and where to tell it they are committed.
 type PendingDisclosures = (TenantId, Vec<Disclosure>, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+
+/// Callers whose practitioner keys are kept, and for how long.
+const PRACTITIONER_CACHE_ENTRIES: u64 = 10_000;
+const PRACTITIONER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Most callers' disclosures written in one transaction.
 const GROUP: usize = 256;
@@ -282,7 +290,11 @@ impl FhirStore {
         store.migrate(&MIGRATIONS).await?;
         let (disclosures, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(commit_disclosures(store.clone(), rx));
-        Ok(Self { store, blind_keys: Arc::default(), disclosures })
+        let practitioners = moka::sync::Cache::builder()
+            .max_capacity(PRACTITIONER_CACHE_ENTRIES)
+            .time_to_live(PRACTITIONER_CACHE_TTL)
+            .build();
+        Ok(Self { store, blind_keys: Arc::default(), practitioners, disclosures })
     }
 
     /// The underlying store.
@@ -489,6 +501,9 @@ impl FhirStore {
                 }
             }
         });
+        if prepared.iter().any(|p| p.kind == "Practitioner") {
+            self.practitioners.invalidate_all();
+        }
         Ok(report)
     }
 
@@ -500,7 +515,7 @@ impl FhirStore {
     /// One resource.
     pub async fn get(&self, tenant: &TenantId, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let scope = self.scope(tenant);
-        let sealed: Option<String> = plexus_store::tenant_tx!(&scope, read, conn => {
+        let sealed: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT body FROM health_resources WHERE tenant_id = $1 AND kind = $2 AND id = $3")
                 .bind(scope.id().as_str())
                 .bind(kind)
@@ -528,7 +543,7 @@ impl FhirStore {
             return Ok(out);
         }
         let scope = self.scope(tenant);
-        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut qb = sqlx::QueryBuilder::new("SELECT kind, body FROM health_resources WHERE tenant_id = ");
             qb.push_bind(scope.id().as_str()).push(" AND patient = ").push_bind(patient).push(" AND kind IN (");
             let mut sep = qb.separated(", ");
@@ -560,7 +575,7 @@ impl FhirStore {
         // A `to` date covers the whole of what it names (2020-01-02 covers
         // 2020-01-02T23:59): '~' sorts after every digit, 'T', ':' and 'Z'.
         let to = q.to.as_ref().map(|t| format!("{t}~"));
-        let rows: Vec<(String, String, Option<String>)> = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, String, Option<String>)> = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut qb = sqlx::QueryBuilder::new("SELECT r.kind, r.id, r.patient FROM health_resources r WHERE r.tenant_id = ");
             qb.push_bind(scope.id().as_str());
             qb.push(" AND r.kind IN (");
@@ -619,7 +634,7 @@ impl FhirStore {
     ) -> Result<Vec<String>, StoreError> {
         let hashed = self.blind_value(tenant, param, material).await?;
         let scope = self.scope(tenant);
-        Ok(plexus_store::tenant_tx!(&scope, read, conn => {
+        Ok(plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar::<_, String>(
                 "SELECT DISTINCT id FROM health_search WHERE tenant_id = $1 AND param = $2 AND code = $3 AND kind = $4 \
                  ORDER BY id",
@@ -636,7 +651,17 @@ impl FhirStore {
     /// The practitioner a user is, as care relationships name it: the
     /// `Practitioner` whose id is `subject` or that has `subject` as an
     /// identifier value; its id and `?identifier=system|value` forms.
-    pub async fn practitioner_keys(&self, tenant: &TenantId, subject: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn practitioner_keys(&self, tenant: &TenantId, subject: &str) -> Result<Arc<Vec<String>>, StoreError> {
+        let cached = (tenant.clone(), subject.to_owned());
+        if let Some(keys) = self.practitioners.get(&cached) {
+            return Ok(keys);
+        }
+        let keys = Arc::new(self.read_practitioner_keys(tenant, subject).await?);
+        self.practitioners.insert(cached, Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    async fn read_practitioner_keys(&self, tenant: &TenantId, subject: &str) -> Result<Vec<String>, StoreError> {
         let mut ids = self.find_blind(tenant, "Practitioner", "identifier-value", subject).await?;
         if crate::fhir::is_id(subject) {
             ids.push(subject.to_owned());
@@ -670,7 +695,7 @@ impl FhirStore {
             return Ok(None);
         }
         let scope = self.scope(tenant);
-        Ok(plexus_store::tenant_tx!(&scope, read, conn => {
+        Ok(plexus_store::tenant_tx!(&scope, single, conn => {
             let mut qb = sqlx::QueryBuilder::new("SELECT via FROM health_care WHERE tenant_id = ");
             qb.push_bind(scope.id().as_str()).push(" AND patient = ").push_bind(patient).push(" AND practitioner IN (");
             let mut sep = qb.separated(", ");
@@ -695,7 +720,7 @@ impl FhirStore {
         now: &str,
     ) -> Result<Option<Grant>, StoreError> {
         let scope = self.scope(tenant);
-        let row = plexus_store::tenant_tx!(&scope, read, conn => {
+        let row = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query(
                 "SELECT id, subject, patient, kind, reason, granted_by, created_at, until FROM health_grants \
                  WHERE tenant_id = $1 AND subject = $2 AND patient = $3 AND until > $4 ORDER BY until DESC LIMIT 1",
@@ -757,7 +782,7 @@ impl FhirStore {
     ) -> Result<Vec<Disclosure>, StoreError> {
         let scope = self.scope(tenant);
         let to = to.map(|t| format!("{t}~"));
-        let rows = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut qb = sqlx::QueryBuilder::new(
                 "SELECT at, request_id, subject, roles, patient, tool, action, types, purpose, break_glass, outcome, \
                  client FROM health_disclosures WHERE tenant_id = ",
@@ -782,7 +807,7 @@ impl FhirStore {
     /// references to resources of earlier runs with it).
     pub async fn ids(&self, tenant: &TenantId) -> Result<HashMap<String, String>, StoreError> {
         let scope = self.scope(tenant);
-        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as("SELECT id, kind FROM health_resources WHERE tenant_id = $1")
                 .bind(scope.id().as_str())
                 .fetch_all(&mut *conn)
@@ -794,7 +819,7 @@ impl FhirStore {
     /// Resources stored per type.
     pub async fn counts(&self, tenant: &TenantId) -> Result<BTreeMap<String, i64>, StoreError> {
         let scope = self.scope(tenant);
-        let rows: Vec<(String, i64)> = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, i64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as("SELECT kind, count(*) FROM health_resources WHERE tenant_id = $1 GROUP BY kind")
                 .bind(scope.id().as_str())
                 .fetch_all(&mut *conn)
@@ -805,7 +830,7 @@ impl FhirStore {
 }
 
 async fn stored_blind_key(scope: &TenantScope<'_>) -> Result<Option<String>, StoreError> {
-    Ok(plexus_store::tenant_tx!(scope, read, conn => {
+    Ok(plexus_store::tenant_tx!(scope, single, conn => {
         sqlx::query_scalar::<_, String>("SELECT blind FROM health_keys WHERE tenant_id = $1")
             .bind(scope.id().as_str())
             .fetch_optional(&mut *conn)

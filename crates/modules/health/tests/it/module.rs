@@ -432,3 +432,52 @@ async fn concurrent_disclosures_commit_together_and_fail_alone() {
     st.close().await;
     let _ = std::fs::remove_dir_all(tmp);
 }
+
+/// The caller's practitioner keys are cached between calls; writing a
+/// Practitioner empties the cache, so an identifier given to a practitioner
+/// counts on the next call, not after the cache's time to live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practitioner_identifier_counts_on_the_next_call() {
+    let (st, dir) = store().await;
+    let fhir = FhirStore::open(st.clone()).await.unwrap();
+    let general = TenantId::new("general");
+    let import = |name: &str, entries: Value| {
+        let path = dir.join(name);
+        std::fs::write(&path, json!({"resourceType": "Bundle", "type": "batch", "entry": entries}).to_string()).unwrap();
+        let fhir = fhir.clone();
+        let general = general.clone();
+        async move {
+            let report = load::import_paths(&fhir, &general, &[path], &|_, _, _| {}).await.unwrap();
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        }
+    };
+    let practitioner = |identifier: Value| {
+        json!({"resource": {"resourceType": "Practitioner", "id": "dr-sato", "name": [{"family": "佐藤"}],
+                            "identifier": identifier},
+               "request": {"method": "PUT", "url": "Practitioner/dr-sato"}})
+    };
+    import(
+        "first.json",
+        json!([
+            {"resource": {"resourceType": "Patient", "id": "p1", "name": [{"family": "鈴木", "given": ["一郎"]}]},
+             "request": {"method": "PUT", "url": "Patient/p1"}},
+            practitioner(json!([])),
+            {"resource": {"resourceType": "CareTeam", "id": "ct1", "subject": {"reference": "Patient/p1"},
+                          "participant": [{"member": {"reference": "Practitioner/dr-sato"}}]},
+             "request": {"method": "PUT", "url": "CareTeam/ct1"}}
+        ]),
+    )
+    .await;
+    let m = Health::new(fhir.clone(), Vec::new());
+    let sato = who("general", "sato@hospital.example.jp", &["clinician"]);
+    let args = json!({"patientId": "p1", "dataTypes": ["demographics"]});
+    let refused = call(&m, &sato, "get_patient_data", args.clone()).await.unwrap_err();
+    assert!(refused.to_string().contains("no care relationship"), "{refused}");
+
+    import("second.json", json!([practitioner(json!([{"system": "urn:example:staff", "value": "sato@hospital.example.jp"}]))]))
+        .await;
+    let out = call(&m, &sato, "get_patient_data", args).await.unwrap();
+    assert_eq!(out["access"], "treatment (care relationship: CareTeam/ct1)");
+    assert_eq!(out["data"]["demographics"][0]["name"][0]["family"], "鈴木");
+    let _ = std::fs::remove_dir_all(&dir);
+}
