@@ -443,7 +443,8 @@ async fn a_practitioner_identifier_counts_on_the_next_call() {
     let general = TenantId::new("general");
     let import = |name: &str, entries: Value| {
         let path = dir.join(name);
-        std::fs::write(&path, json!({"resourceType": "Bundle", "type": "batch", "entry": entries}).to_string()).unwrap();
+        std::fs::write(&path, json!({"resourceType": "Bundle", "type": "batch", "entry": entries}).to_string())
+            .unwrap();
         let fhir = fhir.clone();
         let general = general.clone();
         async move {
@@ -474,8 +475,11 @@ async fn a_practitioner_identifier_counts_on_the_next_call() {
     let refused = call(&m, &sato, "get_patient_data", args.clone()).await.unwrap_err();
     assert!(refused.to_string().contains("no care relationship"), "{refused}");
 
-    import("second.json", json!([practitioner(json!([{"system": "urn:example:staff", "value": "sato@hospital.example.jp"}]))]))
-        .await;
+    import(
+        "second.json",
+        json!([practitioner(json!([{"system": "urn:example:staff", "value": "sato@hospital.example.jp"}]))]),
+    )
+    .await;
     let out = call(&m, &sato, "get_patient_data", args).await.unwrap();
     assert_eq!(out["access"], "treatment (care relationship: CareTeam/ct1)");
     assert_eq!(out["data"]["demographics"][0]["name"][0]["family"], "鈴木");

@@ -1,0 +1,4 @@
+//! plexus-ops integration tests.
+
+mod flags;
+mod unleash;
