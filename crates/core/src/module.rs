@@ -193,26 +193,14 @@ impl Toolbox {
     /// A typed tool: arguments are deserialized from `A`, the output is
     /// returned as `structuredContent` plus its JSON text rendering, and both
     /// schemas are derived from the types.
-    pub fn typed<A, O, F, Fut>(mut self, def: ToolDef, f: F) -> Self
+    pub fn typed<A, O, F, Fut>(self, def: ToolDef, f: F) -> Self
     where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         O: Serialize + JsonSchema + 'static,
         F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     {
-        let spec = def.into_spec(self.module, schema_for::<A>(), Some(schema_for::<O>()));
-        let f = Arc::new(f);
-        let handler: Handler = Arc::new(move |cx, args| {
-            let f = Arc::clone(&f);
-            Box::pin(async move {
-                let args: A = decode_args(args)?;
-                let out = f(cx, args).await?;
-                let value = serde_json::to_value(&out).map_err(ToolError::internal)?;
-                Ok(ToolOutput::structured(value))
-            })
-        });
-        self.insert(spec, handler);
-        self
+        self.structured_tool(def, f, |out: O| serde_json::to_value(&out))
     }
 
     /// A typed tool whose output converts itself into `structuredContent`
@@ -221,10 +209,22 @@ impl Toolbox {
     /// stored JSON documents (a patient's record) is mostly such values.
     /// The output schema is still derived from `O`; the conversion must
     /// produce what `O`'s `Serialize` would.
-    pub fn typed_into<A, O, F, Fut>(mut self, def: ToolDef, f: F) -> Self
+    pub fn typed_into<A, O, F, Fut>(self, def: ToolDef, f: F) -> Self
     where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         O: JsonSchema + TryInto<Value, Error = serde_json::Error> + 'static,
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        self.structured_tool(def, f, O::try_into)
+    }
+
+    /// Both typed registrations: `into` turns the output into
+    /// `structuredContent`.
+    fn structured_tool<A, O, F, Fut>(mut self, def: ToolDef, f: F, into: fn(O) -> serde_json::Result<Value>) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: JsonSchema + 'static,
         F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     {
@@ -234,7 +234,7 @@ impl Toolbox {
             let f = Arc::clone(&f);
             Box::pin(async move {
                 let args: A = decode_args(args)?;
-                let value: Value = f(cx, args).await?.try_into().map_err(ToolError::internal)?;
+                let value = into(f(cx, args).await?).map_err(ToolError::internal)?;
                 Ok(ToolOutput::structured(value))
             })
         });
