@@ -1,7 +1,16 @@
 //! The operations hub several teams' systems share.
 //!
-//! Built so far: [`flags`], a feature-flag evaluation engine compatible with
-//! Unleash (plain Rust, no MCP types), checked against the Unleash client
-//! specification suite.
+//! Engines (plain Rust, no MCP types):
+//! - [`flags`]: a feature-flag evaluation engine compatible with Unleash,
+//!   checked against the Unleash client specification suite;
+//! - [`registry`]: the shared config registry, a watched directory of
+//!   versioned, schema-validated documents;
+//! - [`experiments`]: exposures, conversions and their statistics;
+//! - [`compliance`]: Markdown checklists parsed into tasks per team;
+//! - [`incidents`]: the incident lifecycle and webhook notifications.
 
+pub mod compliance;
+pub mod experiments;
 pub mod flags;
+pub mod incidents;
+pub mod registry;

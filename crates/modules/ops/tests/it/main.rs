@@ -1,4 +1,8 @@
 //! plexus-ops integration tests.
 
+mod compliance;
+mod experiments;
 mod flags;
+mod incidents;
+mod registry;
 mod unleash;

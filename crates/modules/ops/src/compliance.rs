@@ -1,0 +1,1 @@
+//! Compliance checklists: Markdown task lists parsed into tasks per team.

@@ -1,0 +1,1 @@
+//! Experiments: exposures and conversions per variant, and their statistics.

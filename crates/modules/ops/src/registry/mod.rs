@@ -1,0 +1,1 @@
+//! The shared config registry: a watched directory of versioned documents.
