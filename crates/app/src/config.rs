@@ -78,6 +78,50 @@ struct RawConfig {
     knowledge: RawKnowledge,
     #[serde(default)]
     health: RawHealth,
+    #[serde(default)]
+    ops: RawOps,
+}
+
+/// The ops module.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOps {
+    /// The shared registry's directory (default `shared` in the data directory).
+    shared_dir: Option<PathBuf>,
+    /// Where incident notifications go (`[[ops.webhooks]]`).
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+}
+
+/// An incident notification receiver. Its URL is a secret (a Slack
+/// incoming webhook's URL is its credential), so it is read from the
+/// environment variable `url_env` names, never from this file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: String,
+    /// `slack` (an incoming webhook: Slack's message format) or `webhook`
+    /// (a JSON event to any receiver).
+    kind: String,
+    url_env: String,
+    /// An environment variable holding a bearer token sent with each event
+    /// (generic webhooks only).
+    token_env: Option<String>,
+}
+
+/// A configured webhook, its secrets read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub name: String,
+    pub slack: bool,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook").field("name", &self.name).field("slack", &self.slack).finish_non_exhaustive()
+    }
 }
 
 /// The health module.
@@ -336,6 +380,10 @@ pub struct Config {
     pub previous_master_key_files: Vec<PathBuf>,
     /// Where call spans go (OTLP/HTTP JSON), if anywhere.
     pub otlp_traces_url: Option<String>,
+    /// `ops.shared_dir` as written (see [`Config::shared_dir`]).
+    pub shared_dir_setting: PathBuf,
+    /// `[[ops.webhooks]]` with their URLs and tokens.
+    pub ops_webhooks: Vec<Webhook>,
     /// `knowledge.dir` as written (see [`Config::knowledge_dir`]).
     pub knowledge_dir_setting: PathBuf,
     pub knowledge_sync_interval: Duration,
@@ -365,6 +413,12 @@ impl Config {
     /// The database to open.
     pub fn storage_url(&self) -> String {
         self.storage_url.clone().unwrap_or_else(|| self.data_dir.join("plexus.db").display().to_string())
+    }
+
+    /// The ops module's shared registry, in the data directory unless
+    /// absolute.
+    pub fn shared_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.shared_dir_setting)
     }
 
     /// The knowledge module's directory (index and sync state), in the data
@@ -401,7 +455,7 @@ impl Config {
 }
 
 /// Modules this build can serve, in listing order.
-pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
@@ -635,10 +689,37 @@ impl Config {
                 health_secrets.0.insert(var.clone(), value);
             }
         }
+        let mut ops_webhooks = Vec::new();
+        for w in &raw.ops.webhooks {
+            let slack = match w.kind.as_str() {
+                "slack" => true,
+                "webhook" => false,
+                k => bail!("ops.webhooks `{}`: kind must be `slack` or `webhook`, not `{k}`", w.name),
+            };
+            if ops_webhooks.iter().any(|o: &Webhook| o.name == w.name) {
+                bail!("ops.webhooks: two receivers are named `{}`", w.name);
+            }
+            let read = |var: &str, what: &str| {
+                env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                    anyhow::anyhow!("ops webhook `{}`: environment variable {var} (its {what}) is not set", w.name)
+                })
+            };
+            let url = read(&w.url_env, "url_env")?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("ops webhook `{}`: the URL in {} is not an http(s) URL", w.name, w.url_env);
+            }
+            let token = w.token_env.as_deref().map(|v| read(v, "token_env")).transpose()?;
+            if slack && token.is_some() {
+                bail!("ops webhook `{}`: Slack incoming webhooks take no token (the URL is the credential)", w.name);
+            }
+            ops_webhooks.push(Webhook { name: w.name.clone(), slack, url, token });
+        }
         Ok(Config {
+            ops_webhooks,
             health_servers: raw.health.servers,
             health_secrets,
             knowledge_secrets,
+            shared_dir_setting: raw.ops.shared_dir.unwrap_or_else(|| PathBuf::from("shared")),
             knowledge_dir_setting: raw.knowledge.dir.unwrap_or_else(|| PathBuf::from("knowledge")),
             knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
             knowledge_sources: raw.knowledge.sources,

@@ -36,6 +36,8 @@ pub struct ModuleDeps {
     pub health: Option<plexus_health::FhirStore>,
     /// The other FHIR servers the health module asks (`[[health.servers]]`).
     pub health_remotes: Vec<Arc<dyn plexus_health::Remote>>,
+    /// The ops hub, when serving it.
+    pub ops: Option<Arc<plexus_ops::Hub>>,
 }
 
 /// The configured FHIR servers (`[[health.servers]]`), key files read
@@ -126,6 +128,7 @@ impl ModuleDeps {
             telemetry: None,
             health: None,
             health_remotes: Vec::new(),
+            ops: None,
         }
     }
 }
@@ -173,6 +176,11 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                     &config.node_id,
                 )) as Arc<dyn Module>
             }),
+            // Offline listings have no registry: the ops tools are listed by a serving process.
+            "ops" => deps.ops.as_ref().map(|hub| {
+                hub.notify_on(deps.bus.clone());
+                Arc::new(plexus_ops::Ops::new(Arc::clone(hub))) as Arc<dyn Module>
+            }),
             _ => None,
         })
         .collect()
@@ -212,6 +220,8 @@ pub struct Ports {
     pub telemetry: Arc<Telemetry>,
     /// The JWT verification keys, when `[auth.jwt]` is configured (the JWKS refresher fills them).
     pub jwt_keys: Option<Arc<plexus_core::jwt::JwtKeys>>,
+    /// Live access lists applied over the policy (the ops hub keeps them).
+    pub access: Option<Arc<plexus_core::access::AccessList>>,
 }
 
 impl Ports {
@@ -224,6 +234,7 @@ impl Ports {
             audit,
             telemetry: Arc::new(Telemetry::new(config.slow_call)),
             jwt_keys: None,
+            access: None,
         }
     }
 
@@ -321,7 +332,7 @@ pub fn pipeline(config: &Config, registry: &Arc<Registry>, ports: &Ports) -> Pip
         .layer(GateLayer::new(Authenticate::new(Arc::clone(&ports.authenticator))))
         .layer(GateLayer::new(Tenancy::new(Arc::clone(&ports.tenants))))
         .layer(GateLayer::new(RateLimit::new(Arc::clone(&ports.limiter)).with_telemetry(Arc::clone(&ports.telemetry))))
-        .layer(GateLayer::new(Authorize::new(Arc::clone(&ports.policy) as Arc<dyn plexus_core::ports::Policy>)))
+        .layer(GateLayer::new(Authorize::new(authorize_policy(registry, ports))))
         .layer(GateLayer::new(Validate::new(Arc::clone(registry))))
         .layer(TimeoutLayer::new(config.call_timeout))
         .service(Router::new(Arc::clone(registry)));
@@ -334,6 +345,18 @@ pub fn random_key() -> [u8; 32] {
     k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     k
+}
+
+/// The policy the authorize gate asks: the roles, with the access lists on
+/// top when there are any.
+fn authorize_policy(registry: &Arc<Registry>, ports: &Ports) -> Arc<dyn plexus_core::ports::Policy> {
+    let roles = Arc::clone(&ports.policy) as Arc<dyn plexus_core::ports::Policy>;
+    match &ports.access {
+        Some(access) => {
+            Arc::new(plexus_core::access::AccessPolicy::new(roles, Arc::clone(access), Arc::clone(registry)))
+        }
+        None => roles,
+    }
 }
 
 /// Reload the roles of the configuration file into the running policy. An

@@ -109,6 +109,25 @@ pub enum ToolError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl ErrorCode {
+    /// The HTTP status a REST route answers for this code. A tool the
+    /// caller may not use is reported as not found over MCP; a REST route
+    /// names one tool, so there it is 403.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArguments | ErrorCode::InvalidRequest | ErrorCode::ClientCapability => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::InsufficientScope | ErrorCode::NotFound => 403,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::TenantUnavailable | ErrorCode::Unavailable => 503,
+            ErrorCode::Timeout => 504,
+            ErrorCode::Cancelled => 499,
+            ErrorCode::InputRequired | ErrorCode::Internal => 500,
+        }
+    }
+}
+
 impl ToolError {
     /// The one mapping from error to code.
     pub fn code(&self) -> ErrorCode {

@@ -11,6 +11,7 @@
 //! SQL driver. Types are not `Serialize` unless they are a deliberate wire or
 //! storage format (the audit record is one).
 
+pub mod access;
 pub mod audit;
 pub mod bus;
 pub mod content;

@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::content::{PromptResult, ResourceContents, ToolOutput};
 use crate::context::CallContext;
 use crate::error::ToolError;
-use crate::spec::{DataClass, JsonObject, PromptSpec, ResourceSpec, ResourceTemplateSpec, ToolAnnotations, ToolSpec};
+use crate::spec::{
+    DataClass, JsonObject, PromptSpec, ResourceSpec, ResourceTemplateSpec, RouteSpec, ToolAnnotations, ToolSpec,
+};
 
 /// What a completion request refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,19 @@ pub trait Module: Send + Sync + 'static {
     }
 
     fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
+        Vec::new()
+    }
+
+    /// Resources that come and go while the server runs (documents in a
+    /// watched directory), listed after the static ones on every
+    /// `resources/list`. A module that changes them publishes
+    /// `ResourceListChanged`; they are read through a template's URI.
+    fn listed_resources(&self) -> Vec<ResourceSpec> {
+        Vec::new()
+    }
+
+    /// REST routes served beside MCP (see [`RouteSpec`]).
+    fn routes(&self) -> Vec<RouteSpec> {
         Vec::new()
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::ToolError;
 use crate::module::Module;
-use crate::spec::{PromptSpec, ResourceSpec, ResourceTemplateSpec, ToolSpec};
+use crate::spec::{PromptSpec, ResourceSpec, ResourceTemplateSpec, RouteSpec, ToolSpec};
 use crate::uri_template::UriTemplate;
 
 /// A registry that cannot be built: two modules claim the same name, or a
@@ -21,6 +21,8 @@ pub enum RegistryError {
     BadSchema { tool: String, message: String },
     #[error("resource template `{0}` is not a valid URI template")]
     BadTemplate(String),
+    #[error("route {method} {path} of `{module}` calls `{tool}`, which is not one of its tools")]
+    RouteTool { method: &'static str, path: String, module: &'static str, tool: String },
 }
 
 struct ToolEntry {
@@ -47,6 +49,7 @@ pub struct Registry {
     template_matchers: Vec<(UriTemplate, usize)>,
     prompts: Vec<Arc<PromptSpec>>,
     prompt_index: HashMap<String, usize>,
+    routes: Vec<Arc<RouteSpec>>,
     page_size: usize,
 }
 
@@ -78,6 +81,7 @@ impl Registry {
             template_matchers: Vec::new(),
             prompts: Vec::new(),
             prompt_index: HashMap::new(),
+            routes: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
         };
         for (mi, module) in modules.into_iter().enumerate() {
@@ -134,6 +138,26 @@ impl Registry {
                 r.prompt_index.insert(spec.name.clone(), r.prompts.len());
                 r.prompts.push(Arc::new(spec));
             }
+            for mut spec in module.routes() {
+                spec.module = owner;
+                if r.tool_index.get(&spec.tool).is_none_or(|e| e.spec.module != owner) {
+                    return Err(RegistryError::RouteTool {
+                        method: spec.method.as_str(),
+                        path: spec.path,
+                        module: owner,
+                        tool: spec.tool,
+                    });
+                }
+                if let Some(prev) = r.routes.iter().find(|p| p.method == spec.method && p.path == spec.path) {
+                    return Err(RegistryError::Duplicate {
+                        kind: "route",
+                        name: format!("{} {}", spec.method.as_str(), spec.path),
+                        first: prev.module,
+                        second: owner,
+                    });
+                }
+                r.routes.push(Arc::new(spec));
+            }
             r.modules.push(module);
         }
         Ok(r)
@@ -155,6 +179,23 @@ impl Registry {
 
     pub fn resources(&self) -> &[Arc<ResourceSpec>] {
         &self.resources
+    }
+
+    /// Static resources followed by every module's listed (dynamic) ones.
+    pub fn all_resources(&self) -> Vec<Arc<ResourceSpec>> {
+        let mut all = self.resources.clone();
+        for m in &self.modules {
+            for mut spec in m.listed_resources() {
+                spec.module = m.name();
+                all.push(Arc::new(spec));
+            }
+        }
+        all
+    }
+
+    /// Every module's REST routes.
+    pub fn routes(&self) -> &[Arc<RouteSpec>] {
+        &self.routes
     }
 
     pub fn resource_templates(&self) -> &[Arc<ResourceTemplateSpec>] {

@@ -160,3 +160,112 @@ impl PromptSpec {
         self
     }
 }
+
+/// The HTTP method of a module's REST route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteMethod {
+    Get,
+    Post,
+}
+
+impl RouteMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMethod::Get => "GET",
+            RouteMethod::Post => "POST",
+        }
+    }
+}
+
+/// A REST request to a module route, as the edge hands it over: already
+/// authenticated (the credential travels in the call context, and the
+/// credential headers are not included here), body capped.
+#[derive(Debug, Clone, Default)]
+pub struct RestRequest {
+    /// Path parameters by name (`{key}` in the route's path).
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Query parameters in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// Header names in lowercase; `authorization`, `x-api-key` and `cookie`
+    /// removed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RestRequest {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A REST answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RestResponse {
+    /// A JSON answer.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// An answer with no body.
+    pub fn empty(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// Turns a REST request into a tool's arguments, or answers it at once
+/// (a malformed request).
+pub type RestArgs = Arc<dyn Fn(&RestRequest) -> Result<serde_json::Value, RestResponse> + Send + Sync>;
+/// Turns the tool's outcome into the REST answer.
+pub type RestReply = Arc<
+    dyn Fn(&RestRequest, Result<crate::content::ToolOutput, crate::error::ToolError>) -> RestResponse + Send + Sync,
+>;
+
+/// A REST route of a module: a protocol some clients speak instead of MCP
+/// (OFREP for OpenFeature SDKs, FHIR REST, xAPI). Each request becomes one
+/// call of the module's tool `tool` through the whole pipeline, so it is
+/// authenticated, rate limited, authorized, validated, audited and measured
+/// like any MCP call; only the translation at both ends is the route's own.
+#[derive(Clone)]
+pub struct RouteSpec {
+    pub method: RouteMethod,
+    /// The path, with `{name}` parameters: `/ofrep/v1/evaluate/flags/{key}`.
+    pub path: String,
+    /// The tool each request calls (it must belong to the same module).
+    pub tool: String,
+    pub args: RestArgs,
+    pub reply: RestReply,
+    pub module: &'static str,
+}
+
+impl std::fmt::Debug for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSpec")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("tool", &self.tool)
+            .field("module", &self.module)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,4 +1,5 @@
-//! Matching URIs against RFC 6570 level-1 templates (`test://template/{id}/data`).
+//! Matching URIs against RFC 6570 templates of levels 1 and 2's reserved
+//! expansion: `test://template/{id}/data`, `shared://{+path}`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,11 @@ pub struct UriTemplate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Var(String),
+    /// A variable; `reserved` (`{+name}`) values may contain `/`.
+    Var {
+        name: String,
+        reserved: bool,
+    },
 }
 
 impl UriTemplate {
@@ -23,15 +28,19 @@ impl UriTemplate {
         while let Some(open) = rest.find('{') {
             if open > 0 {
                 parts.push(Part::Literal(rest[..open].to_owned()));
-            } else if matches!(parts.last(), Some(Part::Var(_))) {
+            } else if matches!(parts.last(), Some(Part::Var { .. })) {
                 return None;
             }
             let close = rest[open..].find('}')? + open;
             let name = &rest[open + 1..close];
-            if name.is_empty() || name.contains('{') {
+            let (name, reserved) = match name.strip_prefix('+') {
+                Some(n) => (n, true),
+                None => (name, false),
+            };
+            if name.is_empty() || name.contains('{') || name.contains('+') {
                 return None;
             }
-            parts.push(Part::Var(name.to_owned()));
+            parts.push(Part::Var { name: name.to_owned(), reserved });
             rest = &rest[close + 1..];
         }
         if rest.contains('}') {
@@ -44,7 +53,7 @@ impl UriTemplate {
     }
 
     /// The variables of `uri` if it matches. A variable matches one or more
-    /// characters other than `/`.
+    /// characters other than `/`; a reserved one (`{+path}`) any characters.
     pub fn matches(&self, uri: &str) -> Option<BTreeMap<String, String>> {
         let mut vars = BTreeMap::new();
         let mut rest = uri;
@@ -52,13 +61,13 @@ impl UriTemplate {
         while let Some(part) = iter.next() {
             match part {
                 Part::Literal(l) => rest = rest.strip_prefix(l.as_str())?,
-                Part::Var(name) => {
+                Part::Var { name, reserved } => {
                     let end = match iter.peek() {
                         Some(Part::Literal(next)) => rest.find(next.as_str())?,
                         _ => rest.len(),
                     };
                     let value = &rest[..end];
-                    if value.is_empty() || value.contains('/') {
+                    if value.is_empty() || (!reserved && value.contains('/')) {
                         return None;
                     }
                     vars.insert(name.clone(), value.to_owned());
@@ -73,6 +82,17 @@ impl UriTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_variables_span_slashes() {
+        let t = UriTemplate::parse("shared://{+path}").unwrap();
+        assert_eq!(t.matches("shared://config/a.json").unwrap()["path"], "config/a.json");
+        assert!(t.matches("shared://").is_none());
+        assert!(t.matches("other://x").is_none());
+        let plain = UriTemplate::parse("shared://{path}").unwrap();
+        assert!(plain.matches("shared://config/a.json").is_none());
+        assert!(UriTemplate::parse("x://{+}").is_none());
+    }
 
     #[test]
     fn matches_and_extracts() {

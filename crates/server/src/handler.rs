@@ -33,6 +33,7 @@ pub(crate) struct Shared {
     /// The pipeline's authenticator, also used at the HTTP edge.
     pub(crate) authenticator: Arc<dyn plexus_core::ports::Authenticator>,
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) access: Option<Arc<plexus_core::access::AccessList>>,
 }
 
 impl Shared {

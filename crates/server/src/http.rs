@@ -291,14 +291,17 @@ async fn refuse(req: Request, mut resp: Response) -> Response {
     resp
 }
 
-async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
+/// Authenticate `req` by its credential headers, as the edge does for every
+/// route behind it: the principal travels on as a [`Credential::Verified`]
+/// extension. `Err` is the answer to a request that may not pass.
+async fn authenticated(front: &Front, mut req: Request) -> Result<Request, Response> {
     let cred = match credential(req.headers()) {
         Credential::None if front.allow_anonymous => Credential::None,
         Credential::None => {
             let challenge = format!("Bearer{}", front.metadata_param.replacen(',', "", 1));
             let resp =
                 unauthorized(&challenge, "authentication required: send an API key (X-API-Key) or a bearer token");
-            return refuse(req, resp).await;
+            return Err(refuse(req, resp).await);
         }
         presented => match front.authenticator.authenticate(&presented).await {
             Ok(p) => Credential::Verified(Box::new(p)),
@@ -309,16 +312,44 @@ async fn front_door(State(front): State<Arc<Front>>, mut req: Request, next: Nex
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
-                return refuse(req, resp).await;
+                return Err(refuse(req, resp).await);
             }
             Err(e) => {
                 let challenge =
                     format!("Bearer error=\"invalid_token\", error_description=\"{e}\"{}", front.metadata_param);
-                return refuse(req, unauthorized(&challenge, &format!("authentication failed: {e}"))).await;
+                return Err(refuse(req, unauthorized(&challenge, &format!("authentication failed: {e}"))).await);
             }
         },
     };
     req.extensions_mut().insert(cred);
+    Ok(req)
+}
+
+/// Refuse a client whose address is on the blocked list, before reading
+/// anything it sent (every route, `/mcp` included).
+async fn ip_guard(State(access): State<Arc<plexus_core::access::AccessList>>, req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if ip.is_some_and(|ip| access.ip_blocked(ip)) {
+        let resp = (StatusCode::FORBIDDEN, "this client address is blocked by the access-control list").into_response();
+        return closing(resp);
+    }
+    next.run(req).await
+}
+
+/// The edge of modules' REST routes: authentication only (each route reads
+/// and caps its own body).
+async fn rest_door(State(front): State<Arc<Front>>, req: Request, next: Next) -> Response {
+    match authenticated(&front, req).await {
+        Ok(req) => next.run(req).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn front_door(State(front): State<Arc<Front>>, req: Request, next: Next) -> Response {
+    let req = match authenticated(&front, req).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
+    };
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -402,6 +433,8 @@ pub(crate) async fn serve(
         allowed_hosts: opts.allowed_hosts.clone(),
         shared: Arc::clone(&shared),
     });
+    let rest = crate::rest::router(&shared, opts.max_body_bytes)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&front), rest_door));
     let prm_doc = opts.protected_resource.as_ref().map(ProtectedResource::document);
     let prm = axum::routing::get(move || {
         let doc = prm_doc.clone();
@@ -418,6 +451,7 @@ pub(crate) async fn serve(
         axum::Router::new()
             .route_service("/mcp", mcp)
             .layer(axum::middleware::from_fn_with_state(front, front_door))
+            .merge(rest)
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/.well-known/oauth-protected-resource", prm.clone())
             .route("/.well-known/oauth-protected-resource/{*path}", prm)
@@ -438,6 +472,10 @@ pub(crate) async fn serve(
                     }
                 }),
             );
+    let app = match shared.access.clone() {
+        Some(access) => app.layer(axum::middleware::from_fn_with_state(access, ip_guard)),
+        None => app,
+    };
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");

@@ -18,6 +18,7 @@ mod metrics;
 mod mrtr;
 pub mod outbound;
 mod peer;
+mod rest;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +69,9 @@ pub struct ServerParts {
     /// The audit sink, for `plexus_audit_queue_depth` on `/metrics`. `None`
     /// leaves it out.
     pub audit: Option<Arc<dyn AuditSink>>,
+    /// Live access lists: requests from a blocked address are refused at
+    /// the HTTP edge with 403, before any other work.
+    pub access: Option<Arc<plexus_core::access::AccessList>>,
 }
 
 /// The MCP server.
@@ -113,6 +117,7 @@ impl Server {
             bus: parts.bus,
             authenticator: parts.authenticator,
             in_flight,
+            access: parts.access,
         };
         Self { shared: Arc::new(shared), metrics }
     }

@@ -167,7 +167,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     }
     // The demo shows every module with data of its own.
     if args.demo {
-        for m in ["knowledge", "health"] {
+        for m in ["knowledge", "health", "ops"] {
             if !config.modules.iter().any(|x| x == m) {
                 config.modules.push(m.into());
             }
@@ -211,6 +211,46 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         None
     };
     let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
+    let access = Arc::new(plexus_core::access::AccessList::default());
+    let ops = if config.modules.iter().any(|m| m == "ops") {
+        let shared_dir = config.shared_dir();
+        if args.demo {
+            plexus_ops::demo::seed(&shared_dir).await.context("cannot write the demo's shared documents")?;
+        }
+        let hub = plexus_ops::Hub::open(plexus_ops::OpsConfig {
+            shared_dir,
+            state_dir: config.data_dir.join("ops"),
+            registry: Default::default(),
+            access: Arc::clone(&access),
+            audit_sink: Some(Arc::clone(&audit)),
+            audit_reader: Some(Arc::clone(&audit_reader)),
+            telemetry: Some(Arc::clone(&telemetry)),
+            watch: true,
+            webhooks: config
+                .ops_webhooks
+                .iter()
+                .map(|w| match (&w.token, w.slack) {
+                    (_, true) => plexus_ops::incidents::Target::slack(&w.name, &w.url),
+                    (token, false) => plexus_ops::incidents::Target::webhook(
+                        &w.name,
+                        &w.url,
+                        token.iter().map(|t| ("authorization".to_owned(), format!("Bearer {t}"))).collect(),
+                    ),
+                })
+                .collect(),
+            http: if config.ops_webhooks.is_empty() {
+                None
+            } else {
+                Some(Arc::new(plexus_server::outbound::ReqwestClient::new().map_err(|e| anyhow::anyhow!(e))?))
+            },
+            notify_retry: None,
+        })
+        .await
+        .context("cannot open the ops module's shared registry")?;
+        Some(hub)
+    } else {
+        None
+    };
     let health_remotes = if health.is_some() { wiring::health_remotes(&config)? } else { Vec::new() };
     let deps = wiring::ModuleDeps {
         health,
@@ -219,6 +259,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         audit: audit_reader,
         knowledge,
         telemetry: Some(Arc::clone(&telemetry)),
+        ops,
     };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
@@ -238,6 +279,8 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         ports.telemetry.set_exporter(exporter);
         tracing::info!(url = %url, "exporting call spans over OTLP/HTTP");
     }
+    // The access lists of the ops hub apply on top of the roles.
+    ports.access = Some(Arc::clone(&access));
     let pipeline = wiring::pipeline(&config, &registry, &ports);
     // Roles reload from the configuration file while serving.
     if let Some(path) = config.source.clone() {
@@ -254,6 +297,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         state_key: wiring::random_key(),
         telemetry: Some(Arc::clone(&ports.telemetry)),
         audit: Some(Arc::clone(&ports.audit)),
+        access: Some(Arc::clone(&access)),
     });
 
     if args.stdio {

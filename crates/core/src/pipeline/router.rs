@@ -73,7 +73,7 @@ async fn route(r: &Registry, Call { cx, op }: Call) -> Result<Reply, ToolError> 
             let c = cursor.as_deref();
             Ok(match kind {
                 ListKind::Tools => Reply::Tools(r.page(r.tools(), c)?),
-                ListKind::Resources => Reply::Resources(r.page(r.resources(), c)?),
+                ListKind::Resources => Reply::Resources(r.page(&r.all_resources(), c)?),
                 ListKind::ResourceTemplates => Reply::ResourceTemplates(r.page(r.resource_templates(), c)?),
                 ListKind::Prompts => Reply::Prompts(r.page(r.prompts(), c)?),
             })

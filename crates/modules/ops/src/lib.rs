@@ -9,8 +9,20 @@
 //! - [`compliance`]: Markdown checklists parsed into tasks per team;
 //! - [`incidents`]: the incident lifecycle and webhook notifications.
 
+pub mod access;
+pub mod alerts;
 pub mod compliance;
+pub mod demo;
 pub mod experiments;
 pub mod flags;
+pub mod hub;
 pub mod incidents;
+pub mod ofrep;
+mod ops_reports;
 pub mod registry;
+pub mod reports;
+pub mod tools;
+mod workflows;
+
+pub use hub::{Hub, OpsConfig, OpsError};
+pub use tools::Ops;

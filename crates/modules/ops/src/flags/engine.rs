@@ -29,6 +29,41 @@ struct Feature {
     dependencies: Vec<DependencyDef>,
 }
 
+/// Why an evaluation came out as it did: OpenFeature's resolution reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The feature is switched off.
+    Disabled,
+    /// On for everyone: no strategy, or a `default` strategy without
+    /// constraints or segments.
+    Static,
+    /// A rule about the caller decided (constraints, user ids, addresses,
+    /// dependencies).
+    TargetingMatch,
+    /// A percentage rollout or a choice among several variants decided.
+    Split,
+}
+
+impl Reason {
+    /// The OpenFeature name: `DISABLED`, `STATIC`, `TARGETING_MATCH`, `SPLIT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Disabled => "DISABLED",
+            Reason::Static => "STATIC",
+            Reason::TargetingMatch => "TARGETING_MATCH",
+            Reason::Split => "SPLIT",
+        }
+    }
+}
+
+/// The whole answer for one feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub enabled: bool,
+    pub variant: Variant,
+    pub reason: Reason,
+}
+
 /// Whether a feature is on, and by which strategy (`None`: it has none).
 enum Outcome<'a> {
     Off,
@@ -83,6 +118,26 @@ impl Engine {
             Some(feature) => self.variant_of(feature, &self.evaluate(feature, ctx), ctx),
             None => Variant::disabled(false),
         }
+    }
+
+    /// Whether `name` is on for `ctx`, its variant, and why; `None` for a
+    /// feature that does not exist.
+    pub fn evaluate_full(&self, name: &str, ctx: &Context) -> Option<Evaluation> {
+        let feature = self.features.get(name)?;
+        let outcome = self.evaluate(feature, ctx);
+        let variant = self.variant_of(feature, &outcome, ctx);
+        let many_variants = |s: Option<&Strategy>| {
+            s.filter(|s| !s.variants.is_empty()).map_or(feature.variants.len(), |s| s.variants.len()) > 1
+        };
+        let reason = match outcome {
+            Outcome::Off if !feature.enabled => Reason::Disabled,
+            Outcome::Off if feature.strategies.iter().any(Strategy::is_split) => Reason::Split,
+            Outcome::Off => Reason::TargetingMatch,
+            Outcome::On(s) if s.is_some_and(Strategy::is_split) || many_variants(s) => Reason::Split,
+            Outcome::On(s) if feature.dependencies.is_empty() && s.is_none_or(Strategy::is_static) => Reason::Static,
+            Outcome::On(_) => Reason::TargetingMatch,
+        };
+        Some(Evaluation { enabled: matches!(outcome, Outcome::On(_)), variant, reason })
     }
 
     /// Whether a feature named `name` is known.

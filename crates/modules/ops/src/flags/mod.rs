@@ -46,12 +46,14 @@ mod engine;
 mod hash;
 mod model;
 mod net;
+mod simple;
 mod strategy;
 mod variant;
 
 pub use context::Context;
-pub use engine::Engine;
+pub use engine::{Engine, Evaluation, Reason};
 pub use model::{ClientFeatures, DeltaEvents};
+pub use simple::parse_flags;
 pub use variant::{Payload, Variant};
 
 /// Why an Unleash payload could not be read.

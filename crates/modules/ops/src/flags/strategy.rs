@@ -78,6 +78,21 @@ impl Strategy {
         }
     }
 
+    /// A `default` strategy without constraints or segments: on for everyone.
+    pub(crate) fn is_static(&self) -> bool {
+        matches!(self.kind, Kind::Default) && self.constraints.is_empty() && self.segments.is_empty()
+    }
+
+    /// A strategy that puts a share of callers (neither none nor all) on.
+    pub(crate) fn is_split(&self) -> bool {
+        let partial = |p: f64| p > 0.0 && p < 100.0;
+        match &self.kind {
+            Kind::FieldRollout { percentage, .. } | Kind::Random { percentage } => partial(*percentage),
+            Kind::Flexible { rollout, .. } => partial(*rollout),
+            _ => false,
+        }
+    }
+
     /// On when every constraint holds, every segment exists and all its
     /// constraints hold, and the strategy itself is on.
     pub(crate) fn is_enabled(&self, ctx: &Context, segments: &HashMap<u64, Vec<Constraint>>) -> bool {

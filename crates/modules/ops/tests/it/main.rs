@@ -1,8 +1,10 @@
 //! plexus-ops integration tests.
 
+mod alerts;
 mod compliance;
 mod experiments;
 mod flags;
 mod incidents;
 mod registry;
+mod reports;
 mod unleash;
