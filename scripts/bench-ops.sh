@@ -3,7 +3,9 @@
 # against the same evaluation as an MCP tool call (`evaluate_feature_flag`), one
 # server with the full trust pipeline (API key, policy, rate limits, durable
 # audit), interleaved over ROUNDS with wrk (closed loop, 2 threads, 16
-# connections); then the in-process engine benchmark. Medians are printed.
+# connections); then the latency from a config file edit to a subscribed
+# client's notification (scripts/notify-latency.py), and the in-process
+# engine benchmark. Medians are printed.
 #
 # usage: scripts/bench-ops.sh [ROUNDS] [DURATION]   (defaults: 3 10s)
 set -euo pipefail
@@ -57,4 +59,10 @@ for mode in ("ofrep", "mcp"):
     print(f"{mode}: median {statistics.median(v):,.0f} evaluations/s over HTTP ({len(v)} rounds)")
 PY
 kill "$pid"; pid=""
+# Config change to a subscribed client's notification, end to end (Python SDK, legacy session).
+venv=tests/e2e/.venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mcp" 2> /dev/null; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+fi
+"$venv/bin/python" scripts/notify-latency.py "$bin" 100
 cargo bench -q -p plexus-ops --bench ops

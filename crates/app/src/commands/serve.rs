@@ -244,6 +244,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
                 Some(Arc::new(plexus_server::outbound::ReqwestClient::new().map_err(|e| anyhow::anyhow!(e))?))
             },
             notify_retry: None,
+            alert_interval: None,
         })
         .await
         .context("cannot open the ops module's shared registry")?;

@@ -53,6 +53,9 @@ pub struct OpsConfig {
     pub http: Option<Arc<dyn plexus_core::http::HttpClient>>,
     /// Retries and timeouts of webhook deliveries (default: 5 tries from 1 s).
     pub notify_retry: Option<plexus_core::http::RetryPolicy>,
+    /// How often metrics are sampled and alert rules evaluated (default
+    /// [`crate::ops_reports::ALERT_INTERVAL`], 10 s).
+    pub alert_interval: Option<std::time::Duration>,
 }
 
 /// The compiled flag definitions in force.
@@ -141,6 +144,7 @@ impl Hub {
             }
             _ => None,
         };
+        let cfg_interval = cfg.alert_interval;
         let events = registry.subscribe();
         let watcher = if cfg.watch { Some(registry.watch().await?) } else { None };
         let hub = Arc::new(Hub {
@@ -161,7 +165,13 @@ impl Hub {
         hub.reload_access(None).await;
         tokio::spawn(follow(Arc::downgrade(&hub), events));
         if let Some(t) = &hub.telemetry {
-            tokio::spawn(crate::ops_reports::alert_loop(Arc::downgrade(&hub), Arc::clone(&hub.alerts), Arc::clone(t)));
+            let every = cfg_interval.unwrap_or(crate::ops_reports::ALERT_INTERVAL);
+            tokio::spawn(crate::ops_reports::alert_loop(
+                Arc::downgrade(&hub),
+                Arc::clone(&hub.alerts),
+                Arc::clone(t),
+                every,
+            ));
         }
         Ok(hub)
     }

@@ -18,7 +18,7 @@ pub mod flags;
 pub mod hub;
 pub mod incidents;
 pub mod ofrep;
-mod ops_reports;
+pub mod ops_reports;
 pub mod registry;
 pub mod reports;
 pub mod tools;

@@ -3,7 +3,7 @@
 //!
 //! Reports and exports read the audit log of the caller's tenant: every
 //! system the hub serves is a principal there. The alert loop samples
-//! every [`ALERT_INTERVAL`]; a rule that fires writes a notice to
+//! every [`ALERT_INTERVAL`] (`OpsConfig::alert_interval`); a rule that fires writes a notice to
 //! `alerts/` (a resource, announced to subscribers) and, when the rule
 //! says so, opens an incident (which notifies the webhooks).
 
@@ -28,7 +28,7 @@ use crate::reports::{
 /// The alert rules' document in the registry.
 pub(crate) const ALERT_RULES_DOC: &str = "config/alert-rules.json";
 /// How often the alert loop samples.
-pub(crate) const ALERT_INTERVAL: Duration = Duration::from_secs(10);
+pub const ALERT_INTERVAL: Duration = Duration::from_secs(10);
 /// Most audit records one report or export reads.
 const MAX_RECORDS: usize = 5_000_000;
 
@@ -207,12 +207,13 @@ pub(crate) async fn alert_loop(
     hub: std::sync::Weak<Hub>,
     state: Arc<AlertState>,
     telemetry: Arc<plexus_core::telemetry::Telemetry>,
+    interval: Duration,
 ) {
     let mut sampler = MetricsSampler::new(telemetry);
     let mut evaluator = AlertEvaluator::new(Vec::new());
     let mut rules_sha = String::new();
     let mut next_report = crate::reports::next_monthly_run(time::OffsetDateTime::now_utc());
-    let mut tick = tokio::time::interval(ALERT_INTERVAL);
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

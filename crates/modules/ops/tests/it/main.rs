@@ -4,6 +4,7 @@ mod alerts;
 mod compliance;
 mod experiments;
 mod flags;
+mod hub;
 mod incidents;
 mod registry;
 mod reports;
