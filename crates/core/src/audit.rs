@@ -52,7 +52,57 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// The columns of an audit record as CSV, in [`AuditRecord::csv_row`]'s order.
+pub const CSV_HEADER: [&str; 14] = [
+    "seq",
+    "time",
+    "request_id",
+    "session",
+    "principal",
+    "tenant",
+    "operation",
+    "target",
+    "args_digest",
+    "outcome",
+    "latency_us",
+    "client_addr",
+    "prev_hash",
+    "hash",
+];
+
+/// `s` as one CSV field (RFC 4180): quoted, with its quotes doubled, when it
+/// holds a comma, a double quote, CR or LF; else as it is.
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\r', '\n']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 impl AuditRecord {
+    /// The record's fields as CSV text (not yet escaped; see [`csv_field`]),
+    /// in [`CSV_HEADER`]'s order; absent values are empty.
+    pub fn csv_row(&self) -> [std::borrow::Cow<'_, str>; 14] {
+        use std::borrow::Cow::{Borrowed, Owned};
+        [
+            Owned(self.seq.to_string()),
+            Borrowed(&self.time),
+            Borrowed(&self.request_id),
+            Borrowed(self.session.as_deref().unwrap_or("")),
+            Borrowed(&self.principal),
+            Borrowed(&self.tenant),
+            Borrowed(&self.operation),
+            Borrowed(&self.target),
+            Borrowed(&self.args_digest),
+            Borrowed(&self.outcome),
+            Owned(self.latency_us.to_string()),
+            Borrowed(self.client_addr.as_deref().unwrap_or("")),
+            Borrowed(&self.prev_hash),
+            Borrowed(&self.hash),
+        ]
+    }
+
     /// Chain `event` after a record with `prev_hash` at position `seq`.
     pub fn chain(seq: u64, prev_hash: &str, e: AuditEvent) -> Self {
         let mut r = AuditRecord {

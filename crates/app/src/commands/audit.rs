@@ -64,10 +64,6 @@ fn parse_time(s: Option<&str>, what: &str) -> anyhow::Result<Option<OffsetDateTi
     .transpose()
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
-}
-
 pub(crate) fn export(
     config: &Config,
     from: Option<&str>,
@@ -83,32 +79,14 @@ pub(crate) fn export(
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if let ExportFormat::Csv = format {
-        writeln!(
-            out,
-            "seq,time,request_id,session,principal,tenant,operation,target,args_digest,outcome,latency_us,client_addr,prev_hash,hash"
-        )?;
+        writeln!(out, "{}", plexus_core::audit::CSV_HEADER.join(","))?;
     }
     for r in records.iter().filter(|r| in_range(r)) {
         match format {
             ExportFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(r)?)?,
             ExportFormat::Csv => {
-                let fields = [
-                    r.seq.to_string(),
-                    r.time.clone(),
-                    r.request_id.clone(),
-                    r.session.clone().unwrap_or_default(),
-                    r.principal.clone(),
-                    r.tenant.clone(),
-                    r.operation.clone(),
-                    r.target.clone(),
-                    r.args_digest.clone(),
-                    r.outcome.clone(),
-                    r.latency_us.to_string(),
-                    r.client_addr.clone().unwrap_or_default(),
-                    r.prev_hash.clone(),
-                    r.hash.clone(),
-                ];
-                writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
+                let row: Vec<_> = r.csv_row().iter().map(|f| plexus_core::audit::csv_field(f).into_owned()).collect();
+                writeln!(out, "{}", row.join(","))?;
             }
         }
     }

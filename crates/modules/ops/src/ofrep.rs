@@ -8,12 +8,12 @@
 //! flag (`value` = enabled, `variant` = `on`/`off`, or the variant's name
 //! when the feature has variants); a variant with a payload gives the
 //! payload, typed (`string` and `csv` as strings, `number` as a number,
-//! `json` as the parsed value). Reasons: see [`Reason`]. The OpenFeature
+//! `json` as the parsed value). Reasons: see [`crate::flags::Reason`]. The OpenFeature
 //! `targetingKey` is Unleash's `userId`.
 
 use serde_json::{Map, Value, json};
 
-use crate::flags::{Context, Engine, Evaluation, Reason};
+use crate::flags::{Context, Engine, Evaluation};
 
 /// An evaluation request that cannot be evaluated (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,15 +27,21 @@ pub struct BadRequest {
 /// context. A missing `targetingKey` is allowed (flags that do not target
 /// users still evaluate); a non-string one is not.
 pub fn parse_request(body: &[u8]) -> Result<Context, BadRequest> {
+    context_from_map(&request_context(body)?)
+}
+
+/// The `context` object of an OFREP request body, as sent.
+pub fn request_context(body: &[u8]) -> Result<Map<String, Value>, BadRequest> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| BadRequest { code: "PARSE_ERROR", details: format!("the body is not JSON: {e}") })?;
-    let ctx = match v.get("context") {
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(invalid("`context` must be an object")),
-        None if v.is_object() => return Err(invalid("the body must have a `context` object")),
-        None => return Err(invalid("the body must be an object with a `context`")),
-    };
-    context_from_map(ctx)
+    match v {
+        Value::Object(mut m) => match m.remove("context") {
+            Some(Value::Object(ctx)) => Ok(ctx),
+            Some(_) => Err(invalid("`context` must be an object")),
+            None => Err(invalid("the body must have a `context` object")),
+        },
+        _ => Err(invalid("the body must be an object with a `context`")),
+    }
 }
 
 fn invalid(details: &str) -> BadRequest {
@@ -103,11 +109,7 @@ fn success(key: &str, e: &Evaluation) -> Value {
         None if e.variant.enabled => (Value::Bool(e.enabled), e.variant.name.clone()),
         None => (Value::Bool(e.enabled), if e.enabled { "on" } else { "off" }.to_owned()),
     };
-    json!({"key": key, "value": value, "reason": reason(e.reason), "variant": variant})
-}
-
-fn reason(r: Reason) -> &'static str {
-    r.as_str()
+    json!({"key": key, "value": value, "reason": e.reason.as_str(), "variant": variant})
 }
 
 fn typed(kind: &str, text: &str) -> Value {

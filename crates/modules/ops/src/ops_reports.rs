@@ -79,21 +79,8 @@ pub(crate) async fn report(
     tenant: &str,
     period: Period,
 ) -> Result<(String, String, crate::reports::Report), ToolError> {
-    let reader = hub
-        .audit_reader
-        .as_ref()
-        .ok_or_else(|| ToolError::Unavailable { message: "no audit log is attached".into(), source: None })?;
     let (from, to) = period.bounds();
-    let q = AuditQuery {
-        tenant: tenant.to_owned(),
-        from: Some(from.clone()),
-        to: Some(to.clone()),
-        principal: None,
-        target: None,
-        outcome: None,
-        limit: MAX_RECORDS,
-    };
-    let records = reader.query(&q).await.map_err(|e| unavailable("reading the audit log", e))?;
+    let records = audit_records(hub, tenant, &from, &to).await?;
     let incidents: Vec<IncidentSummary> = hub
         .incidents
         .lock()
@@ -139,6 +126,29 @@ pub(crate) async fn report(
     Ok((md_name, csv_name, report))
 }
 
+/// The audit records of `tenant` in `[from, to)`.
+async fn audit_records(
+    hub: &Hub,
+    tenant: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<plexus_core::audit::AuditRecord>, ToolError> {
+    let reader = hub
+        .audit_reader
+        .as_ref()
+        .ok_or_else(|| ToolError::Unavailable { message: "no audit log is attached".into(), source: None })?;
+    let q = AuditQuery {
+        tenant: tenant.to_owned(),
+        from: Some(from.to_owned()),
+        to: Some(to.to_owned()),
+        principal: None,
+        target: None,
+        outcome: None,
+        limit: MAX_RECORDS,
+    };
+    reader.query(&q).await.map_err(|e| unavailable("reading the audit log", e))
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
@@ -172,10 +182,8 @@ pub(crate) fn report_tools(tb: Toolbox, hub: &Arc<Hub>, state: &Arc<AlertState>)
             async move {
                 let a: ExportArgs = serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
                 let range = parse_date_range(&a.start_date, &a.end_date).map_err(|e| ToolError::Failed(e.to_string()))?;
-                let reader = hub.audit_reader.as_ref().ok_or_else(|| ToolError::Unavailable { message: "no audit log is attached".into(), source: None })?;
                 let (from, to) = range.bounds();
-                let q = AuditQuery { tenant: cx.principal.tenant.as_str().to_owned(), from: Some(from), to: Some(to), principal: None, target: None, outcome: None, limit: MAX_RECORDS };
-                let records = reader.query(&q).await.map_err(|e| unavailable("reading the audit log", e))?;
+                let records = audit_records(&hub, cx.principal.tenant.as_str(), &from, &to).await?;
                 let name = range.export_name();
                 let csv = audit_csv(&records);
                 hub.registry.put_generated(&name, &csv).await.map_err(|e| unavailable("writing the export", e))?;
@@ -270,17 +278,8 @@ async fn act(hub: &Hub, t: &AlertTransition, now: time::OffsetDateTime) {
             author: "plexus-alerts".into(),
             note: if rule.description.is_empty() { rule.condition_text() } else { rule.description.clone() },
         };
-        let mut book = hub.incidents.lock().await;
-        match book.create(new, now) {
-            Ok(i) => {
-                let incident = i.clone();
-                drop(book);
-                let _ = hub.registry.put_generated(&incident.document_path(), &incident.to_json()).await;
-                if let Some(n) = &hub.notifier {
-                    n.notify(&crate::incidents::Event::created(&incident, now));
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "an alert could not open an incident"),
+        if let Err(e) = crate::workflows::open_incident(hub, new, now).await {
+            tracing::error!(error = %e, "an alert could not open an incident");
         }
     }
 }

@@ -46,7 +46,7 @@ impl Ops {
 }
 
 /// The caller, as recorded in a document's history.
-fn author(cx: &CallContext) -> String {
+pub(crate) fn author(cx: &CallContext) -> String {
     let p = &cx.principal;
     if p.subject.is_empty() { "anonymous".into() } else { p.subject.clone() }
 }

@@ -13,6 +13,7 @@ use crate::compliance::{ComplianceStatus, parse_checklist, status};
 use crate::experiments::{Event, ExperimentError, ExperimentResults, Recorded, render_markdown};
 use crate::hub::{Hub, URI_PREFIX};
 use crate::incidents::{self, Incident, IncidentError, NewIncident, Severity, Status, Update};
+use crate::tools::author as who;
 
 /// Where `get_experiment_results` writes every experiment's results.
 pub(crate) const RESULTS_DOC: &str = "experiments/results.md";
@@ -28,10 +29,6 @@ fn experiment_error(e: ExperimentError) -> ToolError {
 
 fn incident_error(e: IncidentError) -> ToolError {
     ToolError::Failed(e.to_string())
-}
-
-fn who(cx: &plexus_core::CallContext) -> String {
-    if cx.principal.subject.is_empty() { "anonymous".into() } else { cx.principal.subject.clone() }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -176,6 +173,21 @@ async fn store_incident(hub: &Hub, incident: &Incident) -> Result<(), ToolError>
     Ok(())
 }
 
+/// Declare an incident: recorded, stored as its document, and sent to the
+/// webhooks (in the background). Returns it and how many targets were told.
+pub(crate) async fn open_incident(
+    hub: &Hub,
+    new: NewIncident,
+    now: time::OffsetDateTime,
+) -> Result<(Incident, usize), ToolError> {
+    let mut book = hub.incidents.lock().await;
+    let incident = book.create(new, now).map_err(incident_error)?.clone();
+    store_incident(hub, &incident).await?;
+    drop(book);
+    let notified = hub.notifier.as_ref().map_or(0, |n| n.notify(&incidents::Event::created(&incident, now)).len());
+    Ok((incident, notified))
+}
+
 pub(crate) fn workflow_tools(tb: Toolbox, hub: &Arc<Hub>) -> Toolbox {
     let h = |hub: &Arc<Hub>| Arc::clone(hub);
     let (h1, h2, h3, h4, h5, h6, h7) = (h(hub), h(hub), h(hub), h(hub), h(hub), h(hub), h(hub));
@@ -235,14 +247,7 @@ pub(crate) fn workflow_tools(tb: Toolbox, hub: &Arc<Hub>) -> Toolbox {
                     author: who(&cx),
                     note: a.note.unwrap_or_default(),
                 };
-                let mut book = hub.incidents.lock().await;
-                let incident = book.create(new, time::OffsetDateTime::now_utc()).map_err(incident_error)?.clone();
-                store_incident(&hub, &incident).await?;
-                drop(book);
-                let notified = match &hub.notifier {
-                    Some(n) => n.notify(&incidents::Event::created(&incident, time::OffsetDateTime::now_utc())).len(),
-                    None => 0,
-                };
+                let (incident, notified) = open_incident(&hub, new, time::OffsetDateTime::now_utc()).await?;
                 Ok(IncidentOut {
                     uri: format!("{URI_PREFIX}{}", incident.document_path()),
                     incident,

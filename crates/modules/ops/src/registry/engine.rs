@@ -682,20 +682,23 @@ impl Inner {
             self.refuse(path, error, None);
             seen.insert(path);
         }
-        for name in self.known(prefix) {
-            if seen.contains(name.as_str()) {
-                continue;
-            }
-            match DocName::parse(&name) {
-                Ok(doc) => {
-                    if self.sync_doc(held, &doc, settled) == Synced::Unsettled {
-                        unsettled.push(name);
-                    }
-                }
-                Err(_) => self.clear_problem(&name, ProblemKind::Rejected),
-            }
+        for name in self.known(prefix).into_iter().filter(|n| !seen.contains(n.as_str())) {
+            self.resync_known(held, name, settled, &mut unsettled);
         }
         unsettled
+    }
+
+    /// Look again at a document the registry knows (live or with a
+    /// problem); an [`Synced::Unsettled`] one is added to `later`.
+    fn resync_known(&self, held: &Held, name: String, settled: bool, later: &mut Vec<String>) {
+        match DocName::parse(&name) {
+            Ok(doc) => {
+                if self.sync_doc(held, &doc, settled) == Synced::Unsettled {
+                    later.push(name);
+                }
+            }
+            Err(_) => self.clear_problem(&name, ProblemKind::Rejected),
+        }
     }
 
     /// Handle a changed path reported by the watcher (a file or a
@@ -724,14 +727,7 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let mut later = Vec::new();
                 for name in self.known(Some(rel)) {
-                    match DocName::parse(&name) {
-                        Ok(doc) => {
-                            if self.sync_doc(held, &doc, settled) == Synced::Unsettled {
-                                later.push(name);
-                            }
-                        }
-                        Err(_) => self.clear_problem(&name, ProblemKind::Rejected),
-                    }
+                    self.resync_known(held, name, settled, &mut later);
                 }
                 later
             }

@@ -268,18 +268,24 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Create the directories of a document's path below the root, refusing to
-/// go through symbolic links or files.
-pub(crate) fn prepare_parent(root: &Path, name: &DocName) -> Result<(), RegistryError> {
-    let Some(dir) = name.dir() else { return Ok(()) };
-    let mut path = root.to_owned();
-    let mut so_far = String::new();
-    for part in dir.split('/') {
-        path.push(part);
+/// The directories on the way down to `dir` below `root`, outermost first:
+/// each as a path and as its name relative to the root (`config`,
+/// `config/teams`).
+fn ancestors<'a>(root: &'a Path, dir: &'a str) -> impl Iterator<Item = (std::path::PathBuf, String)> + 'a {
+    dir.split('/').scan(String::new(), move |so_far, part| {
         if !so_far.is_empty() {
             so_far.push('/');
         }
         so_far.push_str(part);
+        Some((root.join(so_far.as_str()), so_far.clone()))
+    })
+}
+
+/// Create the directories of a document's path below the root, refusing to
+/// go through symbolic links or files.
+pub(crate) fn prepare_parent(root: &Path, name: &DocName) -> Result<(), RegistryError> {
+    let Some(dir) = name.dir() else { return Ok(()) };
+    for (path, so_far) in ancestors(root, dir) {
         let refuse = |reason: String| RegistryError::InvalidName { name: name.to_string(), reason };
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
@@ -302,14 +308,7 @@ pub(crate) fn prepare_parent(root: &Path, name: &DocName) -> Result<(), Registry
 /// symbolic link, if any (the registry does not follow them).
 pub(crate) fn symlinked_ancestor(root: &Path, name: &DocName) -> Option<String> {
     let dir = name.dir()?;
-    let mut path = root.to_owned();
-    let mut so_far = String::new();
-    for part in dir.split('/') {
-        path.push(part);
-        if !so_far.is_empty() {
-            so_far.push('/');
-        }
-        so_far.push_str(part);
+    for (path, so_far) in ancestors(root, dir) {
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => return Some(so_far),
             Ok(_) => {}

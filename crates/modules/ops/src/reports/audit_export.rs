@@ -8,37 +8,10 @@
 //! order mark, no formula neutralizing: an audit export is evidence and is
 //! not rewritten). Absent `session` and `client_addr` are empty fields.
 
-use std::borrow::Cow;
-
 use plexus_core::audit::AuditRecord;
 
-/// The header row, every field of [`AuditRecord`] in its order.
-pub const AUDIT_CSV_HEADER: [&str; 14] = [
-    "seq",
-    "time",
-    "request_id",
-    "session",
-    "principal",
-    "tenant",
-    "operation",
-    "target",
-    "args_digest",
-    "outcome",
-    "latency_us",
-    "client_addr",
-    "prev_hash",
-    "hash",
-];
-
-/// `s` as one CSV field: quoted, with its quotes doubled, when it holds a
-/// comma, a double quote, CR or LF; else as it is.
-pub fn csv_field(s: &str) -> Cow<'_, str> {
-    if s.contains([',', '"', '\r', '\n']) {
-        Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
+/// The header row and the field escaping are the audit log's own (`plexus audit export` uses them too).
+pub use plexus_core::audit::{CSV_HEADER as AUDIT_CSV_HEADER, csv_field};
 
 /// Appends one CSV row (fields escaped, CRLF) to `out`.
 pub(crate) fn push_row<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a str>) {
@@ -58,26 +31,8 @@ pub fn audit_csv(records: &[AuditRecord]) -> String {
     let mut out = String::with_capacity(64 + records.len() * 400);
     push_row(&mut out, AUDIT_CSV_HEADER);
     for r in sorted {
-        let (seq, latency) = (r.seq.to_string(), r.latency_us.to_string());
-        push_row(
-            &mut out,
-            [
-                seq.as_str(),
-                &r.time,
-                &r.request_id,
-                r.session.as_deref().unwrap_or(""),
-                &r.principal,
-                &r.tenant,
-                &r.operation,
-                &r.target,
-                &r.args_digest,
-                &r.outcome,
-                &latency,
-                r.client_addr.as_deref().unwrap_or(""),
-                &r.prev_hash,
-                &r.hash,
-            ],
-        );
+        let row = r.csv_row();
+        push_row(&mut out, row.iter().map(|f| f.as_ref()));
     }
     out
 }
