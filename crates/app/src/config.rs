@@ -29,7 +29,15 @@ pub const ENV: &[(&str, &str)] = &[
 
 /// Where environment variables come from.
 pub trait Env {
+    /// A `PLEXUS_*` variable listed in [`ENV`].
     fn get(&self, key: &str) -> Option<String>;
+
+    /// A variable the configuration names (`token_env`, `bearer_env`,
+    /// `url_env`): secrets stay out of the file, under names the operator
+    /// chooses, so they are not in [`ENV`].
+    fn named(&self, key: &str) -> Option<String> {
+        self.get(key)
+    }
 }
 
 /// The real process environment.
@@ -38,6 +46,10 @@ pub struct ProcessEnv;
 impl Env for ProcessEnv {
     fn get(&self, key: &str) -> Option<String> {
         debug_assert!(ENV.iter().any(|(k, _)| *k == key), "{key} is not listed in ENV");
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+
+    fn named(&self, key: &str) -> Option<String> {
         std::env::var(key).ok().filter(|v| !v.is_empty())
     }
 }
@@ -664,7 +676,7 @@ impl Config {
         let mut knowledge_secrets = Secrets::default();
         for s in &raw.knowledge.sources {
             if let Some(var) = &s.token_env {
-                let value = env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                let value = env.named(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                     anyhow::anyhow!(
                         "knowledge source `{}`: environment variable {var} (its token_env) is not set",
                         s.name
@@ -680,7 +692,7 @@ impl Config {
                 bail!("health.servers: two servers are named `{}`", s.name);
             }
             if let Some(var) = &s.bearer_env {
-                let value = env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                let value = env.named(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                     anyhow::anyhow!(
                         "health server `{}`: environment variable {var} (its bearer_env) is not set",
                         s.name
@@ -700,7 +712,7 @@ impl Config {
                 bail!("ops.webhooks: two receivers are named `{}`", w.name);
             }
             let read = |var: &str, what: &str| {
-                env.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                env.named(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                     anyhow::anyhow!("ops webhook `{}`: environment variable {var} (its {what}) is not set", w.name)
                 })
             };

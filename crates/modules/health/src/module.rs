@@ -15,6 +15,9 @@ use crate::access::{self, Basis, Role};
 use crate::store::{Disclosure, FhirStore, Grant, Query, now_text, rfc3339};
 use crate::{clinical, deid, fhir};
 
+mod rest;
+pub use rest::BASE_PATH as FHIR_REST_BASE;
+
 /// The module's name.
 pub const NAME: &str = "health";
 
@@ -460,6 +463,26 @@ impl Ctx {
             })
             .collect();
         self.store.disclose(&cx.principal.tenant, &list).await.map_err(access::unavailable)
+    }
+
+    /// One stored resource, if the caller may see its patient (de-identified
+    /// for researchers), disclosed as a read by `tool`. Unknown, and not
+    /// the caller's to see, look the same: `fhir://<kind>/<id>` not found.
+    async fn read_checked(&self, cx: &CallContext, tool: &str, kind: &str, id: &str) -> Result<Value, ToolError> {
+        let missing = || ToolError::unknown_resource(format!("fhir://{kind}/{id}"));
+        let found = self.store.get(&cx.principal.tenant, kind, id).await.map_err(access::unavailable)?;
+        let v = found.ok_or_else(missing)?;
+        let patient = fhir::patient_of(&v).ok_or_else(missing)?;
+        let basis = match access::decide(&self.store, cx, &patient).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.refuse(cx, tool, &patient, e).await;
+                return Err(missing());
+            }
+        };
+        let v = if basis.deidentified() { deid::Run::new(year_now(), fresh_seed()).resource(&v) } else { v };
+        self.disclose(cx, tool, "read", &[(patient, basis)], &[data_type_of(kind)], "success").await?;
+        Ok(v)
     }
 
     /// Record a refusal, then return it.
@@ -950,6 +973,7 @@ impl Health {
         let ctx = Arc::new(Ctx { store, remotes, observer: observer.to_owned() });
         let c = |ctx: &Arc<Ctx>| Arc::clone(ctx);
         let (c1, c2, c3, c4, c5, c6, c7) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
+        let (c8, c9) = (c(&ctx), c(&ctx));
         let tools = Toolbox::new(NAME)
             .typed_into(
                 ToolDef::new(
@@ -1016,6 +1040,33 @@ impl Health {
                 .read_only()
                 .idempotent(),
                 move |cx: CallContext, a: DisclosureArgs| disclosures_tool(Arc::clone(&c7), cx, a),
+            )
+            .typed_args(
+                ToolDef::new(
+                    "read_fhir_resource",
+                    "One FHIR R4 resource by type and id, if you may see its patient (the FHIR REST read of \
+                     /fhir/r4/{type}/{id})",
+                )
+                .title("Read a FHIR resource")
+                .read_only(),
+                move |cx: CallContext, a: rest::ReadArgs| rest::read_tool(Arc::clone(&c8), cx, a),
+            )
+            .typed_args(
+                ToolDef::new(
+                    "search_fhir_resources",
+                    "A FHIR R4 search of one resource type (the FHIR REST search of /fhir/r4/{type}?...): a \
+                     searchset Bundle of the matching resources of patients you may see, with paging links",
+                )
+                .title("Search FHIR resources")
+                .read_only(),
+                move |cx: CallContext, a: rest::FhirSearchArgs| rest::search_tool(Arc::clone(&c9), cx, a),
+            )
+            .typed_args(
+                ToolDef::new("get_fhir_capabilities", "The CapabilityStatement of the read-only FHIR R4 endpoint")
+                    .title("FHIR capabilities")
+                    .read_only()
+                    .idempotent(),
+                rest::capabilities_tool,
             );
         Self { tools, ctx }
     }
@@ -1059,21 +1110,11 @@ impl Module for Health {
 
     async fn read(&self, cx: &CallContext, uri: &str) -> Result<plexus_core::ResourceContents, ToolError> {
         let (kind, id) = parse_uri(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let tenant = &cx.principal.tenant;
-        let ctx = &self.ctx;
-        let found = ctx.store.get(tenant, kind, id).await.map_err(access::unavailable)?;
-        // Unknown, and not yours to see, look the same.
-        let v = found.ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let patient = fhir::patient_of(&v).ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let basis = match access::decide(&ctx.store, cx, &patient).await {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = ctx.refuse(cx, "resources/read", &patient, e).await;
-                return Err(ToolError::unknown_resource(uri));
-            }
-        };
-        let v = if basis.deidentified() { deid::Run::new(year_now(), fresh_seed()).resource(&v) } else { v };
-        ctx.disclose(cx, "resources/read", "read", &[(patient, basis)], &[data_type_of(kind)], "success").await?;
+        let v = self.ctx.read_checked(cx, "resources/read", kind, id).await?;
         Ok(plexus_core::ResourceContents::text(uri, Some("application/fhir+json"), v.to_string()))
+    }
+
+    fn routes(&self) -> Vec<plexus_core::spec::RouteSpec> {
+        rest::routes()
     }
 }
