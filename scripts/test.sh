@@ -9,6 +9,15 @@ echo "== build"
 cargo build -p plexus
 export PLEXUS_BIN="$PWD/target/debug/plexus"
 
+echo "== reference values: empyrical-reloaded recomputes the trading risk fixture exactly"
+refvenv=scripts/reference/.venv
+if [ ! -x "$refvenv/bin/python" ]; then
+  python3 -m venv "$refvenv"
+  "$refvenv/bin/pip" install -q --disable-pip-version-check -r scripts/reference/requirements.txt
+fi
+"$refvenv/bin/python" scripts/reference/trading_risk.py "${TMPDIR:-/tmp}/risk_reference.json"
+cmp crates/modules/trading/tests/fixtures/risk_reference.json "${TMPDIR:-/tmp}/risk_reference.json"
+
 echo "== cargo test (workspace)"
 cargo test --workspace
 
