@@ -454,6 +454,19 @@ impl Journal {
     /// # Errors
     /// As [`Self::append`]; none of the batch was appended.
     pub fn append_batch(&mut self, cmds: &[Command]) -> Result<Range<u64>, JournalError> {
+        self.append_batch_at(cmds, now_ns())
+    }
+
+    /// [`Self::append_batch`] with the records' time given: the time the
+    /// caller acted on, so that a replay sees the same timestamps as the
+    /// live run did.
+    ///
+    /// # Errors
+    /// As [`Self::append`]; none of the batch was appended.
+    pub fn append_batch_at(&mut self, cmds: &[Command], time_ns: u64) -> Result<Range<u64>, JournalError> {
+        if self.staged == 0 {
+            self.stage_time = time_ns;
+        }
         let first = self.next_seq + self.staged;
         for cmd in cmds {
             self.stage(cmd)?;
@@ -467,7 +480,7 @@ impl Journal {
         if self.poisoned {
             return Err(JournalError::Poisoned);
         }
-        if self.staged == 0 {
+        if self.staged == 0 && self.stage_time == 0 {
             self.stage_time = now_ns();
         }
         let seq = self.next_seq + self.staged;
@@ -496,6 +509,7 @@ impl Journal {
             return Err(JournalError::Poisoned);
         }
         if self.staged == 0 {
+            self.stage_time = 0;
             return Ok(());
         }
         if let Err(e) = self.file.write_all(&self.buf) {
@@ -523,6 +537,7 @@ impl Journal {
     fn discard_staged(&mut self) {
         self.buf.clear();
         self.staged = 0;
+        self.stage_time = 0;
     }
 
     /// The sequence number the next record will get.

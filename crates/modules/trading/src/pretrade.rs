@@ -1041,6 +1041,35 @@ impl PreTradeRisk {
         Ok(())
     }
 
+    /// Records an order the venue accepted earlier, without checking it
+    /// again (a journal replay after a restart: limits may have changed
+    /// since, and what the venue accepted stands). Its notional is reserved
+    /// at its limit price, or at the reference price for a market order.
+    ///
+    /// # Errors
+    /// As [`on_accepted`](Self::on_accepted).
+    pub fn restore_accepted(&mut self, order_id: OrderId, o: &OrderIntent) -> Result<(), PreTradeError> {
+        let instrument = self.instruments.get(&o.symbol).ok_or(PreTradeError::UnknownInstrument(o.symbol))?;
+        let limits = self.effective_limits(o.account).ok_or(PreTradeError::UnknownAccount(o.account))?;
+        let price = o.limit_price.or(instrument.reference).unwrap_or(0);
+        let n = notional(price, o.qty, instrument.price_decimals, instrument.qty_decimals);
+        let m = RiskMetrics {
+            limits,
+            price_used: price,
+            reference_price: instrument.reference,
+            collar: None,
+            notional: n,
+            position: self.position(o.account, o.symbol),
+            projected_position: 0,
+            position_limit: limits.max_position,
+            open_notional: 0,
+            long_exposure: 0,
+            credit_used: 0,
+            credit_limit: limits.credit_limit,
+        };
+        self.on_accepted(order_id, o, &m)
+    }
+
     fn record_accepted(&mut self, order_id: OrderId, o: &OrderIntent, m: &RiskMetrics) {
         let window = self.config.duplicate_window_ns;
         let Some(a) = self.accounts.get_mut(&o.account) else { return };

@@ -174,7 +174,24 @@ pub enum Command {
     Cancel(Cancel),
     /// Replace a resting order.
     Replace(Replace),
+    /// The client's own id of the order that follows it in the journal
+    /// (the OMS's idempotency key); the books ignore it.
+    ClientOrderId(ClientOrderId),
 }
+
+/// See [`Command::ClientOrderId`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOrderId {
+    /// The venue's id of the order.
+    pub order_id: OrderId,
+    /// Its account.
+    pub account: AccountId,
+    /// The client's id: 1 to [`MAX_CLIENT_ORDER_ID`] bytes, no control characters.
+    pub client_order_id: String,
+}
+
+/// The longest client order id, in bytes.
+pub const MAX_CLIENT_ORDER_ID: usize = 64;
 
 impl Command {
     /// Which kind of command this is.
@@ -185,6 +202,7 @@ impl Command {
             Self::New(_) => CommandKind::New,
             Self::Cancel(_) => CommandKind::Cancel,
             Self::Replace(_) => CommandKind::Replace,
+            Self::ClientOrderId(_) => CommandKind::ClientOrderId,
         }
     }
 }
@@ -219,6 +237,8 @@ pub enum CommandKind {
     Cancel,
     /// [`Command::Replace`].
     Replace,
+    /// [`Command::ClientOrderId`].
+    ClientOrderId,
 }
 
 impl CommandKind {
@@ -230,6 +250,7 @@ impl CommandKind {
             Self::New => "new_order",
             Self::Cancel => "cancel",
             Self::Replace => "replace",
+            Self::ClientOrderId => "client_order_id",
         }
     }
 }

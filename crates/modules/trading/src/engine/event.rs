@@ -42,6 +42,7 @@ pub enum RejectReason {
     /// The book holds as many orders as it can index (about 4 billion), or
     /// its side would hold more open quantity than a `u64` counts.
     BookFull,
+    InvalidClientOrderId,
 }
 
 impl RejectReason {
@@ -63,6 +64,7 @@ impl RejectReason {
             Self::DuplicateSymbol => "duplicate_symbol",
             Self::InvalidInstrument => "invalid_instrument",
             Self::BookFull => "book_full",
+            Self::InvalidClientOrderId => "invalid_client_order_id",
         }
     }
 }

@@ -44,7 +44,7 @@ mod event;
 mod venue;
 
 pub use book::Book;
-pub use command::{Cancel, Command, CommandKind, NewOrder, Replace, StpMode};
+pub use command::{Cancel, ClientOrderId, Command, CommandKind, MAX_CLIENT_ORDER_ID, NewOrder, Replace, StpMode};
 pub use event::{
     BookSnapshot, CancelReason, DepthLevel, Discard, Event, EventSink, LevelSnapshot, OrderState, OrderStatus,
     RejectReason, Trade, VenueSnapshot,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::book::Book;
-use super::command::Command;
+use super::command::{ClientOrderId, Command, MAX_CLIENT_ORDER_ID};
 use super::digest::Digest;
 use super::event::{Event, EventSink, OrderState, RejectReason, VenueSnapshot};
 use crate::types::{Instrument, MAX_PRICE, MAX_QTY, OrderId, SymbolId};
@@ -85,6 +85,7 @@ impl Venue {
                 out.event(Event::InstrumentAdded { symbol });
                 Ok(())
             }
+            Command::ClientOrderId(c) => check_client_order_id(c),
         }
     }
 
@@ -106,6 +107,7 @@ impl Venue {
             Command::Replace(r) => {
                 self.books.get(r.symbol as usize).ok_or(RejectReason::UnknownSymbol)?.check_replace(r)
             }
+            Command::ClientOrderId(c) => check_client_order_id(c),
         }
     }
 
@@ -116,6 +118,7 @@ impl Venue {
             Command::New(o) => (o.symbol, o.id),
             Command::Cancel(c) => (c.symbol, c.id),
             Command::Replace(r) => (r.symbol, r.id),
+            Command::ClientOrderId(c) => (u32::MAX, c.order_id),
         };
         Event::Rejected { kind: cmd.kind(), symbol, id, reason }
     }
@@ -208,4 +211,12 @@ impl Venue {
         }
         d.finish()
     }
+}
+
+/// A client order id is 1 to 64 bytes without control characters.
+fn check_client_order_id(c: &ClientOrderId) -> Result<(), RejectReason> {
+    let ok = !c.client_order_id.is_empty()
+        && c.client_order_id.len() <= MAX_CLIENT_ORDER_ID
+        && !c.client_order_id.chars().any(char::is_control);
+    if ok { Ok(()) } else { Err(RejectReason::InvalidClientOrderId) }
 }

@@ -7,18 +7,20 @@
 //! | 2   | `New`           | id u64, symbol u32, account u32, owner u32, side u8, type u8, tif u8, flags u8 (bit 0: post-only), stp u8, price i64, qty u64 |
 //! | 3   | `Cancel`        | symbol u32, id u64                                                              |
 //! | 4   | `Replace`       | symbol u32, id u64, price i64, qty u64                                          |
+//! | 5   | `ClientOrderId` | order id u64, account u32, length u8, the client's id (UTF-8)                   |
 //!
 //! A variant's layout never changes once written: a new field means a new
 //! tag (e.g. a `New` v2 under tag 5), so old files stay readable. A reader
 //! that meets a tag it does not know fails loudly rather than skipping it.
 
-use crate::engine::{Cancel, Command, NewOrder, Replace, StpMode};
+use crate::engine::{Cancel, ClientOrderId, Command, NewOrder, Replace, StpMode};
 use crate::types::{Instrument, OrderType, Side, TimeInForce};
 
 const TAG_ADD_INSTRUMENT: u8 = 1;
 const TAG_NEW: u8 = 2;
 const TAG_CANCEL: u8 = 3;
 const TAG_REPLACE: u8 = 4;
+const TAG_CLIENT_ORDER_ID: u8 = 5;
 
 /// Why a record's payload (whose checksum is fine) is not a command this
 /// build knows.
@@ -100,6 +102,16 @@ pub(super) fn encode(cmd: &Command, buf: &mut Vec<u8>) {
             buf.extend_from_slice(&r.price.to_le_bytes());
             buf.extend_from_slice(&r.qty.to_le_bytes());
         }
+        Command::ClientOrderId(c) => {
+            buf.push(TAG_CLIENT_ORDER_ID);
+            buf.extend_from_slice(&c.order_id.to_le_bytes());
+            buf.extend_from_slice(&c.account.to_le_bytes());
+            // The venue refuses ids over 64 bytes; clamp anyway so the length
+            // byte always tells the truth.
+            let id = &c.client_order_id.as_bytes()[..c.client_order_id.len().min(usize::from(u8::MAX))];
+            buf.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+            buf.extend_from_slice(id);
+        }
     }
 }
 
@@ -177,6 +189,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         }
         TAG_CANCEL => Command::Cancel(Cancel { symbol: r.u32()?, id: r.u64()? }),
         TAG_REPLACE => Command::Replace(Replace { symbol: r.u32()?, id: r.u64()?, price: r.i64()?, qty: r.u64()? }),
+        TAG_CLIENT_ORDER_ID => {
+            let (order_id, account) = (r.u64()?, r.u32()?);
+            let len = usize::from(r.u8()?);
+            let id = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8)?.to_owned();
+            Command::ClientOrderId(ClientOrderId { order_id, account, client_order_id: id })
+        }
         tag => return Err(DecodeError::UnknownTag(tag)),
     };
     if r.0.is_empty() { Ok(cmd) } else { Err(DecodeError::TrailingBytes(r.0.len())) }
@@ -241,6 +259,7 @@ mod tests {
             Command::New(NewOrder::market(5, 0, Side::Buy, 10).post_only()),
             Command::Cancel(Cancel { symbol: 1, id: 2 }),
             Command::Replace(Replace { symbol: 1, id: 2, price: -3, qty: 4 }),
+            Command::ClientOrderId(ClientOrderId { order_id: 9, account: 3, client_order_id: "注文-7".into() }),
         ];
         for cmd in &cmds {
             let mut buf = Vec::new();

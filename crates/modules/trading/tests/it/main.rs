@@ -1,6 +1,8 @@
 //! plexus-trading integration tests.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
 mod analytics;
+mod desk;
 mod engine;
 mod feeds;
 mod journal;

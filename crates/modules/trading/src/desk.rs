@@ -1,0 +1,1091 @@
+//! The desk: one writer over the venue, its journal, pre-trade risk,
+//! surveillance and the order book of record (orders, fills, positions),
+//! plus the market data the venue publishes.
+//!
+//! **One writer, journal before acknowledgement, group commit.** Commands
+//! reach a single writer thread through a queue. The writer takes what is
+//! queued (up to `max_batch`), handles each request in turn in memory —
+//! risk check, then compliance check, then the venue, each seeing the
+//! effects of the requests before it — appends every accepted command of
+//! the batch to the journal with one write (and one `fdatasync` with
+//! [`Sync::Always`]), and only then answers the batch's callers. Readers
+//! (positions, market data) take the same lock, so they never see a state
+//! the journal does not hold. A journal that fails to write stops the desk:
+//! nothing more is accepted until a restart replays the journal.
+//!
+//! **Restart.** Opening replays the journal through the same code as live
+//! commands: the venue, the orders, the fills, the positions, the risk
+//! state, the surveillance history and the recent trades are rebuilt, so
+//! every acknowledged order is there after `kill -9`. What is not journaled
+//! is what changes nothing on the venue: refused orders (they are in the
+//! platform's audit log) and kill switches (configuration).
+//!
+//! Accounts and beneficial owners get stable numeric ids from their names
+//! (FNV-1a), so the journal stays valid when the configuration lists
+//! accounts in another order; two names with the same id are refused.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::engine::{
+    Cancel, CancelReason, ClientOrderId, Command, Event, NewOrder, OrderStatus, RejectReason as VenueReject, Venue,
+};
+use crate::journal::{Journal, JournalError, OpenOptions, Sync};
+use crate::oms::Position;
+use crate::pretrade::{
+    self, LimitOverrides, OrderIntent, PreTradeConfig, PreTradeRisk, RiskLimits, RiskMetrics, Scope,
+};
+use crate::surveillance::{self, Surveillance, SurveillanceConfig};
+use crate::types::{AccountId, Instrument, OrderId, OrderType, Price, Qty, Side, SymbolId, TimeInForce};
+
+/// Recent trades kept per symbol.
+pub const TRADE_RING: usize = 1_000;
+
+/// An account of the desk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSpec {
+    /// Its name (the portfolio id tools use).
+    pub name: String,
+    /// The beneficial owner (wash trades and self-trade prevention compare owners).
+    pub owner: String,
+    /// The risk role whose limits apply.
+    pub role: String,
+    /// Its own limits, over the role's.
+    pub overrides: LimitOverrides,
+}
+
+/// An instrument listed on the venue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedInstrument {
+    pub instrument: Instrument,
+    /// The reference price for the price collar until the first trade (price units).
+    pub reference: Option<Price>,
+}
+
+/// How the desk is set up.
+#[derive(Debug, Clone)]
+pub struct DeskConfig {
+    /// The journal file.
+    pub journal: PathBuf,
+    pub sync: Sync,
+    pub instruments: Vec<ListedInstrument>,
+    pub accounts: Vec<AccountSpec>,
+    /// Limits per role.
+    pub roles: Vec<(String, RiskLimits)>,
+    /// Symbols nobody may trade.
+    pub restricted: Vec<String>,
+    pub pretrade: PreTradeConfig,
+    pub surveillance: SurveillanceConfig,
+    /// The most requests one journal write carries.
+    pub max_batch: usize,
+}
+
+/// Why the desk could not do something (as opposed to an order being refused).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeskError {
+    #[error("trading journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("desk configuration: {0}")]
+    Config(String),
+    #[error("the desk stopped after a journal failure; restart to recover from the journal")]
+    Stopped,
+    #[error("unknown {what} `{name}`")]
+    Unknown { what: &'static str, name: String },
+}
+
+/// An order as a caller sends it, in decimals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRequest {
+    pub account: String,
+    /// The caller's idempotency key: the same key on the same account gives the same order.
+    pub client_order_id: Option<String>,
+    pub symbol: String,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub tif: TimeInForce,
+    /// The limit price (limit orders only).
+    pub price: Option<f64>,
+    pub qty: f64,
+    pub post_only: bool,
+}
+
+/// Which order a cancel means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRef {
+    Id(OrderId),
+    Client(String),
+}
+
+/// An order's lifecycle status as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    New,
+    PartiallyFilled,
+    Filled,
+    Canceled,
+    Rejected,
+}
+
+impl Status {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::PartiallyFilled => "partially_filled",
+            Status::Filled => "filled",
+            Status::Canceled => "canceled",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+/// One fill of an order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    pub trade_id: u64,
+    pub price: f64,
+    pub qty: f64,
+    pub liquidity: &'static str,
+    pub ts_ns: u64,
+}
+
+/// What the risk check used, in decimals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskUsed {
+    pub notional: f64,
+    pub price_used: f64,
+    pub reference_price: Option<f64>,
+    pub collar: Option<(f64, f64)>,
+    pub position: f64,
+    pub projected_position: f64,
+    pub position_limit: Option<f64>,
+    pub credit_used: f64,
+    pub credit_limit: Option<f64>,
+    pub max_order_qty: Option<f64>,
+    pub max_order_notional: Option<f64>,
+}
+
+/// An order's state as a caller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderReport {
+    pub order_id: Option<OrderId>,
+    pub client_order_id: Option<String>,
+    pub account: String,
+    pub symbol: String,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub tif: TimeInForce,
+    pub price: Option<f64>,
+    pub qty: f64,
+    pub status: Status,
+    pub executed_qty: f64,
+    pub remaining_qty: f64,
+    pub avg_price: Option<f64>,
+    /// Stable code and message of a refusal or of a cancel.
+    pub reason: Option<(String, String)>,
+    pub fills: Vec<Fill>,
+    pub risk: Option<RiskUsed>,
+    /// The answer repeats an earlier order with the same client order id.
+    pub repeated: bool,
+    pub ts_ns: u64,
+}
+
+/// A position as a caller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionReport {
+    pub symbol: String,
+    pub qty: f64,
+    pub avg_price: f64,
+    pub mark: Option<f64>,
+    pub market_value: f64,
+    pub realized_pnl: f64,
+    pub unrealized_pnl: f64,
+}
+
+/// A trade as market data shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeTick {
+    pub trade_id: u64,
+    pub ts_ns: u64,
+    pub price: f64,
+    pub qty: f64,
+    pub aggressor: Side,
+}
+
+/// A symbol's market data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketSnapshot {
+    pub symbol: String,
+    pub bid: Option<(f64, f64)>,
+    pub ask: Option<(f64, f64)>,
+    pub last: Option<f64>,
+    pub reference: Option<f64>,
+    /// Top levels: (price, qty, orders).
+    pub bids: Vec<(f64, f64, u32)>,
+    pub asks: Vec<(f64, f64, u32)>,
+    /// Most recent first.
+    pub trades: Vec<TradeTick>,
+    pub volume: f64,
+    pub vwap: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+}
+
+struct OrderRecord {
+    order: NewOrder,
+    client_order_id: Option<String>,
+    filled: Qty,
+    canceled: Qty,
+    value: f64,
+    status: OrderStatus,
+    cancel_reason: Option<CancelReason>,
+    fills: Vec<Fill>,
+    risk: Option<RiskUsed>,
+    ts_ns: u64,
+}
+
+#[derive(Default)]
+struct SymbolData {
+    trades: VecDeque<TradeTick>,
+    last: Option<Price>,
+}
+
+struct State {
+    venue: Venue,
+    risk: PreTradeRisk,
+    surveillance: Surveillance,
+    accounts: BTreeMap<String, (AccountId, u32)>,
+    account_names: HashMap<AccountId, String>,
+    orders: HashMap<OrderId, OrderRecord>,
+    client_ids: HashMap<(AccountId, String), OrderId>,
+    positions: BTreeMap<(AccountId, SymbolId), Position>,
+    market: HashMap<SymbolId, SymbolData>,
+    /// Client order ids waiting for their order (replay).
+    pending_client_id: Option<ClientOrderId>,
+    stopped: bool,
+    events: Vec<Event>,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<OrderReport, DeskError>>;
+
+enum Job {
+    Place(OrderRequest, Reply),
+    Cancel(String, OrderRef, Reply),
+    Stop,
+}
+
+/// The desk (cheap to clone).
+#[derive(Clone)]
+pub struct Desk {
+    state: Arc<Mutex<State>>,
+    jobs: mpsc::SyncSender<Job>,
+    changed: tokio::sync::broadcast::Sender<String>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk").finish_non_exhaustive()
+    }
+}
+
+/// A stable 32-bit id for a name (FNV-1a; 0 is never used).
+#[must_use]
+pub fn name_id(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h.max(1)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Desk {
+    /// Open the desk: replay the journal, list configured instruments it
+    /// does not hold yet, start the writer thread.
+    ///
+    /// # Errors
+    /// A configuration that does not hold together, or a journal that
+    /// cannot be opened or replayed.
+    pub fn open(config: DeskConfig) -> Result<Self, DeskError> {
+        let mut risk = PreTradeRisk::new(config.pretrade);
+        for (role, limits) in &config.roles {
+            risk.set_role_limits(role, *limits);
+        }
+        let mut accounts = BTreeMap::new();
+        let mut account_names = HashMap::new();
+        let mut owners: HashMap<u32, &str> = HashMap::new();
+        for a in &config.accounts {
+            let id = name_id(&a.name);
+            if let Some(other) = account_names.insert(id, a.name.clone()) {
+                return Err(DeskError::Config(format!("accounts `{other}` and `{}` have the same id", a.name)));
+            }
+            let owner = name_id(&a.owner);
+            if let Some(other) = owners.insert(owner, &a.owner)
+                && other != a.owner
+            {
+                return Err(DeskError::Config(format!("owners `{other}` and `{}` have the same id", a.owner)));
+            }
+            risk.set_account_role(id, &a.role).map_err(|e| DeskError::Config(format!("account `{}`: {e}", a.name)))?;
+            risk.set_account_overrides(id, a.overrides).map_err(|e| DeskError::Config(e.to_string()))?;
+            accounts.insert(a.name.clone(), (id, owner));
+        }
+        let mut state = State {
+            venue: Venue::new(),
+            risk,
+            surveillance: Surveillance::new(config.surveillance),
+            accounts,
+            account_names,
+            orders: HashMap::new(),
+            client_ids: HashMap::new(),
+            positions: BTreeMap::new(),
+            market: HashMap::new(),
+            pending_client_id: None,
+            stopped: false,
+            events: Vec::new(),
+        };
+        let (mut journal, _recovery) = Journal::open_each(&config.journal, OpenOptions::new(config.sync), |record| {
+            state.apply(&record.command, record.time_ns, None);
+            Ok(())
+        })?;
+        // Instruments the configuration lists and the journal does not hold yet.
+        let mut listed = Vec::new();
+        for l in &config.instruments {
+            if state.venue.symbol(&l.instrument.symbol).is_none() {
+                let cmd = Command::AddInstrument(l.instrument.clone());
+                state
+                    .venue
+                    .check(&cmd)
+                    .map_err(|e| DeskError::Config(format!("instrument `{}`: {}", l.instrument.symbol, e.as_str())))?;
+                state.apply(&cmd, now_ns(), None);
+                listed.push(cmd);
+            }
+        }
+        if !listed.is_empty() {
+            journal.append_batch_at(&listed, now_ns())?;
+        }
+        for l in &config.instruments {
+            if let Some(sym) = state.venue.symbol(&l.instrument.symbol)
+                && state.risk.reference_price(sym).is_none()
+            {
+                let _ = state.risk.set_reference_price(sym, l.reference);
+            }
+        }
+        for s in &config.restricted {
+            let sym = state.venue.symbol(s).ok_or_else(|| DeskError::Unknown { what: "symbol", name: s.clone() })?;
+            let _ = state.risk.set_restricted(Scope::Global, sym, true);
+        }
+        let state = Arc::new(Mutex::new(state));
+        let (jobs, queue) = mpsc::sync_channel::<Job>(4096);
+        let (changed, _) = tokio::sync::broadcast::channel(1024);
+        let writer =
+            Writer { state: Arc::clone(&state), journal, changed: changed.clone(), max_batch: config.max_batch.max(1) };
+        let handle = std::thread::Builder::new()
+            .name("trading-desk".into())
+            .spawn(move || writer.run(&queue))
+            .map_err(|e| DeskError::Config(format!("cannot start the desk's writer thread: {e}")))?;
+        Ok(Self { state, jobs, changed, writer: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    /// Stop the writer once what is queued is answered, and wait for it (the
+    /// journal is closed and unlocked afterwards). Later calls get
+    /// [`DeskError::Stopped`].
+    pub fn close(&self) {
+        let _ = self.jobs.send(Job::Stop);
+        let handle = self.writer.lock().take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Place an order: risk, then compliance, then the venue; answered once journaled.
+    ///
+    /// # Errors
+    /// The desk stopped (a journal failure).
+    pub async fn place(&self, req: OrderRequest) -> Result<OrderReport, DeskError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::Place(req, tx)).map_err(|_| DeskError::Stopped)?;
+        rx.await.map_err(|_| DeskError::Stopped)?
+    }
+
+    /// Cancel an order of `account`.
+    ///
+    /// # Errors
+    /// Unknown account or order; the desk stopped.
+    pub async fn cancel(&self, account: &str, order: OrderRef) -> Result<OrderReport, DeskError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::Cancel(account.to_owned(), order, tx)).map_err(|_| DeskError::Stopped)?;
+        rx.await.map_err(|_| DeskError::Stopped)?
+    }
+
+    /// Symbols whose market data changed (for resource notifications).
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
+    }
+
+    /// The listed symbols.
+    #[must_use]
+    pub fn symbols(&self) -> Vec<String> {
+        let s = self.state.lock();
+        s.venue.books().iter().map(|b| b.instrument().symbol.clone()).collect()
+    }
+
+    /// The accounts.
+    #[must_use]
+    pub fn accounts(&self) -> Vec<String> {
+        self.state.lock().accounts.keys().cloned().collect()
+    }
+
+    /// A symbol's instrument.
+    #[must_use]
+    pub fn instrument(&self, symbol: &str) -> Option<Instrument> {
+        let s = self.state.lock();
+        s.venue.symbol(symbol).and_then(|sym| s.venue.instrument(sym)).cloned()
+    }
+
+    /// A symbol's market data with `depth` levels.
+    #[must_use]
+    pub fn market(&self, symbol: &str, depth: usize, trades: usize) -> Option<MarketSnapshot> {
+        self.state.lock().market(symbol, depth, trades)
+    }
+
+    /// An order of `account`.
+    ///
+    /// # Errors
+    /// Unknown account or order.
+    pub fn order(&self, account: &str, order: &OrderRef) -> Result<OrderReport, DeskError> {
+        let s = self.state.lock();
+        let id = s.resolve(account, order)?;
+        s.report(id, false).ok_or_else(|| unknown_order(order))
+    }
+
+    /// An account's positions, with marks from the last trade (else the reference price).
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub fn positions(&self, account: &str) -> Result<Vec<PositionReport>, DeskError> {
+        let s = self.state.lock();
+        let &(id, _) =
+            s.accounts.get(account).ok_or_else(|| DeskError::Unknown { what: "portfolio", name: account.into() })?;
+        Ok(s.positions
+            .range((id, 0)..=(id, SymbolId::MAX))
+            .filter_map(|(&(_, sym), p)| {
+                let inst = s.venue.instrument(sym)?;
+                let mark = s.mark(sym);
+                let qty = inst.signed_qty_to_decimal(p.qty);
+                Some(PositionReport {
+                    symbol: inst.symbol.clone(),
+                    qty,
+                    avg_price: p.avg_price / 10f64.powi(i32::from(inst.price_decimals)),
+                    mark: mark.map(|m| inst.price_to_decimal(m)),
+                    market_value: mark.map_or(0.0, |m| qty * inst.price_to_decimal(m)),
+                    realized_pnl: inst.value_to_currency(p.realized),
+                    unrealized_pnl: mark.map_or(0.0, |m| inst.value_to_currency(p.unrealized(m))),
+                })
+            })
+            .collect())
+    }
+
+    /// An account's open orders.
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub fn open_orders(&self, account: &str) -> Result<Vec<OrderReport>, DeskError> {
+        let s = self.state.lock();
+        let &(id, _) =
+            s.accounts.get(account).ok_or_else(|| DeskError::Unknown { what: "portfolio", name: account.into() })?;
+        let mut ids: Vec<OrderId> =
+            s.orders.iter().filter(|(_, o)| o.order.account == id && !o.status.is_done()).map(|(k, _)| *k).collect();
+        ids.sort_unstable();
+        Ok(ids.into_iter().filter_map(|i| s.report(i, false)).collect())
+    }
+
+    /// Turn the kill switch of an account (or, with `None`, of everyone) on or off.
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub fn kill_switch(&self, account: Option<&str>, on: bool) -> Result<(), DeskError> {
+        let mut s = self.state.lock();
+        let scope = match account {
+            None => Scope::Global,
+            Some(a) => Scope::Account(
+                s.accounts.get(a).ok_or_else(|| DeskError::Unknown { what: "account", name: a.into() })?.0,
+            ),
+        };
+        s.risk.set_kill_switch(scope, on).map_err(|e| DeskError::Config(e.to_string()))
+    }
+
+    /// The compliance report over `[from, to)` (ns since the epoch), with
+    /// account and symbol names.
+    #[must_use]
+    pub fn compliance(&self, from_ns: u64, to_ns: u64) -> (surveillance::ComplianceReport, BTreeMap<u32, String>) {
+        let s = self.state.lock();
+        let mut names: BTreeMap<u32, String> = s.account_names.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for b in s.venue.books() {
+            names.insert(b.symbol(), b.instrument().symbol.clone());
+        }
+        (s.surveillance.report(from_ns, to_ns), names)
+    }
+
+    /// Whether a symbol name is listed, and its id.
+    #[must_use]
+    pub fn symbol_id(&self, symbol: &str) -> Option<SymbolId> {
+        self.state.lock().venue.symbol(symbol)
+    }
+}
+
+fn unknown_order(order: &OrderRef) -> DeskError {
+    let name = match order {
+        OrderRef::Id(i) => i.to_string(),
+        OrderRef::Client(c) => c.clone(),
+    };
+    DeskError::Unknown { what: "order", name }
+}
+
+struct Writer {
+    state: Arc<Mutex<State>>,
+    journal: Journal,
+    changed: tokio::sync::broadcast::Sender<String>,
+    max_batch: usize,
+}
+
+impl Writer {
+    fn run(mut self, queue: &mpsc::Receiver<Job>) {
+        let mut batch_jobs = Vec::with_capacity(self.max_batch);
+        let mut commands = Vec::new();
+        let mut replies = Vec::new();
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = queue.recv() else { break };
+            batch_jobs.push(first);
+            while batch_jobs.len() < self.max_batch {
+                match queue.try_recv() {
+                    Ok(j) => batch_jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let mut touched = Vec::new();
+            let mut s = self.state.lock();
+            let now = now_ns();
+            for job in batch_jobs.drain(..) {
+                let before = commands.len();
+                let (result, reply) = match job {
+                    Job::Place(req, reply) => (s.place(&req, now, &mut commands), reply),
+                    Job::Cancel(account, order, reply) => (s.cancel(&account, &order, now, &mut commands), reply),
+                    Job::Stop => {
+                        stop = true;
+                        s.stopped = true;
+                        continue;
+                    }
+                };
+                for c in &commands[before..] {
+                    if let Command::New(o) = c {
+                        touched.push(o.symbol);
+                    } else if let Command::Cancel(c) = c {
+                        touched.push(c.symbol);
+                    }
+                }
+                replies.push((result, reply));
+            }
+            let written =
+                if commands.is_empty() { Ok(()) } else { self.journal.append_batch_at(&commands, now).map(|_| ()) };
+            if let Err(e) = &written {
+                tracing::error!(error = %e, "the trading journal failed: the desk stops accepting orders");
+                s.stopped = true;
+            }
+            let names: Vec<String> = {
+                touched.sort_unstable();
+                touched.dedup();
+                touched.iter().filter_map(|t| s.venue.instrument(*t).map(|i| i.symbol.clone())).collect()
+            };
+            drop(s);
+            commands.clear();
+            for (result, reply) in replies.drain(..) {
+                let answer = if written.is_ok() { result } else { Err(DeskError::Stopped) };
+                let _ = reply.send(answer);
+            }
+            for n in names {
+                let _ = self.changed.send(n);
+            }
+        }
+    }
+}
+
+impl State {
+    /// Apply a command that the venue accepts, updating everything else from its events.
+    fn apply(&mut self, cmd: &Command, ts_ns: u64, metrics: Option<&RiskMetrics>) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        if let Command::ClientOrderId(c) = cmd {
+            self.pending_client_id = Some(c.clone());
+        }
+        if self.venue.apply(cmd, &mut events).is_ok() {
+            for e in &events {
+                self.on_event(e, ts_ns, metrics);
+            }
+        }
+        self.events = events;
+    }
+
+    fn intent(o: &NewOrder, ts_ns: u64) -> OrderIntent {
+        OrderIntent {
+            account: o.account,
+            symbol: o.symbol,
+            side: o.side,
+            qty: o.qty,
+            limit_price: (o.order_type == OrderType::Limit).then_some(o.price),
+            ts_ns,
+        }
+    }
+
+    fn on_event(&mut self, e: &Event, ts_ns: u64, metrics: Option<&RiskMetrics>) {
+        match *e {
+            Event::InstrumentAdded { symbol } => {
+                if let Some(i) = self.venue.instrument(symbol).cloned() {
+                    self.risk.add_instrument(symbol, &i);
+                }
+            }
+            Event::Accepted(o) => {
+                let intent = Self::intent(&o, ts_ns);
+                let _ = match metrics {
+                    Some(m) => self.risk.on_accepted(o.id, &intent, m),
+                    None => self.risk.restore_accepted(o.id, &intent),
+                };
+                let client_order_id = match self.pending_client_id.take() {
+                    Some(c) if c.order_id == o.id => {
+                        self.client_ids.insert((o.account, c.client_order_id.clone()), o.id);
+                        Some(c.client_order_id)
+                    }
+                    _ => None,
+                };
+                self.surveillance.record(surveillance::Event::Placed(surveillance::OrderPlaced {
+                    ts_ns,
+                    order_id: o.id,
+                    account: o.account,
+                    symbol: o.symbol,
+                    side: o.side,
+                    qty: o.qty,
+                    price: intent.limit_price,
+                }));
+                let risk = metrics.and_then(|m| self.risk_used(o.symbol, m));
+                self.orders.insert(
+                    o.id,
+                    OrderRecord {
+                        order: o,
+                        client_order_id,
+                        filled: 0,
+                        canceled: 0,
+                        value: 0.0,
+                        status: OrderStatus::New,
+                        cancel_reason: None,
+                        fills: Vec::new(),
+                        risk,
+                        ts_ns,
+                    },
+                );
+            }
+            Event::Trade(t) => {
+                let inst = self.venue.instrument(t.symbol).cloned();
+                for (id, account, liquidity) in
+                    [(t.maker_id, t.maker_account, "maker"), (t.taker_id, t.taker_account, "taker")]
+                {
+                    let _ = self.risk.on_fill(id, t.qty, t.price);
+                    let side = if id == t.maker_id { t.aggressor.opposite() } else { t.aggressor };
+                    self.positions.entry((account, t.symbol)).or_default().apply_fill(side, t.qty, t.price);
+                    if let (Some(o), Some(inst)) = (self.orders.get_mut(&id), &inst) {
+                        o.filled += t.qty;
+                        #[allow(clippy::cast_precision_loss)]
+                        {
+                            o.value += t.qty as f64 * t.price as f64;
+                        }
+                        o.status = if o.filled + o.canceled >= o.order.qty {
+                            OrderStatus::Filled
+                        } else {
+                            OrderStatus::PartiallyFilled
+                        };
+                        o.fills.push(Fill {
+                            trade_id: t.trade_id,
+                            price: inst.price_to_decimal(t.price),
+                            qty: inst.qty_to_decimal(t.qty),
+                            liquidity,
+                            ts_ns,
+                        });
+                    }
+                }
+                let (buy, sell) =
+                    if t.aggressor == Side::Buy { (t.taker_id, t.maker_id) } else { (t.maker_id, t.taker_id) };
+                let (buy_account, sell_account, buy_owner, sell_owner) = if t.aggressor == Side::Buy {
+                    (t.taker_account, t.maker_account, t.taker_owner, t.maker_owner)
+                } else {
+                    (t.maker_account, t.taker_account, t.maker_owner, t.taker_owner)
+                };
+                self.surveillance.record(surveillance::Event::Trade(surveillance::Trade {
+                    ts_ns,
+                    symbol: t.symbol,
+                    price: t.price,
+                    qty: t.qty,
+                    buy_order: buy,
+                    sell_order: sell,
+                    buy_account,
+                    sell_account,
+                    buy_owner,
+                    sell_owner,
+                }));
+                let _ = self.risk.set_reference_price(t.symbol, Some(t.price));
+                let m = self.market.entry(t.symbol).or_default();
+                m.last = Some(t.price);
+                if let Some(inst) = &inst {
+                    if m.trades.len() == TRADE_RING {
+                        m.trades.pop_front();
+                    }
+                    m.trades.push_back(TradeTick {
+                        trade_id: t.trade_id,
+                        ts_ns,
+                        price: inst.price_to_decimal(t.price),
+                        qty: inst.qty_to_decimal(t.qty),
+                        aggressor: t.aggressor,
+                    });
+                }
+            }
+            Event::Filled { id, .. } => {
+                if let Some(o) = self.orders.get_mut(&id) {
+                    o.status = OrderStatus::Filled;
+                }
+            }
+            Event::Reduced { id, by, .. } => {
+                if let Some(o) = self.orders.get_mut(&id) {
+                    o.canceled += by;
+                }
+            }
+            Event::Canceled { id, canceled, reason, .. } => {
+                let _ = self.risk.on_cancel(id);
+                if let Some(o) = self.orders.get_mut(&id) {
+                    o.canceled += canceled;
+                    o.status = OrderStatus::Canceled;
+                    o.cancel_reason = Some(reason);
+                    self.surveillance.record(surveillance::Event::Canceled(surveillance::OrderCanceled {
+                        ts_ns,
+                        order_id: id,
+                        account: o.order.account,
+                        symbol: o.order.symbol,
+                        canceled_qty: canceled,
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn risk_used(&self, symbol: SymbolId, m: &RiskMetrics) -> Option<RiskUsed> {
+        let inst = self.venue.instrument(symbol)?;
+        let qty = |q: Qty| (q != Qty::MAX).then(|| inst.qty_to_decimal(q));
+        let money = |n: pretrade::Notional| (n != pretrade::Notional::MAX).then(|| pretrade::notional_to_f64(n));
+        Some(RiskUsed {
+            notional: pretrade::notional_to_f64(m.notional),
+            price_used: inst.price_to_decimal(m.price_used),
+            reference_price: m.reference_price.map(|p| inst.price_to_decimal(p)),
+            collar: m.collar.map(|(lo, hi)| (inst.price_to_decimal(lo), inst.price_to_decimal(hi))),
+            position: inst.signed_qty_to_decimal(m.position),
+            projected_position: inst.signed_qty_to_decimal(m.projected_position),
+            position_limit: qty(m.position_limit),
+            credit_used: pretrade::notional_to_f64(m.credit_used),
+            credit_limit: money(m.credit_limit),
+            max_order_qty: qty(m.limits.max_order_qty),
+            max_order_notional: money(m.limits.max_order_notional),
+        })
+    }
+
+    fn mark(&self, sym: SymbolId) -> Option<Price> {
+        self.market.get(&sym).and_then(|m| m.last).or_else(|| self.risk.reference_price(sym))
+    }
+
+    fn resolve(&self, account: &str, order: &OrderRef) -> Result<OrderId, DeskError> {
+        let &(acc, _) =
+            self.accounts.get(account).ok_or_else(|| DeskError::Unknown { what: "account", name: account.into() })?;
+        let id = match order {
+            OrderRef::Id(id) => *id,
+            OrderRef::Client(c) => *self.client_ids.get(&(acc, c.clone())).ok_or_else(|| unknown_order(order))?,
+        };
+        // Another account's order is unknown, exactly like a missing one.
+        match self.orders.get(&id) {
+            Some(o) if o.order.account == acc => Ok(id),
+            _ => Err(unknown_order(order)),
+        }
+    }
+
+    fn report(&self, id: OrderId, repeated: bool) -> Option<OrderReport> {
+        let o = self.orders.get(&id)?;
+        let inst = self.venue.instrument(o.order.symbol)?;
+        let status = match o.status {
+            OrderStatus::New => Status::New,
+            OrderStatus::PartiallyFilled => Status::PartiallyFilled,
+            OrderStatus::Filled => Status::Filled,
+            OrderStatus::Canceled => Status::Canceled,
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let avg = (o.filled > 0).then(|| o.value / o.filled as f64 / 10f64.powi(i32::from(inst.price_decimals)));
+        Some(OrderReport {
+            order_id: Some(id),
+            client_order_id: o.client_order_id.clone(),
+            account: self.account_names.get(&o.order.account).cloned().unwrap_or_default(),
+            symbol: inst.symbol.clone(),
+            side: o.order.side,
+            order_type: o.order.order_type,
+            tif: o.order.tif,
+            price: (o.order.order_type == OrderType::Limit).then(|| inst.price_to_decimal(o.order.price)),
+            qty: inst.qty_to_decimal(o.order.qty),
+            status,
+            executed_qty: inst.qty_to_decimal(o.filled),
+            remaining_qty: inst.qty_to_decimal(o.order.qty.saturating_sub(o.filled + o.canceled)),
+            avg_price: avg,
+            reason: o
+                .cancel_reason
+                .map(|r| (r.as_str().to_owned(), format!("canceled: {}", r.as_str().replace('_', " ")))),
+            fills: o.fills.clone(),
+            risk: o.risk.clone(),
+            repeated,
+            ts_ns: o.ts_ns,
+        })
+    }
+
+    fn rejected(req: &OrderRequest, code: &str, message: String, ts_ns: u64) -> OrderReport {
+        OrderReport {
+            order_id: None,
+            client_order_id: req.client_order_id.clone(),
+            account: req.account.clone(),
+            symbol: req.symbol.clone(),
+            side: req.side,
+            order_type: req.order_type,
+            tif: req.tif,
+            price: req.price,
+            qty: req.qty,
+            status: Status::Rejected,
+            executed_qty: 0.0,
+            remaining_qty: 0.0,
+            avg_price: None,
+            reason: Some((code.to_owned(), message)),
+            fills: Vec::new(),
+            risk: None,
+            repeated: false,
+            ts_ns,
+        }
+    }
+
+    /// Record a refusal for compliance, then report it.
+    fn refuse(
+        &mut self,
+        req: &OrderRequest,
+        ids: Option<(AccountId, SymbolId)>,
+        code: &str,
+        message: String,
+        ts: u64,
+    ) -> OrderReport {
+        if let Some((account, symbol)) = ids {
+            self.surveillance.record(surveillance::Event::Rejected(surveillance::OrderRejected {
+                ts_ns: ts,
+                order_id: None,
+                account,
+                symbol,
+                side: req.side,
+                qty: 0,
+                price: None,
+                reason: code.to_owned(),
+            }));
+        }
+        Self::rejected(req, code, message, ts)
+    }
+
+    fn place(&mut self, req: &OrderRequest, ts: u64, out: &mut Vec<Command>) -> Result<OrderReport, DeskError> {
+        if self.stopped {
+            return Err(DeskError::Stopped);
+        }
+        let Some(&(account, owner)) = self.accounts.get(&req.account) else {
+            return Ok(Self::rejected(req, "unknown_account", format!("unknown account `{}`", req.account), ts));
+        };
+        if let Some(c) = &req.client_order_id {
+            if let Some(&id) = self.client_ids.get(&(account, c.clone())) {
+                return Ok(self
+                    .report(id, true)
+                    .unwrap_or_else(|| Self::rejected(req, "unknown_order", String::new(), ts)));
+            }
+            let check = ClientOrderId { order_id: 0, account, client_order_id: c.clone() };
+            if self.venue.check(&Command::ClientOrderId(check)).is_err() {
+                return Ok(Self::rejected(
+                    req,
+                    "invalid_client_order_id",
+                    "clientOrderId must be 1 to 64 bytes without control characters".into(),
+                    ts,
+                ));
+            }
+        }
+        let Some(symbol) = self.venue.symbol(&req.symbol) else {
+            return Ok(Self::rejected(req, "unknown_symbol", format!("unknown symbol `{}`", req.symbol), ts));
+        };
+        let Some(inst) = self.venue.instrument(symbol).cloned() else {
+            return Ok(Self::rejected(req, "unknown_symbol", format!("unknown symbol `{}`", req.symbol), ts));
+        };
+        let ids = Some((account, symbol));
+        let qty = match inst.qty_from_decimal(req.qty) {
+            Ok(q) => q,
+            Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts)),
+        };
+        let price = match (req.order_type, req.price) {
+            (OrderType::Limit, Some(p)) => match inst.price_from_decimal(p) {
+                Ok(p) => p,
+                Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts)),
+            },
+            (OrderType::Limit, None) => {
+                return Ok(self.refuse(req, ids, "missing_price", "a limit order needs a price".into(), ts));
+            }
+            (OrderType::Market, Some(_)) => {
+                return Ok(self.refuse(req, ids, "invalid_order", "a market order takes no price".into(), ts));
+            }
+            (OrderType::Market, None) => 0,
+        };
+        let intent = OrderIntent {
+            account,
+            symbol,
+            side: req.side,
+            qty,
+            limit_price: (req.order_type == OrderType::Limit).then_some(price),
+            ts_ns: ts,
+        };
+        // Risk first.
+        let metrics = match self.risk.check(&intent) {
+            Ok(m) => m,
+            Err(r) => return Ok(self.refuse(req, ids, r.reason.as_str(), r.message, ts)),
+        };
+        // Then compliance: the order-to-trade ratio, counting this order.
+        let otr = self.surveillance.check_order_to_trade(account, ts);
+        if otr.exceeds {
+            let msg = format!(
+                "order-to-trade ratio {:.1} ({} orders, {} trades in the window) is above the limit {:.1}",
+                otr.ratio, otr.orders, otr.trades, otr.limit
+            );
+            return Ok(self.refuse(req, ids, "order_to_trade_ratio", msg, ts));
+        }
+        // Then the venue.
+        let id = self.venue.next_order_id();
+        let mut order = match req.order_type {
+            OrderType::Limit => NewOrder::limit(id, symbol, req.side, price, qty),
+            OrderType::Market => NewOrder::market(id, symbol, req.side, qty),
+        }
+        .by(account, owner)
+        .tif(req.tif);
+        if req.post_only {
+            order = order.post_only();
+        }
+        let cmd = Command::New(order);
+        if let Err(r) = self.venue.check(&cmd) {
+            return Ok(self.refuse(req, ids, r.as_str(), venue_message(r), ts));
+        }
+        if let Some(c) = &req.client_order_id {
+            let note = Command::ClientOrderId(ClientOrderId { order_id: id, account, client_order_id: c.clone() });
+            self.pending_client_id = None;
+            let mut ev = Vec::new();
+            if self.venue.apply(&note, &mut ev).is_ok() {
+                self.pending_client_id = Some(ClientOrderId { order_id: id, account, client_order_id: c.clone() });
+                out.push(note);
+            }
+        }
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        if self.venue.apply(&cmd, &mut events).is_ok() {
+            for e in &events {
+                self.on_event(e, ts, Some(&metrics));
+            }
+            out.push(cmd);
+        }
+        self.events = events;
+        Ok(self.report(id, false).unwrap_or_else(|| Self::rejected(req, "internal", "the order vanished".into(), ts)))
+    }
+
+    fn cancel(
+        &mut self,
+        account: &str,
+        order: &OrderRef,
+        ts: u64,
+        out: &mut Vec<Command>,
+    ) -> Result<OrderReport, DeskError> {
+        if self.stopped {
+            return Err(DeskError::Stopped);
+        }
+        let id = self.resolve(account, order)?;
+        let symbol = self.orders.get(&id).map(|o| o.order.symbol).ok_or_else(|| unknown_order(order))?;
+        let cmd = Command::Cancel(Cancel { symbol, id });
+        if self.venue.check(&cmd).is_ok() {
+            let mut events = std::mem::take(&mut self.events);
+            events.clear();
+            if self.venue.apply(&cmd, &mut events).is_ok() {
+                for e in &events {
+                    self.on_event(e, ts, None);
+                }
+                out.push(cmd);
+            }
+            self.events = events;
+        }
+        // An order already done is reported as it is (cancel is idempotent).
+        self.report(id, false).ok_or_else(|| unknown_order(order))
+    }
+
+    fn market(&self, symbol: &str, depth: usize, trades: usize) -> Option<MarketSnapshot> {
+        let sym = self.venue.symbol(symbol)?;
+        let inst = self.venue.instrument(sym)?;
+        let book = self.venue.book(sym)?;
+        let px = |p: Price| inst.price_to_decimal(p);
+        let q = |x: Qty| inst.qty_to_decimal(x);
+        let level = |l: &crate::engine::DepthLevel| (px(l.price), q(l.qty), l.orders);
+        let bids: Vec<_> = book.depth(Side::Buy, depth.max(1)).iter().map(level).collect();
+        let asks: Vec<_> = book.depth(Side::Sell, depth.max(1)).iter().map(level).collect();
+        let data = self.market.get(&sym);
+        let ring: Vec<TradeTick> = data.map(|d| d.trades.iter().rev().copied().collect()).unwrap_or_default();
+        let volume: f64 = ring.iter().map(|t| t.qty).sum();
+        let value: f64 = ring.iter().map(|t| t.qty * t.price).sum();
+        Some(MarketSnapshot {
+            symbol: inst.symbol.clone(),
+            bid: bids.first().map(|l| (l.0, l.1)),
+            ask: asks.first().map(|l| (l.0, l.1)),
+            last: data.and_then(|d| d.last).map(px),
+            reference: self.risk.reference_price(sym).map(px),
+            bids: bids.into_iter().take(depth).collect(),
+            asks: asks.into_iter().take(depth).collect(),
+            high: ring.iter().map(|t| t.price).reduce(f64::max),
+            low: ring.iter().map(|t| t.price).reduce(f64::min),
+            vwap: (volume > 0.0).then(|| value / volume),
+            volume,
+            trades: ring.into_iter().take(trades).collect(),
+        })
+    }
+}
+
+fn unit_code(e: &crate::types::UnitError) -> &'static str {
+    use crate::types::UnitError as U;
+    match e {
+        U::NotFinite { .. } => "not_a_number",
+        U::NotPositive { what: "price", .. } => "invalid_price",
+        U::NotPositive { .. } => "invalid_quantity",
+        U::TooLarge { .. } => "too_large",
+        U::OffGrid { unit: "tick size", .. } => "off_tick",
+        U::OffGrid { .. } => "off_lot",
+    }
+}
+
+fn venue_message(r: VenueReject) -> String {
+    match r {
+        VenueReject::PostOnlyWouldCross => "a post-only order would take liquidity".into(),
+        VenueReject::FokNotFillable => "a fill-or-kill order cannot be filled in full now".into(),
+        VenueReject::PostOnlyRequiresGtcLimit => "post-only needs a good-till-canceled limit order".into(),
+        other => format!("the venue refused the order: {}", other.as_str().replace('_', " ")),
+    }
+}

@@ -1,0 +1,252 @@
+//! The desk: orders through risk, compliance and the venue, journaled,
+//! answered, and recovered by replay.
+
+use std::path::Path;
+
+use plexus_trading::desk::{
+    AccountSpec, Desk, DeskConfig, DeskError, ListedInstrument, OrderRef, OrderRequest, Status,
+};
+use plexus_trading::journal::{Journal, OpenOptions, Sync};
+use plexus_trading::pretrade::{LimitOverrides, PreTradeConfig, RiskLimits};
+use plexus_trading::surveillance::SurveillanceConfig;
+use plexus_trading::types::{Instrument, OrderType, Side, TimeInForce};
+
+fn config(journal: &Path) -> DeskConfig {
+    let account = |name: &str, owner: &str, role: &str| AccountSpec {
+        name: name.into(),
+        owner: owner.into(),
+        role: role.into(),
+        overrides: LimitOverrides::default(),
+    };
+    let trader = RiskLimits { max_order_qty: 10_000, collar_bps: 1_000, ..RiskLimits::UNLIMITED };
+    DeskConfig {
+        journal: journal.to_path_buf(),
+        sync: Sync::Always,
+        instruments: vec![ListedInstrument {
+            instrument: Instrument { symbol: "7203.T".into(), price_decimals: 1, qty_decimals: 0, tick: 5, lot: 100 },
+            reference: Some(30_000),
+        }],
+        accounts: vec![
+            account("alpha", "fund-a", "trader"),
+            account("beta", "fund-b", "trader"),
+            account("alpha-2", "fund-a", "trader"),
+            account("gamma", "fund-c", "trader"),
+        ],
+        roles: vec![("trader".into(), trader)],
+        restricted: vec![],
+        pretrade: PreTradeConfig { duplicate_window_ns: 0 },
+        // The order-to-trade limit has its own test; here it must not get in the way.
+        surveillance: SurveillanceConfig { otr_limit: 1e9, ..SurveillanceConfig::default() },
+        max_batch: 64,
+    }
+}
+
+fn limit(account: &str, side: Side, price: f64, qty: f64) -> OrderRequest {
+    OrderRequest {
+        account: account.into(),
+        client_order_id: None,
+        symbol: "7203.T".into(),
+        side,
+        order_type: OrderType::Limit,
+        tif: TimeInForce::Gtc,
+        price: Some(price),
+        qty,
+        post_only: false,
+    }
+}
+
+fn records(journal: &Path) -> usize {
+    Journal::open(journal, Sync::Os).unwrap().1.records.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything() {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config(&path)).unwrap();
+    let sell = desk.place(limit("beta", Side::Sell, 3000.0, 300.0)).await.unwrap();
+    assert_eq!((sell.status, sell.order_id.is_some()), (Status::New, true), "{sell:?}");
+    let risk = sell.risk.as_ref().unwrap();
+    assert!((risk.notional - 900_000.0).abs() < 1e-6 && risk.collar == Some((2700.0, 3300.0)), "{risk:?}");
+    let buy = desk.place(limit("alpha", Side::Buy, 3005.0, 300.0)).await.unwrap();
+    assert_eq!(buy.status, Status::Filled);
+    assert_eq!((buy.executed_qty, buy.avg_price), (300.0, Some(3000.0)));
+    assert_eq!(buy.fills.len(), 1);
+    assert_eq!(buy.fills[0].liquidity, "taker");
+    // alpha sells 100 back into a new bid at 3010: realized (3010 - 3000) × 100.
+    desk.place(limit("gamma", Side::Buy, 3010.0, 100.0)).await.unwrap();
+    let out = desk.place(limit("alpha", Side::Sell, 3010.0, 100.0)).await.unwrap();
+    assert_eq!(out.status, Status::Filled);
+    let alpha = desk.positions("alpha").unwrap();
+    assert_eq!(alpha.len(), 1);
+    let p = &alpha[0];
+    assert_eq!((p.qty, p.avg_price, p.mark), (200.0, 3000.0, Some(3010.0)));
+    assert!((p.realized_pnl - 1_000.0).abs() < 1e-9 && (p.unrealized_pnl - 2_000.0).abs() < 1e-9, "{p:?}");
+    let beta = desk.positions("beta").unwrap();
+    assert_eq!(beta[0].qty, -300.0);
+    assert_eq!(desk.positions("gamma").unwrap()[0].qty, 100.0);
+    let md = desk.market("7203.T", 5, 10).unwrap();
+    assert_eq!((md.bid, md.ask), (None, None));
+    assert_eq!((md.last, md.trades.len(), md.volume), (Some(3010.0), 2, 400.0));
+    assert_eq!(md.trades[0].price, 3010.0, "most recent first");
+    desk.place(limit("beta", Side::Sell, 3050.0, 200.0)).await.unwrap();
+    let before = (desk.positions("alpha").unwrap(), desk.positions("beta").unwrap(), desk.open_orders("beta").unwrap());
+    assert_eq!(before.2.len(), 1);
+    desk.close();
+    assert!(matches!(desk.place(limit("alpha", Side::Buy, 3000.0, 100.0)).await, Err(DeskError::Stopped)));
+
+    // After a restart the journal rebuilds the same state.
+    let again = Desk::open(config(&path)).unwrap();
+    let mut after =
+        (again.positions("alpha").unwrap(), again.positions("beta").unwrap(), again.open_orders("beta").unwrap());
+    // The risk figures an order was placed with are in its placement's answer, not in the journal.
+    assert!(after.2[0].risk.is_none());
+    after.2[0].risk = before.2[0].risk.clone();
+    assert_eq!(before, after);
+    let md = again.market("7203.T", 5, 10).unwrap();
+    assert_eq!((md.trades.len(), md.ask, md.last), (2, Some((3050.0, 200.0)), Some(3010.0)));
+    again.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_reason_codes_and_are_never_journaled() {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config(&path)).unwrap();
+    let cases = [
+        (limit("alpha", Side::Buy, 3000.3, 100.0), "off_tick"),
+        (limit("alpha", Side::Buy, 3000.0, 150.0), "off_lot"),
+        (limit("alpha", Side::Buy, 3000.0, 0.0), "invalid_quantity"),
+        (limit("alpha", Side::Buy, f64::NAN, 100.0), "not_a_number"),
+        (limit("alpha", Side::Buy, 3000.0, 20_000.0), "max_order_qty"),
+        (limit("alpha", Side::Buy, 3500.0, 100.0), "price_collar"),
+        (limit("nobody", Side::Buy, 3000.0, 100.0), "unknown_account"),
+        (OrderRequest { symbol: "NOPE".into(), ..limit("alpha", Side::Buy, 3000.0, 100.0) }, "unknown_symbol"),
+        (OrderRequest { price: None, ..limit("alpha", Side::Buy, 3000.0, 100.0) }, "missing_price"),
+    ];
+    for (req, code) in cases {
+        let r = desk.place(req).await.unwrap();
+        assert_eq!(r.status, Status::Rejected);
+        assert_eq!(r.reason.as_ref().map(|(c, _)| c.as_str()), Some(code), "{r:?}");
+        assert!(r.order_id.is_none());
+    }
+    // Post-only that would cross: the venue refuses it.
+    desk.place(limit("beta", Side::Sell, 3000.0, 100.0)).await.unwrap();
+    let po = desk.place(OrderRequest { post_only: true, ..limit("alpha", Side::Buy, 3000.0, 100.0) }).await.unwrap();
+    assert_eq!(po.reason.as_ref().map(|(c, _)| c.as_str()), Some("post_only_would_cross"));
+    desk.place(limit("alpha", Side::Buy, 2990.0, 100.0)).await.unwrap();
+    desk.kill_switch(Some("alpha"), true).unwrap();
+    let killed = desk.place(limit("alpha", Side::Buy, 2990.0, 100.0)).await.unwrap();
+    assert_eq!(killed.reason.as_ref().map(|(c, _)| c.as_str()), Some("account_kill_switch"));
+    let (report, _) = desk.compliance(0, u64::MAX);
+    assert_eq!(report.rejections_by_reason.get("off_tick"), Some(&1), "{:?}", report.rejections_by_reason);
+    desk.close();
+    // One instrument listing and two accepted orders.
+    assert_eq!(records(&path), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_are_scoped() {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config(&path)).unwrap();
+    let req = OrderRequest { client_order_id: Some("注文-0001".into()), ..limit("alpha", Side::Buy, 2990.0, 100.0) };
+    let first = desk.place(req.clone()).await.unwrap();
+    let second = desk.place(req.clone()).await.unwrap();
+    assert_eq!(first.order_id, second.order_id);
+    assert!(!first.repeated && second.repeated);
+    // Another account cannot see or cancel it: exactly like a missing order.
+    let theirs = desk.cancel("beta", OrderRef::Client("注文-0001".into())).await.unwrap_err();
+    let missing = desk.cancel("beta", OrderRef::Id(999)).await.unwrap_err();
+    assert!(
+        matches!(theirs, DeskError::Unknown { what: "order", .. })
+            && matches!(missing, DeskError::Unknown { what: "order", .. })
+    );
+    desk.close();
+    let again = Desk::open(config(&path)).unwrap();
+    let third = again.place(req).await.unwrap();
+    assert_eq!((third.order_id, third.repeated), (first.order_id, true));
+    let canceled = again.cancel("alpha", OrderRef::Client("注文-0001".into())).await.unwrap();
+    assert_eq!(canceled.status, Status::Canceled);
+    // Canceling again answers the same, and journals nothing more.
+    let n = {
+        again.close();
+        records(&path)
+    };
+    let last = Desk::open(config(&path)).unwrap();
+    assert_eq!(last.cancel("alpha", OrderRef::Id(first.order_id.unwrap())).await.unwrap().status, Status::Canceled);
+    last.close();
+    assert_eq!(records(&path), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_owner_never_trades_with_itself_and_concurrent_callers_share_journal_writes() {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config(&path)).unwrap();
+    desk.place(limit("alpha", Side::Sell, 3000.0, 100.0)).await.unwrap();
+    // alpha-2 has the same beneficial owner: self-trade prevention cancels the newest.
+    let own = desk.place(limit("alpha-2", Side::Buy, 3000.0, 100.0)).await.unwrap();
+    assert_eq!((own.status, own.executed_qty), (Status::Canceled, 0.0));
+    assert_eq!(own.reason.as_ref().map(|(c, _)| c.as_str()), Some("self_trade_prevented"));
+
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let d = desk.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let price = 2900.0 - f64::from((t * 25 + i) % 20) * 5.0;
+                let r = d.place(limit("beta", Side::Buy, price, 100.0)).await.unwrap();
+                assert_eq!(r.status, Status::New, "{r:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(desk.open_orders("beta").unwrap().len(), 200);
+    desk.close();
+    // The listing, alpha's order, alpha-2's order and 200 bids.
+    assert_eq!(records(&path), 203);
+    let opened = Journal::open(&path, OpenOptions::new(Sync::Os).sync).unwrap().1;
+    assert_eq!(opened.truncated_bytes, 0);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("plexus-desk-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_refuses_orders_over_the_order_to_trade_ratio() {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let mut cfg = config(&path);
+    cfg.surveillance = SurveillanceConfig::default();
+    let limit_ratio = cfg.surveillance.otr_limit;
+    let desk = Desk::open(cfg).unwrap();
+    let mut refused = None;
+    for i in 0..40 {
+        let r = desk.place(limit("gamma", Side::Buy, 2900.0 - f64::from(i) * 5.0, 100.0)).await.unwrap();
+        if r.status == Status::Rejected {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (i, r) = refused.expect("the ratio limit refuses an order");
+    assert_eq!(r.reason.as_ref().map(|(c, _)| c.as_str()), Some("order_to_trade_ratio"));
+    assert!(f64::from(i) >= limit_ratio, "{i} orders went through before the refusal");
+    let (report, _) = desk.compliance(0, u64::MAX);
+    assert_eq!(report.rejections_by_reason.get("order_to_trade_ratio"), Some(&1));
+    // Refused before the book, the account never entered breach: no alert, the refusal is the record.
+    assert!(report.alerts.is_empty(), "{:?}", report.alerts);
+    desk.close();
+}
