@@ -92,6 +92,9 @@ struct RawConfig {
     health: RawHealth,
     #[serde(default)]
     ops: RawOps,
+    /// `[trading]`: absent means the demo desk's defaults.
+    #[serde(default)]
+    trading: Option<plexus_trading::settings::TradingSettings>,
 }
 
 /// The ops module.
@@ -396,6 +399,8 @@ pub struct Config {
     pub shared_dir_setting: PathBuf,
     /// `[[ops.webhooks]]` with their URLs and tokens.
     pub ops_webhooks: Vec<Webhook>,
+    /// `[trading]`, checked (the demo desk's defaults when absent).
+    pub trading: plexus_trading::settings::TradingSettings,
     /// `knowledge.dir` as written (see [`Config::knowledge_dir`]).
     pub knowledge_dir_setting: PathBuf,
     pub knowledge_sync_interval: Duration,
@@ -467,7 +472,7 @@ impl Config {
 }
 
 /// Modules this build can serve, in listing order.
-pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "trading", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
@@ -726,7 +731,10 @@ impl Config {
             }
             ops_webhooks.push(Webhook { name: w.name.clone(), slack, url, token });
         }
+        let trading = raw.trading.unwrap_or_default();
+        trading.check().map_err(|e| anyhow::anyhow!("trading: {e}"))?;
         Ok(Config {
+            trading,
             ops_webhooks,
             health_servers: raw.health.servers,
             health_secrets,

@@ -38,6 +38,8 @@ pub struct ModuleDeps {
     pub health_remotes: Vec<Arc<dyn plexus_health::Remote>>,
     /// The ops hub, when serving it.
     pub ops: Option<Arc<plexus_ops::Hub>>,
+    /// The trading desk, when serving it.
+    pub trading: Option<plexus_trading::desk::Desk>,
 }
 
 /// The configured FHIR servers (`[[health.servers]]`), key files read
@@ -129,6 +131,7 @@ impl ModuleDeps {
             health: None,
             health_remotes: Vec::new(),
             ops: None,
+            trading: None,
         }
     }
 }
@@ -181,6 +184,8 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                 hub.notify_on(deps.bus.clone());
                 Arc::new(plexus_ops::Ops::new(Arc::clone(hub))) as Arc<dyn Module>
             }),
+            // Offline listings have no desk: the trading tools are listed by a serving process.
+            "trading" => deps.trading.as_ref().and_then(|desk| trading_module(config, desk, &deps.bus).ok()),
             _ => None,
         })
         .collect()
@@ -388,4 +393,43 @@ pub fn watch_policy(path: std::path::PathBuf, policy: Arc<SharedPolicy>, every: 
             }
         }
     });
+}
+
+/// The trading module over an open desk, its market data announced on `bus`.
+fn trading_module(config: &Config, desk: &plexus_trading::desk::Desk, bus: &Bus) -> anyhow::Result<Arc<dyn Module>> {
+    let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;
+    plexus_trading::tools::notify_on(desk, bus.clone(), std::time::Duration::from_millis(50));
+    Ok(Arc::new(plexus_trading::Trading::new(plexus_trading::tools::Ctx {
+        desk: desk.clone(),
+        traders: checked.traders,
+        history: plexus_trading::history::History::simulated(&checked.volatility),
+        sectors: checked.sectors,
+        simulated: config.trading.simulate,
+    })))
+}
+
+/// Open the trading desk (its journal under the data directory), replaying
+/// the journal.
+pub fn open_desk(config: &Config) -> anyhow::Result<plexus_trading::desk::Desk> {
+    let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;
+    let dir = config.data_dir.join("trading");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let desk = plexus_trading::desk::Desk::open(plexus_trading::desk::DeskConfig {
+        journal: dir.join("journal"),
+        sync: checked.sync,
+        instruments: checked.instruments,
+        accounts: checked.accounts,
+        roles: checked.roles,
+        restricted: config.trading.restricted.clone(),
+        pretrade: plexus_trading::pretrade::PreTradeConfig::default(),
+        surveillance: plexus_trading::surveillance::SurveillanceConfig {
+            otr_limit: config.trading.otr_limit,
+            otr_min_orders: config.trading.otr_min_orders,
+            otr_window_ns: config.trading.otr_window_seconds.saturating_mul(1_000_000_000),
+            ..plexus_trading::surveillance::SurveillanceConfig::default()
+        },
+        max_batch: config.trading.max_batch,
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(desk)
 }

@@ -163,11 +163,13 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         if !path.exists() {
             plexus_store::MasterKey::generate_file(&path)?;
         }
-        config.master_key_file = Some(path);
+        // Relative to the data directory, as `crypto.master_key_file` is read
+        // (`data_dir.join` again would double a relative `--data-dir`).
+        config.master_key_file = Some(std::path::PathBuf::from("master.key"));
     }
     // The demo shows every module with data of its own.
     if args.demo {
-        for m in ["knowledge", "health", "ops"] {
+        for m in ["knowledge", "health", "ops", "trading"] {
             if !config.modules.iter().any(|x| x == m) {
                 config.modules.push(m.into());
             }
@@ -252,6 +254,18 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    let trading = if config.modules.iter().any(|m| m == "trading") {
+        if args.demo {
+            config.trading.simulate = true;
+        }
+        let desk = wiring::open_desk(&config).context("cannot open the trading desk")?;
+        if config.trading.simulate {
+            plexus_trading::simulator::spawn(desk.clone(), plexus_trading::simulator::SimConfig::default());
+        }
+        Some(desk)
+    } else {
+        None
+    };
     let health_remotes = if health.is_some() { wiring::health_remotes(&config)? } else { Vec::new() };
     let deps = wiring::ModuleDeps {
         health,
@@ -261,6 +275,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         knowledge,
         telemetry: Some(Arc::clone(&telemetry)),
         ops,
+        trading,
     };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;

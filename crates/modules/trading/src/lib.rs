@@ -18,8 +18,14 @@ pub mod analytics;
 pub mod desk;
 pub mod engine;
 pub mod feeds;
+pub mod history;
 pub mod journal;
 pub mod oms;
 pub mod pretrade;
+pub mod settings;
+pub mod simulator;
 pub mod surveillance;
+pub mod tools;
 pub mod types;
+
+pub use tools::{NAME, Trading};
