@@ -18,6 +18,15 @@ fi
 "$refvenv/bin/python" scripts/reference/trading_risk.py "${TMPDIR:-/tmp}/risk_reference.json"
 cmp crates/modules/trading/tests/fixtures/risk_reference.json "${TMPDIR:-/tmp}/risk_reference.json"
 
+echo "== reference values: catsim, girth and pyBKT recompute the learning fixture exactly"
+lrnvenv=scripts/reference/.venv-learning
+if [ ! -x "$lrnvenv/bin/python" ]; then
+  python3 -m venv "$lrnvenv"
+  "$lrnvenv/bin/pip" install -q --disable-pip-version-check -r scripts/reference/learning-requirements.txt
+fi
+"$lrnvenv/bin/python" scripts/reference/learning_reference.py "${TMPDIR:-/tmp}/learning_reference.json"
+cmp crates/modules/learning/tests/fixtures/learning_reference.json "${TMPDIR:-/tmp}/learning_reference.json"
+
 echo "== cargo test (workspace)"
 cargo test --workspace
 

@@ -1,0 +1,6 @@
+//! plexus-learning integration tests.
+
+mod bkt;
+mod cat;
+mod common;
+mod irt;
