@@ -367,7 +367,7 @@ impl Desk {
                     .venue
                     .check(&cmd)
                     .map_err(|e| DeskError::Config(format!("instrument `{}`: {}", l.instrument.symbol, e.as_str())))?;
-                state.apply(&cmd, now_ns(), None);
+                let _ = state.apply(&cmd, now_ns(), None);
                 listed.push(cmd);
             }
         }
@@ -624,18 +624,20 @@ impl Writer {
 
 impl State {
     /// Apply a command that the venue accepts, updating everything else from its events.
-    fn apply(&mut self, cmd: &Command, ts_ns: u64, metrics: Option<&RiskMetrics>) {
+    fn apply(&mut self, cmd: &Command, ts_ns: u64, metrics: Option<&RiskMetrics>) -> bool {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        if let Command::ClientOrderId(c) = cmd {
-            self.pending_client_id = Some(c.clone());
-        }
-        if self.venue.apply(cmd, &mut events).is_ok() {
+        let accepted = self.venue.apply(cmd, &mut events).is_ok();
+        if accepted {
+            if let Command::ClientOrderId(c) = cmd {
+                self.pending_client_id = Some(c.clone());
+            }
             for e in &events {
                 self.on_event(e, ts_ns, metrics);
             }
         }
         self.events = events;
+        accepted
     }
 
     fn intent(o: &NewOrder, ts_ns: u64) -> OrderIntent {
@@ -992,22 +994,13 @@ impl State {
         }
         if let Some(c) = &req.client_order_id {
             let note = Command::ClientOrderId(ClientOrderId { order_id: id, account, client_order_id: c.clone() });
-            self.pending_client_id = None;
-            let mut ev = Vec::new();
-            if self.venue.apply(&note, &mut ev).is_ok() {
-                self.pending_client_id = Some(ClientOrderId { order_id: id, account, client_order_id: c.clone() });
+            if self.apply(&note, ts, None) {
                 out.push(note);
             }
         }
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        if self.venue.apply(&cmd, &mut events).is_ok() {
-            for e in &events {
-                self.on_event(e, ts, Some(&metrics));
-            }
+        if self.apply(&cmd, ts, Some(&metrics)) {
             out.push(cmd);
         }
-        self.events = events;
         Ok(self.report(id, false).unwrap_or_else(|| Self::rejected(req, "internal", "the order vanished".into(), ts)))
     }
 
@@ -1024,16 +1017,9 @@ impl State {
         let id = self.resolve(account, order)?;
         let symbol = self.orders.get(&id).map(|o| o.order.symbol).ok_or_else(|| unknown_order(order))?;
         let cmd = Command::Cancel(Cancel { symbol, id });
-        if self.venue.check(&cmd).is_ok() {
-            let mut events = std::mem::take(&mut self.events);
-            events.clear();
-            if self.venue.apply(&cmd, &mut events).is_ok() {
-                for e in &events {
-                    self.on_event(e, ts, None);
-                }
-                out.push(cmd);
-            }
-            self.events = events;
+        // A refusal (the order is done already) changes nothing and journals nothing.
+        if self.apply(&cmd, ts, None) {
+            out.push(cmd);
         }
         // An order already done is reported as it is (cancel is idempotent).
         self.report(id, false).ok_or_else(|| unknown_order(order))

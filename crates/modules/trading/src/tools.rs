@@ -193,17 +193,13 @@ impl Ctx {
     }
 }
 
-fn side_str(s: Side) -> &'static str {
-    s.as_str()
-}
-
 fn order_json(r: &OrderReport) -> Value {
     let mut v = json!({
         "orderId": r.order_id,
         "clientOrderId": r.client_order_id,
         "portfolioId": r.account,
         "symbol": r.symbol,
-        "side": side_str(r.side),
+        "side": r.side.as_str(),
         "type": match r.order_type { OrderType::Limit => "limit", OrderType::Market => "market" },
         "timeInForce": match r.tif { TimeInForce::Gtc => "gtc", TimeInForce::Ioc => "ioc", TimeInForce::Fok => "fok" },
         "price": r.price,
@@ -273,7 +269,7 @@ async fn market_tool(ctx: Arc<Ctx>, _cx: CallContext, a: MarketArgs) -> Result<T
                     .iter()
                     .map(|t| json!({
                         "tradeId": t.trade_id, "price": t.price, "quantity": t.qty,
-                        "aggressor": side_str(t.aggressor), "time": rfc3339_ns(t.ts_ns),
+                        "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
                     }))
                     .collect::<Vec<_>>()
             );
@@ -607,7 +603,7 @@ impl Module for Trading {
                 json!({"symbol": m.symbol, "bid": m.bid, "ask": m.ask, "last": m.last, "referencePrice": m.reference})
             }
             "trades" => json!({"symbol": m.symbol, "trades": m.trades.iter().map(|t| json!({
-                "tradeId": t.trade_id, "price": t.price, "quantity": t.qty, "aggressor": side_str(t.aggressor), "time": rfc3339_ns(t.ts_ns),
+                "tradeId": t.trade_id, "price": t.price, "quantity": t.qty, "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
             })).collect::<Vec<_>>()}),
             _ => json!({"symbol": m.symbol, "bids": m.bids, "asks": m.asks}),
         };

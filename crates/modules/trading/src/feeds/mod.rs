@@ -6,8 +6,8 @@
 //! fetch) and never blocks anything else: readers get its state from
 //! [`FeedHandle`] at any time (a short per-symbol read lock, never held
 //! across I/O), and changes are published on a `tokio::sync::broadcast`
-//! channel ([`FeedHandle::subscribe`]) and a `watch` of the connection status
-//! ([`FeedHandle::watch_status`]). Order entry on the internal venue does not
+//! channel ([`FeedReader::subscribe`]) and a `watch` of the connection status
+//! ([`FeedReader::watch_status`]). Order entry on the internal venue does not
 //! touch any of this.
 //!
 //! The handler:
@@ -201,7 +201,7 @@ fn validate(config: &FeedConfig) -> Result<(), FeedError> {
 /// Dropping the handle shuts the feed down too.
 #[derive(Debug)]
 pub struct FeedHandle {
-    shared: Arc<Shared>,
+    reader: FeedReader,
     shutdown: watch::Sender<bool>,
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -279,13 +279,13 @@ impl FeedHandle {
                 .run(),
             ),
         };
-        Ok((Self { shared, shutdown, task: parking_lot::Mutex::new(Some(task)) }, receiver))
+        Ok((Self { reader: FeedReader { shared }, shutdown, task: parking_lot::Mutex::new(Some(task)) }, receiver))
     }
 
     /// A cloneable reader of this feed's state.
     #[must_use]
     pub fn reader(&self) -> FeedReader {
-        FeedReader { shared: Arc::clone(&self.shared) }
+        self.reader.clone()
     }
 
     /// Asks the feed to stop (idempotent, returns at once): the connection is
@@ -303,7 +303,24 @@ impl FeedHandle {
             let _ = task.await;
         }
     }
+}
 
+/// Every reader of the state ([`FeedReader`]'s methods) works on the handle too.
+impl std::ops::Deref for FeedHandle {
+    type Target = FeedReader;
+
+    fn deref(&self) -> &FeedReader {
+        &self.reader
+    }
+}
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl FeedReader {
     /// The feed's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -326,13 +343,14 @@ impl FeedHandle {
     /// symbol the feed does not carry; Binance symbols are upper-case).
     #[must_use]
     pub fn symbol(&self, symbol: &str, depth: usize) -> Option<SymbolView> {
-        self.reader().symbol(symbol, depth)
+        let index = self.shared.index_of(symbol).or_else(|| self.shared.index_of(&symbol.to_ascii_uppercase()))?;
+        self.shared.symbol_view(index, depth)
     }
 
     /// The best bid and ask of a symbol (`None` before its first snapshot).
     #[must_use]
     pub fn quote(&self, symbol: &str) -> Option<Quote> {
-        self.reader().quote(symbol)
+        self.symbol(symbol, 0).and_then(|view| view.quote)
     }
 
     /// Everything: status, counters and each symbol with `depth` levels per side.
@@ -349,63 +367,6 @@ impl FeedHandle {
 
     /// A `watch` of the connection status (as set by the feed; staleness is
     /// published when the feed notices it, within a quarter of `stale_after`).
-    #[must_use]
-    pub fn watch_status(&self) -> watch::Receiver<FeedStatus> {
-        self.shared.watch_status()
-    }
-}
-
-impl Drop for FeedHandle {
-    fn drop(&mut self) {
-        self.shutdown.send_replace(true);
-    }
-}
-
-impl FeedReader {
-    /// The feed's name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// See [`FeedHandle::status`].
-    #[must_use]
-    pub fn status(&self) -> FeedStatus {
-        self.shared.status()
-    }
-
-    /// See [`FeedHandle::counters`].
-    #[must_use]
-    pub fn counters(&self) -> FeedCounters {
-        self.shared.counters()
-    }
-
-    /// See [`FeedHandle::symbol`].
-    #[must_use]
-    pub fn symbol(&self, symbol: &str, depth: usize) -> Option<SymbolView> {
-        let index = self.shared.index_of(symbol).or_else(|| self.shared.index_of(&symbol.to_ascii_uppercase()))?;
-        self.shared.symbol_view(index, depth)
-    }
-
-    /// See [`FeedHandle::quote`].
-    #[must_use]
-    pub fn quote(&self, symbol: &str) -> Option<Quote> {
-        self.symbol(symbol, 0).and_then(|view| view.quote)
-    }
-
-    /// See [`FeedHandle::view`].
-    #[must_use]
-    pub fn view(&self, depth: usize) -> FeedView {
-        self.shared.view(depth)
-    }
-
-    /// See [`FeedHandle::subscribe`].
-    #[must_use]
-    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
-        self.shared.subscribe()
-    }
-
-    /// See [`FeedHandle::watch_status`].
     #[must_use]
     pub fn watch_status(&self) -> watch::Receiver<FeedStatus> {
         self.shared.watch_status()

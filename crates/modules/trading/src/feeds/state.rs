@@ -99,7 +99,7 @@ pub struct Trade {
     pub venue_time_ms: Option<i64>,
 }
 
-/// What a feed publishes on its broadcast channel ([`super::FeedHandle::subscribe`]).
+/// What a feed publishes on its broadcast channel ([`super::FeedReader::subscribe`]).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum FeedEvent {
@@ -114,7 +114,7 @@ pub enum FeedEvent {
     },
     /// A symbol's best bid or ask (price or size) changed.
     Quote(Quote),
-    /// A symbol's book changed (any level); read it with [`super::FeedHandle::symbol`].
+    /// A symbol's book changed (any level); read it with [`super::FeedReader::symbol`].
     Book {
         /// The symbol.
         symbol: String,
