@@ -17,17 +17,29 @@
 #    per call) at 8 clients.
 #
 # usage: scripts/bench-health.sh [PATIENTS] [DURATION]   (defaults: 10000 10s)
+#   KEEP=1 keeps the work directory; REUSE=<dir> (a kept work directory)
+#   skips the generation and import and measures that store again
+#   (PLEXUS_MASTER_KEY must be the one it was generated with: it is saved
+#   as <dir>/master.key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 patients="${1:-10000}"; duration="${2:-10s}"
 cargo build -q --release -p plexus -p plexus-bench
 bin=$PWD/target/release/plexus
 bench=$PWD/target/release/plexus-bench
-work=$(mktemp -d); pid=""
+pid=""
+if [ -n "${REUSE:-}" ]; then
+  work=$REUSE; KEEP=1
+  PLEXUS_MASTER_KEY=$(cat "$work/master.key")
+else
+  work=$(mktemp -d)
+  PLEXUS_MASTER_KEY=${PLEXUS_MASTER_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  printf '%s' "$PLEXUS_MASTER_KEY" > "$work/master.key"
+fi
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-PLEXUS_MASTER_KEY=${PLEXUS_MASTER_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export PLEXUS_MASTER_KEY
 data="$work/data"
+if [ -z "${REUSE:-}" ]; then
 
 echo "== generate $patients patients (seed 1)"
 printf '[modules]\nenabled = ["health"]\n' > "$work/import.toml"
@@ -40,6 +52,7 @@ shared="$(cd .. && pwd)/shared/data/fhir"
 if [ -d "$shared" ]; then
   echo "== import the shared Synthea bundles and bulk NDJSON into a fresh store"
   "$bin" health import --config "$work/import.toml" --data-dir "$work/synthea" "$shared/synthea-r4" "$shared/bulk-ndjson-10-patients" | head -1
+fi
 fi
 
 # The practitioner with the most patients in care, and those patients.

@@ -98,15 +98,22 @@ pub struct ToolOutput {
     pub structured: Option<Value>,
     /// The tool ran but reports a failure to the model.
     pub is_error: bool,
+    /// `content[0]` is the compact JSON text of `structured` (set by
+    /// [`ToolOutput::structured`] and [`ToolOutput::rendered`]). An edge
+    /// that sends both may copy that text as the structured content instead
+    /// of serializing the value a second time: for an answer of 60 KB that
+    /// is a tenth of the call's work. Code that changes `structured` or the
+    /// first block afterwards must clear it.
+    pub text_is_structured: bool,
 }
 
 impl ToolOutput {
     pub fn text(t: impl Into<String>) -> Self {
-        Self { content: vec![Content::text(t)], structured: None, is_error: false }
+        Self { content: vec![Content::text(t)], ..Self::default() }
     }
 
     pub fn contents(content: Vec<Content>) -> Self {
-        Self { content, structured: None, is_error: false }
+        Self { content, ..Self::default() }
     }
 
     /// Structured content with its JSON text rendering, as the spec recommends
@@ -115,11 +122,30 @@ impl ToolOutput {
         // `to_string` goes through `Display` and the formatter machinery;
         // this writes straight into a byte buffer.
         let text = serde_json::to_string(&value).unwrap_or_else(|_| value.to_string());
-        Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false }
+        Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false, text_is_structured: true }
+    }
+
+    /// Structured content whose JSON text the tool wrote itself (from parts
+    /// it had already serialized). `text` must be a JSON document equal to
+    /// `value` (key order may differ).
+    pub fn rendered(value: Value, text: String) -> Self {
+        debug_assert!(
+            serde_json::from_str::<Value>(&text).is_ok_and(|v| v == value),
+            "rendered text differs from value"
+        );
+        Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false, text_is_structured: true }
+    }
+
+    /// The JSON text of the structured content, when the first block is it.
+    pub fn structured_text(&self) -> Option<&str> {
+        match (self.text_is_structured, self.structured.is_some(), self.content.first()) {
+            (true, true, Some(Content::Text(t))) => Some(t),
+            _ => None,
+        }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Self { content: vec![Content::text(message)], structured: None, is_error: true }
+        Self { content: vec![Content::text(message)], is_error: true, ..Self::default() }
     }
 }
 

@@ -218,23 +218,7 @@ impl Toolbox {
         self.structured_tool(def, f, |out: O| serde_json::to_value(&out))
     }
 
-    /// A typed tool whose output converts itself into `structuredContent`
-    /// by moving what it holds. [`Toolbox::typed`] serializes the output by
-    /// reference, which copies every `Value` inside it; an answer made of
-    /// stored JSON documents (a patient's record) is mostly such values.
-    /// The output schema is still derived from `O`; the conversion must
-    /// produce what `O`'s `Serialize` would.
-    pub fn typed_into<A, O, F, Fut>(self, def: ToolDef, f: F) -> Self
-    where
-        A: DeserializeOwned + JsonSchema + Send + 'static,
-        O: JsonSchema + TryInto<Value, Error = serde_json::Error> + 'static,
-        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
-    {
-        self.structured_tool(def, f, O::try_into)
-    }
-
-    /// Both typed registrations: `into` turns the output into
+    /// A typed registration: `into` turns the output into
     /// `structuredContent`.
     fn structured_tool<A, O, F, Fut>(mut self, def: ToolDef, f: F, into: fn(O) -> serde_json::Result<Value>) -> Self
     where
@@ -284,6 +268,31 @@ impl Toolbox {
             Box::pin(async move {
                 let args: A = decode_args(args)?;
                 f(cx, args).await
+            })
+        });
+        self.insert(spec, handler);
+        self
+    }
+
+    /// A typed tool that renders its own output (see
+    /// [`ToolOutput::rendered`]): the output schema is derived from `O`,
+    /// the handler returns the structured value and its JSON text, written
+    /// from parts it had serialized anyway (a record's documents).
+    pub fn typed_rendered<A, O, F, Fut>(mut self, def: ToolDef, f: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: JsonSchema + 'static,
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(Value, String), ToolError>> + Send + 'static,
+    {
+        let spec = def.into_spec(self.module, schema_for::<A>(), Some(schema_for::<O>()));
+        let f = Arc::new(f);
+        let handler: Handler = Arc::new(move |cx, args| {
+            let f = Arc::clone(&f);
+            Box::pin(async move {
+                let args: A = decode_args(args)?;
+                let (value, text) = f(cx, args).await?;
+                Ok(ToolOutput::rendered(value, text))
             })
         });
         self.insert(spec, handler);

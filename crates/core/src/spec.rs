@@ -166,6 +166,7 @@ impl PromptSpec {
 pub enum RouteMethod {
     Get,
     Post,
+    Put,
 }
 
 impl RouteMethod {
@@ -173,6 +174,7 @@ impl RouteMethod {
         match self {
             RouteMethod::Get => "GET",
             RouteMethod::Post => "POST",
+            RouteMethod::Put => "PUT",
         }
     }
 }

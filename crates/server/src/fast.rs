@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use plexus_core::context::{CallContext, Era};
-use plexus_core::pipeline::{Call, Operation};
+use plexus_core::pipeline::{Call, Operation, Reply};
 use rmcp::model as m;
 use tower::ServiceExt;
 
@@ -59,6 +59,30 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
+/// The placeholder `structuredContent` that [`splice_structured`] replaces.
+const RAW_MARK: &str = "\u{1}plexus:structured";
+/// How the placeholder serializes: the control character is escaped, so no
+/// string inside the answer can contain it unescaped, and a quote inside a
+/// string is always escaped: only the real key can match.
+const RAW_PATTERN: &str = "\"structuredContent\":\"\\u0001plexus:structured\"";
+
+/// Put `raw` (a JSON document) where the placeholder is.
+fn splice_structured(body: Vec<u8>, raw: Option<&str>) -> Vec<u8> {
+    let Some(raw) = raw else { return body };
+    let Some(at) = std::str::from_utf8(&body).ok().and_then(|s| s.rfind(RAW_PATTERN)) else {
+        // Cannot happen: the placeholder was put there. Answer without it
+        // rather than wrongly.
+        tracing::error!("structured placeholder not found in the answer");
+        return body;
+    };
+    let key = "\"structuredContent\":".len();
+    let mut out = Vec::with_capacity(body.len() + raw.len());
+    out.extend_from_slice(&body[..at + key]);
+    out.extend_from_slice(raw.as_bytes());
+    out.extend_from_slice(&body[at + RAW_PATTERN.len()..]);
+    out
+}
+
 /// Serve the call, or `None` to let rmcp handle it.
 pub(crate) async fn serve(shared: &Arc<Shared>, parts: &http::request::Parts, body: &Bytes) -> Option<Response> {
     let req: m::JsonRpcRequest<m::CallToolRequest> = serde_json::from_slice(body).ok()?;
@@ -95,6 +119,17 @@ pub(crate) async fn serve(shared: &Arc<Shared>, parts: &http::request::Parts, bo
         let _in_flight = shared.in_flight_guard();
         shared.pipeline.clone().oneshot(Call { cx, op }).await
     };
+    // A structured answer whose text block is its JSON goes out with that
+    // text copied in as `structuredContent`, not serialized a second time.
+    let mut raw: Option<String> = None;
+    let result = match result {
+        Ok(Reply::Tool(mut out)) if !out.is_error && out.structured_text().is_some() => {
+            raw = out.structured_text().map(str::to_owned);
+            out.structured = Some(serde_json::Value::String(RAW_MARK.to_owned()));
+            Ok(Reply::Tool(out))
+        }
+        other => other,
+    };
     let message = match tool_response(shared, result, Some(round)) {
         Ok(r) => m::ServerJsonRpcMessage::response(m::ServerResult::from(r), req.id),
         Err(e) => m::ServerJsonRpcMessage::error(e, Some(req.id)),
@@ -111,7 +146,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, parts: &http::request::Parts, bo
         _ => StatusCode::OK,
     };
     match serde_json::to_vec(&message) {
-        Ok(body) => Some(json(status, body)),
+        Ok(body) => Some(json(status, splice_structured(body, raw.as_deref()))),
         Err(e) => {
             tracing::error!(error = %e, "response could not be serialized");
             Some(StatusCode::INTERNAL_SERVER_ERROR.into_response())
@@ -122,6 +157,17 @@ pub(crate) async fn serve(shared: &Arc<Shared>, parts: &http::request::Parts, bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_placeholder_is_replaced_by_the_text() {
+        let mut r = m::CallToolResult::success(vec![m::ContentBlock::text(r#"{"a":"\u0001plexus:structured"}"#)]);
+        r.structured_content = Some(serde_json::Value::String(RAW_MARK.to_owned()));
+        let body = serde_json::to_vec(&r).unwrap();
+        let out = splice_structured(body, Some(r#"{"a":"\u0001plexus:structured"}"#));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["structuredContent"], serde_json::json!({"a": "\u{1}plexus:structured"}));
+        assert_eq!(v["content"][0]["text"], r#"{"a":"\u0001plexus:structured"}"#);
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

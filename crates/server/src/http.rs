@@ -114,7 +114,9 @@ struct Front {
 }
 
 /// The credential a request presents. `X-API-Key` wins; a bearer token that
-/// looks like a Plexus key (`pk_`) is treated as one.
+/// looks like a Plexus key (`pk_`) is treated as one; HTTP Basic (what xAPI
+/// activity providers send) carries an API key as its password, the user
+/// name being only a label.
 pub(crate) fn credential(headers: &HeaderMap) -> Credential {
     if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Credential::ApiKey(k.trim().to_owned());
@@ -129,6 +131,15 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential {
                 Credential::ApiKey(token.to_owned())
             } else {
                 Credential::Bearer(token.to_owned())
+            }
+        }
+        Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok();
+            match decoded.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| d.split_once(':')) {
+                Some((_, key)) if !key.is_empty() => Credential::ApiKey(key.to_owned()),
+                // A malformed Basic header is a credential that fails, not none.
+                _ => Credential::ApiKey(String::new()),
             }
         }
         _ => Credential::None,
@@ -616,6 +627,10 @@ mod tests {
         assert_eq!(credential(&h), Credential::Bearer("eyJhbGc".into()));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer pk_abc"));
         assert_eq!(credential(&h), Credential::ApiKey("pk_abc".into()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic bHJzOnBrX2FiYw=="));
+        assert_eq!(credential(&h), Credential::ApiKey("pk_abc".into()), "basic: the password is the key");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
+        assert_eq!(credential(&h), Credential::ApiKey(String::new()), "malformed basic fails as a key");
         h.insert("x-api-key", HeaderValue::from_static("pk_xyz"));
         assert_eq!(credential(&h), Credential::ApiKey("pk_xyz".into()));
     }

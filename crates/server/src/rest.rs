@@ -36,6 +36,7 @@ pub(crate) fn router(shared: &Arc<Shared>, max_body: usize) -> axum::Router {
         app = match method {
             RouteMethod::Get => app.route(&path, axum::routing::get(handler)),
             RouteMethod::Post => app.route(&path, axum::routing::post(handler)),
+            RouteMethod::Put => app.route(&path, axum::routing::put(handler)),
         };
     }
     app

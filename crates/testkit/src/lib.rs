@@ -1,6 +1,8 @@
 //! plexus-testkit: fakes of core's ports and fixture builders for tests.
 //! A dev-dependency only (the tidy test checks it).
 
+pub mod postgres;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,4 +93,12 @@ pub fn call(credential: Credential, op: Operation) -> Call {
 /// A `tools/call` operation.
 pub fn tool(name: &str, args: serde_json::Value) -> Operation {
     Operation::CallTool { name: name.into(), args }
+}
+
+/// A suffix that differs between calls in one process (a counter beside the
+/// clock), for names of temporary directories, roles and requests.
+pub fn unique_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    (u64::from(nanos) << 20) | (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xF_FFFF)
 }

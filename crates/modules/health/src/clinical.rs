@@ -1989,21 +1989,6 @@ pub fn canonical_json(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// SHA-256 as an `io::Write` sink, so that canonical JSON streams into the
-/// hash without being collected into a string first.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The integrity digest of a set of resources, `sha256:<64 lowercase hex>`.
 ///
 /// How to recompute it: sort the resources by `resourceType`, then `id`
@@ -2025,28 +2010,25 @@ impl std::io::Write for HashWriter {
 /// (Python agrees except for numbers in exponent notation, which it writes
 /// `1e-05` where serde_json writes `1e-5`; FHIR resources rarely hold any.)
 pub fn digest<'a>(resources: impl IntoIterator<Item = &'a Value>) -> String {
-    use std::io::Write as _;
+    let texts: Vec<(&Value, String)> = resources.into_iter().map(|r| (r, canonical_json(r))).collect();
     let key = |r: &'a Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
-    let mut rows: Vec<(&str, &str, &Value)> =
-        resources.into_iter().map(|r| (key(r, "resourceType"), key(r, "id"), r)).collect();
-    // Ties on (type, id) are rare (the same resource from two sources):
-    // only they pay for rendering the canonical JSON to compare.
-    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| canonical_json(a.2).cmp(&canonical_json(b.2))));
-    let mut out = std::io::BufWriter::with_capacity(16 * 1024, HashWriter(Sha256::new()));
-    let written: std::io::Result<()> = (|| {
-        out.write_all(b"[")?;
-        for (i, (_, _, r)) in rows.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            serde_json::to_writer(&mut out, r)?;
+    digest_canonical(texts.iter().map(|(r, t)| (key(r, "resourceType"), key(r, "id"), t.as_str())).collect())
+}
+
+/// [`digest`] of resources already in canonical JSON, as
+/// `(resourceType, id, canonical JSON)`: an answer that writes its
+/// resources' JSON anyway hashes that text instead of writing it again.
+pub fn digest_canonical(mut rows: Vec<(&str, &str, &str)>) -> String {
+    rows.sort_unstable();
+    let mut hasher = Sha256::new();
+    hasher.update(b"[");
+    for (i, (_, _, text)) in rows.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b",");
         }
-        out.write_all(b"]")?;
-        out.flush()
-    })();
-    // Writing into a hash cannot fail.
-    debug_assert!(written.is_ok());
-    let hasher = out.into_parts().0.0;
+        hasher.update(text.as_bytes());
+    }
+    hasher.update(b"]");
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 

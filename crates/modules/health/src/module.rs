@@ -199,21 +199,6 @@ struct PatientData {
     deidentified: bool,
 }
 
-impl TryFrom<PatientData> for Value {
-    type Error = serde_json::Error;
-
-    /// The record's resources are moved into the answer, not copied; the
-    /// rest goes through `Serialize` (so the field names stay serde's).
-    fn try_from(mut p: PatientData) -> Result<Value, Self::Error> {
-        let data = std::mem::take(&mut p.data);
-        let mut v = serde_json::to_value(&p)?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("data".to_owned(), Value::Object(data.into_iter().map(|(k, l)| (k, Value::Array(l))).collect()));
-        }
-        Ok(v)
-    }
-}
-
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SearchHit {
@@ -564,7 +549,7 @@ fn deidentify(run: &mut deid::Run, values: &mut [Value]) {
     }
 }
 
-async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Result<PatientData, ToolError> {
+async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Result<(Value, String), ToolError> {
     if a.data_types.is_empty() {
         return Err(bad(
             "dataTypes: name at least one of demographics, medications, allergies, conditions, observations, immunizations, encounters",
@@ -595,18 +580,63 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
     let outcome = if errors.is_empty() { "success" } else { "partial" };
     let types: Vec<&str> = kinds.iter().map(|k| data_type_of(k)).collect();
     ctx.disclose(&cx, "get_patient_data", "read", &[(t.key.clone(), basis.clone())], &types, outcome).await?;
-    Ok(PatientData {
+    // Each resource's canonical JSON is written once: the integrity digest
+    // hashes it and the answer's text is made of it.
+    let texts: Vec<Vec<String>> = out.values().map(|l| l.iter().map(clinical::canonical_json).collect()).collect();
+    let key = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let keys: Vec<(String, String)> = out.values().flatten().map(|r| (key(r, "resourceType"), key(r, "id"))).collect();
+    let digest = clinical::digest_canonical(
+        keys.iter().zip(texts.iter().flatten()).map(|((k, i), t)| (k.as_str(), i.as_str(), t.as_str())).collect(),
+    );
+    let record = PatientData {
         patient_id: shown_id(run.as_mut(), &t.key),
-        integrity: Integrity {
-            digest: clinical::digest(out.values().flatten()),
-            resources: out.values().map(Vec::len).sum(),
-        },
-        data: out,
+        integrity: Integrity { digest, resources: keys.len() },
+        data: BTreeMap::new(),
         errors,
         sources,
         access: basis.purpose(),
         deidentified: basis.deidentified(),
-    })
+    };
+    render_record(record, out, &texts)
+}
+
+/// The answer as a value and as JSON text: the text is the record without
+/// its data, with the data written in from the resources' texts.
+fn render_record(
+    record: PatientData,
+    data: BTreeMap<String, Vec<Value>>,
+    texts: &[Vec<String>],
+) -> Result<(Value, String), ToolError> {
+    const EMPTY: &str = r#""data":{}"#;
+    let shell = serde_json::to_string(&record).map_err(ToolError::internal)?;
+    // Fields serialize in order and quotes inside strings are escaped, so
+    // the first match is the field itself.
+    let at = shell.find(EMPTY).ok_or_else(|| ToolError::internal("record without its data field"))?;
+    let size = texts.iter().flatten().map(|t| t.len() + 1).sum::<usize>() + shell.len() + 16 * data.len();
+    let mut text = String::with_capacity(size);
+    text.push_str(&shell[..at]);
+    text.push_str(r#""data":{"#);
+    for (i, (name, list)) in data.keys().zip(texts).enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(name).map_err(ToolError::internal)?);
+        text.push_str(":[");
+        for (j, t) in list.iter().enumerate() {
+            if j > 0 {
+                text.push(',');
+            }
+            text.push_str(t);
+        }
+        text.push(']');
+    }
+    text.push('}');
+    text.push_str(&shell[at + EMPTY.len()..]);
+    let mut value = serde_json::to_value(&record).map_err(ToolError::internal)?;
+    if let Some(o) = value.as_object_mut() {
+        o.insert("data".to_owned(), Value::Object(data.into_iter().map(|(k, l)| (k, Value::Array(l))).collect()));
+    }
+    Ok((value, text))
 }
 
 /// The patient's resources of `kinds` for a derived view (labs, summary),
@@ -975,7 +1005,7 @@ impl Health {
         let (c1, c2, c3, c4, c5, c6, c7) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
         let (c8, c9) = (c(&ctx), c(&ctx));
         let tools = Toolbox::new(NAME)
-            .typed_into(
+            .typed_rendered::<_, PatientData, _, _>(
                 ToolDef::new(
                     "get_patient_data",
                     "A patient's clinical data of the types you ask for, from Plexus's FHIR store and the hospital \

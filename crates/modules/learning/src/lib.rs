@@ -7,7 +7,23 @@
 //!   with exposure control and content balancing, stopping rules);
 //! - [`bkt`]: Bayesian Knowledge Tracing per learner and skill, with
 //!   parameters fitted by expectation maximization;
-//! - [`sim`]: seeded simulated learners with known true abilities.
+//! - [`sim`]: seeded simulated learners with known true abilities;
+//! - [`graph`]: the prerequisite graph and recommendations;
+//! - [`analytics`]: completion, time on task, at-risk learners, mastery
+//!   distributions, item statistics;
+//! - [`demo`]: a seeded course, bank and simulated learners;
+//! - [`xapi`]: statement validation and the multi-tenant statement store.
+//!
+//! The platform on top (MCP types, the store):
+//! - [`settings`]: `[learning]` in `plexus.toml` (tier limits, each
+//!   tenant's default configuration, the demo);
+//! - [`service`]: per-tenant configuration, course and bank, learners
+//!   within their tier's limits, activity and mastery, assessment sessions,
+//!   analytics data, the demo loader; cached where calls repeat;
+//! - [`module`]: [`Learning`], the MCP tools, `learning://` resources and
+//!   the xAPI routes;
+//! - [`activity`]: between xAPI statements and learner events;
+//! - [`catalog`]: a tenant's parsed course, bank and item content.
 //!
 //! Conventions: logistic IRT without scaling constant (D = 1, catsim's);
 //! EAP over 121 equally spaced nodes on [−6, 6] with an N(0, 1) prior; BKT
@@ -53,7 +69,23 @@
 //! # }
 //! ```
 
+pub mod activity;
+pub mod analytics;
 pub mod bkt;
 pub mod cat;
+pub mod catalog;
+pub mod demo;
+pub mod error;
+pub mod graph;
 pub mod irt;
+pub mod module;
+pub mod service;
+pub mod settings;
 pub mod sim;
+pub mod store;
+pub mod xapi;
+
+pub use error::LearningError;
+pub use module::{Learning, NAME};
+pub use service::DemoSummary;
+pub use settings::{LearningSettings, TenantConfig, TierLimits};

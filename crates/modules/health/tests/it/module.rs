@@ -2,6 +2,7 @@
 //! Synthea data imported through `load::import_paths`, then every tool
 //! called as each role would, with the values checked against the files.
 
+use plexus_testkit::postgres::PgSchema;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +21,11 @@ const BULK_ASPIRIN_PATIENT: &str = "cbc86e51-9eca-3855-76ec-c058f72c5761";
 use crate::data;
 
 pub(crate) async fn store() -> (Store, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("plexus-health-it-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "plexus-health-it-{}-{}",
+        std::process::id(),
+        plexus_testkit::unique_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("plexus.db").display())).await.unwrap();
     store.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));
@@ -33,12 +38,8 @@ pub(crate) async fn store() -> (Store, PathBuf) {
     (store, dir)
 }
 
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
-}
-
 pub(crate) fn who(tenant: &str, subject: &str, roles: &[&str]) -> CallContext {
-    let mut cx = CallContext::detached(format!("req-{subject}-{}", rand_suffix()));
+    let mut cx = CallContext::detached(format!("req-{subject}-{}", plexus_testkit::unique_suffix()));
     cx.principal = Arc::new(Principal {
         subject: subject.into(),
         tenant: TenantId::new(tenant),
@@ -78,54 +79,10 @@ fn file_resources(dir: &std::path::Path) -> Vec<Value> {
     out
 }
 
-/// A store on PostgreSQL: a fresh schema owned by a fresh role that is
-/// neither superuser nor exempt from row-level security, so tenant
-/// isolation is what the policies enforce; dropped at the end.
-struct Postgres {
-    admin: sqlx::PgPool,
-    role: String,
-    url: String,
-}
-
-impl Postgres {
-    async fn start() -> Option<Self> {
-        let Some(admin_url) = std::env::var("PLEXUS_TEST_POSTGRES_URL").ok().filter(|u| !u.trim().is_empty()) else {
-            assert!(std::env::var("CI").is_err(), "CI must set PLEXUS_TEST_POSTGRES_URL");
-            eprintln!("skipping the health module on PostgreSQL: PLEXUS_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        let admin = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&admin_url).await.unwrap();
-        let role = format!("plexus_health_{}_{}", std::process::id(), rand_suffix());
-        for sql in [
-            format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
-            format!("CREATE SCHEMA {role} AUTHORIZATION {role}"),
-            format!("ALTER ROLE {role} SET search_path = {role}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap();
-        }
-        let (scheme, rest) = admin_url.split_once("://").unwrap();
-        let host = rest.split_once('@').map_or(rest, |(_, h)| h);
-        let url = format!("{scheme}://{role}:pw@{host}");
-        Some(Self { admin, role, url })
-    }
-
-    async fn stop(self) {
-        let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
-            .bind(&self.role)
-            .execute(&self.admin)
-            .await;
-        for sql in [format!("DROP OWNED BY {} CASCADE", self.role), format!("DROP ROLE {}", self.role)] {
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&self.admin).await {
-                eprintln!("could not drop the test role {}: {e}", self.role);
-            }
-        }
-    }
-}
-
 /// The database behind the store's back, to check what is at rest.
 enum Raw<'a> {
     Sqlite(sqlx::SqlitePool),
-    Postgres(&'a Postgres),
+    Postgres(&'a PgSchema),
 }
 
 impl Raw<'_> {
@@ -133,8 +90,8 @@ impl Raw<'_> {
         match self {
             Raw::Sqlite(pool) => sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(pool).await.unwrap(),
             Raw::Postgres(pg) => {
-                let sql = sql.replace("FROM ", &format!("FROM {}.", pg.role));
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&pg.admin).await.unwrap()
+                let sql = sql.replace("FROM ", &format!("FROM {}.", pg.role()));
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pg.admin()).await.unwrap()
             }
         }
     }
@@ -152,7 +109,7 @@ async fn synthea_through_the_tools_by_role_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthea_through_the_tools_by_role_on_postgres() {
     let Some(dir) = data() else { return };
-    let Some(pg) = Postgres::start().await else { return };
+    let Some(pg) = PgSchema::start("plexus_health", "the health module").await else { return };
     let store = Store::open(&pg.url).await.unwrap();
     assert_eq!(store.backend(), plexus_store::Backend::Postgres);
     store.set_keyring(Some(Keyring::new(MasterKey::generate().unwrap().0, [])));

@@ -1,0 +1,1420 @@
+//! The learning service: every tenant-owned operation the tools need, on
+//! the trust layer's store, with the caches that keep a call off the
+//! database where it can be (tier, configuration, course and bank, known
+//! learners, BKT parameters).
+//!
+//! Every statement runs in a transaction bound to the caller's tenant
+//! ([`plexus_store::tenant_tx!`]; row-level security on PostgreSQL). Limits
+//! are checked where they cannot be overshot: a new learner is counted and
+//! inserted in one write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+//! a per-tenant advisory lock in the transaction), and statements are
+//! counted inside the xAPI store's own write (see
+//! [`crate::xapi::StatementQuota`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use parking_lot::Mutex;
+use plexus_core::TenantId;
+use plexus_store::{Backend, Store, StoreError};
+use serde::Serialize;
+use sha2::Digest as _;
+use time::OffsetDateTime;
+
+use crate::activity::{self, Event, EventKind, fmt_time};
+use crate::analytics::{Activity, ActivityEvent};
+use crate::bkt::{self, BktParams, EmOptions};
+use crate::cat::SessionRecord;
+use crate::catalog::{Catalog, Content, ItemContent, StoredContent};
+use crate::error::LearningError;
+use crate::graph::Course;
+use crate::irt::ItemBank;
+use crate::settings::{LearningSettings, TenantConfig, TenantConfigPatch, TierLimits};
+use crate::xapi::{SimpleStatement, Statement, StatementLimit, StatementQuota, XapiError, XapiStore};
+
+/// Learners remembered as existing (per node).
+const KNOWN_LEARNERS: u64 = 1_000_000;
+
+/// A tenant's configuration as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigState {
+    /// The configuration in force.
+    pub config: TenantConfig,
+    /// Changes so far (0: the defaults, never changed).
+    pub version: i64,
+    /// When it last changed.
+    pub updated_at: Option<String>,
+    /// Who changed it last.
+    pub updated_by: Option<String>,
+}
+
+/// What one answer did to a learner's mastery of a skill.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MasteryChange {
+    /// The skill.
+    pub skill: String,
+    /// P(known) before the answer.
+    pub p_known_before: f64,
+    /// P(known) after the answer and the learning transition (BKT).
+    pub p_known: f64,
+    /// At or above the tenant's mastery threshold.
+    pub mastered: bool,
+    /// Crossed the threshold with this answer.
+    pub newly_mastered: bool,
+    /// Answers on the skill so far.
+    pub attempts: i64,
+    /// Correct answers on the skill so far.
+    pub correct: i64,
+}
+
+/// One skill of a learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillMastery {
+    /// P(known).
+    pub p_known: f64,
+    /// Answers.
+    pub attempts: i64,
+    /// Correct answers.
+    pub correct: i64,
+}
+
+/// What the store knows about a learner.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LearnerRecord {
+    /// Ability of the last finished assessment.
+    pub theta: Option<f64>,
+    /// Its standard error.
+    pub theta_se: Option<f64>,
+    /// Mastery per skill answered on.
+    pub mastery: BTreeMap<String, SkillMastery>,
+    /// Content completed.
+    pub completed: BTreeSet<String>,
+    /// When the learner was first seen.
+    pub created_at: String,
+}
+
+/// An assessment session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// The assessment id (a UUID).
+    pub id: String,
+    /// The learner.
+    pub user_id: String,
+    /// `adaptive`, `diagnostic` or `practice`.
+    pub kind: String,
+    /// The topic as resolved.
+    pub topic: String,
+    /// A practice assessment's target difficulty (b scale).
+    pub target: Option<f64>,
+    /// Seed of the session's item choices.
+    pub seed: i64,
+    /// The catalog version it started on.
+    pub catalog: i64,
+    /// The CAT record.
+    pub record: SessionRecord,
+    /// The item presented now, if any.
+    pub presented: Option<String>,
+    /// `active` or `finished`.
+    pub status: String,
+    /// Optimistic version.
+    pub version: i64,
+    /// When it started.
+    pub started_at: String,
+}
+
+/// Fitted (or default) BKT parameters of one skill.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillFit {
+    /// The skill.
+    pub skill: String,
+    /// p(L0).
+    pub prior: f64,
+    /// p(T).
+    pub learn: f64,
+    /// p(G).
+    pub guess: f64,
+    /// p(S).
+    pub slip: f64,
+    /// Fitted by EM (false: too few answers, the defaults).
+    pub fitted: bool,
+    /// Answers the fit used.
+    pub observations: usize,
+}
+
+/// A tenant's use of its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Learners.
+    pub learners: u64,
+    /// Stored statements.
+    pub statements: u64,
+    /// Items in the bank.
+    pub items: u64,
+}
+
+/// What [`Service::seed_demo`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoSummary {
+    /// The tenant.
+    pub tenant: String,
+    /// The seed.
+    pub seed: u64,
+    /// The tenant had the demo already; nothing was written.
+    pub already_seeded: bool,
+    /// Skills of the course.
+    pub skills: usize,
+    /// Content items.
+    pub content: usize,
+    /// Items in the bank.
+    pub items: usize,
+    /// Simulated learners.
+    pub learners: usize,
+    /// Statements stored.
+    pub statements: usize,
+}
+
+/// The tenant directory's tiers, cached, and the limits they give.
+#[derive(Debug)]
+pub(crate) struct Tiers {
+    store: Store,
+    settings: Arc<LearningSettings>,
+    cache: Cache<TenantId, Arc<str>>,
+}
+
+impl Tiers {
+    /// The tenant's tier as the directory says (cached).
+    async fn tier(&self, tenant: &TenantId) -> Result<Arc<str>, StoreError> {
+        if let Some(t) = self.cache.get(tenant) {
+            return Ok(t);
+        }
+        let t = self.store.get_tenant(tenant).await?.ok_or_else(|| StoreError::UnknownTenant(tenant.to_string()))?;
+        let tier: Arc<str> = Arc::from(t.tier.as_str());
+        self.cache.insert(tenant.clone(), Arc::clone(&tier));
+        Ok(tier)
+    }
+
+    /// The tier whose limits apply, and the limits.
+    async fn limits(&self, tenant: &TenantId) -> Result<(String, TierLimits), StoreError> {
+        let tier = self.tier(tenant).await?;
+        Ok((self.settings.effective_tier(&tier).to_owned(), self.settings.limits(&tier)))
+    }
+}
+
+#[async_trait::async_trait]
+impl StatementQuota for Tiers {
+    async fn limit(&self, tenant: &TenantId) -> Result<Option<StatementLimit>, XapiError> {
+        let (tier, limits) = self.limits(tenant).await?;
+        Ok(Some(StatementLimit {
+            max: limits.max_statements,
+            refusal: format!("tenant {tenant} is at its limit of {} statements (tier {tier})", limits.max_statements),
+        }))
+    }
+}
+
+/// The learning service (see the [module docs](self)).
+pub struct Service {
+    store: Store,
+    xapi: XapiStore,
+    settings: Arc<LearningSettings>,
+    tiers: Arc<Tiers>,
+    configs: Cache<TenantId, Arc<ConfigState>>,
+    catalogs: Cache<TenantId, Option<Arc<Catalog>>>,
+    learners: Cache<(TenantId, String), ()>,
+    params: Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
+    refitting: Arc<Mutex<HashSet<TenantId>>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("backend", &self.store.backend()).finish_non_exhaustive()
+    }
+}
+
+/// The PostgreSQL advisory lock key of `(namespace, tenant, extra)`.
+fn lock_key(namespace: &str, tenant: &str, extra: &str) -> i64 {
+    let digest = sha2::Sha256::digest(format!("plexus-learning-{namespace}\0{tenant}\0{extra}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+fn u64_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Record `$events` (see [`Service::apply_events`]) on `$conn`, inside the
+/// caller's write transaction; evaluates to `(changes, Option<(answers,
+/// answers_at_fit)>)`.
+macro_rules! apply_events {
+    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {{
+        let t: &str = $t;
+        let events: &[Event] = $events;
+        let params: &BTreeMap<String, BktParams> = $params;
+        let threshold: f64 = $threshold;
+        if $postgres {
+            // One writer per learner: the mastery read-modify-write below
+            // must not interleave (SQLite's BEGIN IMMEDIATE does this).
+            let mut users: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+            users.sort_unstable();
+            users.dedup();
+            for u in users {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock_key("mastery", t, u))
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+        }
+        let mut changes: Vec<Option<MasteryChange>> = Vec::with_capacity(events.len());
+        let mut answers: i64 = 0;
+        let now = fmt_time(OffsetDateTime::now_utc());
+        for e in events {
+            let inserted = sqlx::query(
+                "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, skill_id, \
+                 correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (tenant_id, statement_id) DO NOTHING",
+            )
+            .bind(t)
+            .bind(e.statement_id.as_str())
+            .bind(e.user_id.as_str())
+            .bind(e.kind.as_str())
+            .bind(e.item.clone())
+            .bind(e.content.clone())
+            .bind(e.skill.as_str())
+            .bind(e.correct)
+            .bind(e.duration)
+            .bind(fmt_time(e.at))
+            .execute(&mut *$conn)
+            .await?
+            .rows_affected()
+                > 0;
+            let change = match (inserted, e.kind, e.correct) {
+                (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
+                    answers += 1;
+                    let p = params.get(&e.skill).copied().unwrap_or_default();
+                    let current: Option<(f64, i64, i64)> = sqlx::query_as(
+                        "SELECT p_known, attempts, correct FROM learning_mastery \
+                         WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3",
+                    )
+                    .bind(t)
+                    .bind(e.user_id.as_str())
+                    .bind(e.skill.as_str())
+                    .fetch_optional(&mut *$conn)
+                    .await?;
+                    let (before, attempts, right) = current.unwrap_or((p.prior, 0, 0));
+                    let before = if before.is_finite() { before.clamp(0.0, 1.0) } else { p.prior };
+                    let after = p.update(before, correct);
+                    let (attempts, right) = (attempts + 1, right + i64::from(correct));
+                    sqlx::query(
+                        "INSERT INTO learning_mastery (tenant_id, user_id, skill_id, p_known, attempts, correct, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (tenant_id, user_id, skill_id) DO UPDATE SET p_known = excluded.p_known, \
+                         attempts = excluded.attempts, correct = excluded.correct, updated_at = excluded.updated_at",
+                    )
+                    .bind(t)
+                    .bind(e.user_id.as_str())
+                    .bind(e.skill.as_str())
+                    .bind(after)
+                    .bind(attempts)
+                    .bind(right)
+                    .bind(now.as_str())
+                    .execute(&mut *$conn)
+                    .await?;
+                    Some(MasteryChange {
+                        skill: e.skill.clone(),
+                        p_known_before: before,
+                        p_known: after,
+                        mastered: after >= threshold,
+                        newly_mastered: before < threshold && after >= threshold,
+                        attempts,
+                        correct: right,
+                    })
+                }
+                _ => None,
+            };
+            changes.push(change);
+        }
+        let counters: Option<(i64, i64)> = if answers > 0 {
+            Some(
+                sqlx::query_as(
+                    "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+                     VALUES ($1, NULL, $2, 0) ON CONFLICT (tenant_id) DO UPDATE \
+                     SET answers = learning_usage.answers + excluded.answers \
+                     RETURNING answers, answers_at_fit",
+                )
+                .bind(t)
+                .bind(answers)
+                .fetch_one(&mut *$conn)
+                .await?,
+            )
+        } else {
+            None
+        };
+        (changes, counters)
+    }};
+}
+
+impl Service {
+    /// The service over `store` (migrated here) with `settings`.
+    pub async fn open(store: Store, settings: LearningSettings) -> Result<Self, LearningError> {
+        settings.validate().map_err(LearningError::Invalid)?;
+        store.migrate(&crate::store::MIGRATIONS).await?;
+        let ttl = Duration::from_secs(settings.cache_seconds.max(1));
+        let settings = Arc::new(settings);
+        let tiers = Arc::new(Tiers {
+            store: store.clone(),
+            settings: Arc::clone(&settings),
+            cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+        });
+        let quota: Arc<dyn StatementQuota> = tiers.clone();
+        let xapi = XapiStore::new(store.clone()).with_quota(quota);
+        Ok(Self {
+            store,
+            xapi,
+            settings,
+            tiers,
+            configs: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            catalogs: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            learners: Cache::builder().max_capacity(KNOWN_LEARNERS).build(),
+            params: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            refitting: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The xAPI statement store (with the tier limits).
+    pub fn xapi(&self) -> &XapiStore {
+        &self.xapi
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &LearningSettings {
+        &self.settings
+    }
+
+    fn postgres(&self) -> bool {
+        self.store.backend() == Backend::Postgres
+    }
+
+    /// The tenant's xAPI account home page.
+    pub fn home(&self, tenant: &TenantId) -> String {
+        activity::home_page(&self.settings.home_page, tenant.as_str())
+    }
+
+    /// The tier whose limits apply to `tenant`, and the limits.
+    pub async fn limits(&self, tenant: &TenantId) -> Result<(String, TierLimits), LearningError> {
+        Ok(self.tiers.limits(tenant).await?)
+    }
+
+    // ------------------------------------------------------------ config
+
+    /// The tenant's configuration (cached; the defaults until changed).
+    pub async fn config(&self, tenant: &TenantId) -> Result<Arc<ConfigState>, LearningError> {
+        if let Some(c) = self.configs.get(tenant) {
+            return Ok(c);
+        }
+        let scope = self.store.tenant(tenant);
+        let row: Option<(String, i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as(
+                "SELECT config, version, updated_at, updated_by FROM learning_config WHERE tenant_id = $1",
+            )
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let state = match row {
+            Some((json, version, at, by)) => {
+                ConfigState { config: self.read_config(&json)?, version, updated_at: Some(at), updated_by: Some(by) }
+            }
+            None => {
+                ConfigState { config: self.settings.defaults.clone(), version: 0, updated_at: None, updated_by: None }
+            }
+        };
+        let state = Arc::new(state);
+        self.configs.insert(tenant.clone(), Arc::clone(&state));
+        Ok(state)
+    }
+
+    fn read_config(&self, json: &str) -> Result<TenantConfig, LearningError> {
+        serde_json::from_str(json).map_err(|e| LearningError::Corrupt(format!("stored configuration: {e}")))
+    }
+
+    /// Apply `patch` to the tenant's configuration (validated as a whole;
+    /// nothing changes on error); returns the new state and the fields
+    /// that changed (camelCase).
+    pub async fn configure(
+        &self,
+        tenant: &TenantId,
+        patch: &TenantConfigPatch,
+        by: &str,
+    ) -> Result<(Arc<ConfigState>, Vec<String>), LearningError> {
+        let scope = self.store.tenant(tenant);
+        let postgres = self.postgres();
+        let defaults = self.settings.defaults.clone();
+        let now = fmt_time(OffsetDateTime::now_utc());
+        let (state, changed) = plexus_store::tenant_tx!(&scope, write, conn => {
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock_key("config", tenant.as_str(), ""))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let row: Option<(String, i64)> =
+                sqlx::query_as("SELECT config, version FROM learning_config WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let (current, version) = match row {
+                Some((json, v)) => (self.read_config(&json)?, v),
+                None => (defaults, 0),
+            };
+            let next = current.patched(patch);
+            next.validate().map_err(|e| LearningError::Invalid(format!("{}: {}", e.camel_field(), e.message)))?;
+            let changed = changed_fields(&current, &next);
+            let json = serde_json::to_string(&next).map_err(|e| LearningError::Corrupt(e.to_string()))?;
+            let version = version + 1;
+            sqlx::query(
+                "INSERT INTO learning_config (tenant_id, config, version, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config, \
+                 version = excluded.version, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )
+            .bind(tenant.as_str())
+            .bind(json)
+            .bind(version)
+            .bind(now.as_str())
+            .bind(by)
+            .execute(&mut *conn)
+            .await?;
+            let state = ConfigState {
+                config: next,
+                version,
+                updated_at: Some(now.clone()),
+                updated_by: Some(by.to_owned()),
+            };
+            (state, changed)
+        });
+        let state = Arc::new(state);
+        self.configs.insert(tenant.clone(), Arc::clone(&state));
+        Ok((state, changed))
+    }
+
+    // ----------------------------------------------------------- catalog
+
+    /// The tenant's course, bank and item content (cached until the next
+    /// import), if one was imported.
+    pub async fn catalog(&self, tenant: &TenantId) -> Result<Option<Arc<Catalog>>, LearningError> {
+        if let Some(c) = self.catalogs.get(tenant) {
+            return Ok(c);
+        }
+        let scope = self.store.tenant(tenant);
+        let row: Option<(i64, String, Option<String>, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as("SELECT version, course, bank, item_content FROM learning_catalog WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let catalog = match row {
+            Some((version, course, bank, content)) => {
+                Some(Arc::new(Catalog::from_stored(version, &course, bank.as_deref(), &content)?))
+            }
+            None => None,
+        };
+        self.catalogs.insert(tenant.clone(), catalog.clone());
+        Ok(catalog)
+    }
+
+    /// [`Service::catalog`], or why there is none.
+    pub async fn require_catalog(&self, tenant: &TenantId) -> Result<Arc<Catalog>, LearningError> {
+        self.catalog(tenant).await?.ok_or_else(|| {
+            LearningError::NotFound(
+                "this tenant has no course yet: an administrator imports one with import_learning_course".into(),
+            )
+        })
+    }
+
+    /// Replace the tenant's course, bank and item content (validated by
+    /// the caller: items' skills are course skills, content ids are bank
+    /// ids). Refused when the bank exceeds the tier's item limit. Returns
+    /// the new catalog version.
+    pub async fn import(
+        &self,
+        tenant: &TenantId,
+        course: &Course,
+        bank: Option<&ItemBank>,
+        content: &StoredContent,
+        by: &str,
+        source: &str,
+    ) -> Result<i64, LearningError> {
+        let (tier, limits) = self.limits(tenant).await?;
+        let items = bank.map_or(0, |b| b.len() as u64);
+        if items > limits.max_items {
+            return Err(LearningError::Quota(format!(
+                "tenant {tenant} is limited to {} items in its bank (tier {tier}); this bank has {items}",
+                limits.max_items
+            )));
+        }
+        let course_json = serde_json::to_string(course).map_err(|e| LearningError::Corrupt(e.to_string()))?;
+        let bank_json = bank.map(ItemBank::to_json);
+        let content_json = serde_json::to_string(content).map_err(|e| LearningError::Corrupt(e.to_string()))?;
+        let scope = self.store.tenant(tenant);
+        let postgres = self.postgres();
+        let now = fmt_time(OffsetDateTime::now_utc());
+        let version: i64 = plexus_store::tenant_tx!(&scope, write, conn => {
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock_key("catalog", tenant.as_str(), ""))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let before: Option<i64> = sqlx::query_scalar("SELECT version FROM learning_catalog WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            let version = before.unwrap_or(0) + 1;
+            sqlx::query(
+                "INSERT INTO learning_catalog (tenant_id, course, bank, item_content, version, source, imported_at, \
+                 imported_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 course = excluded.course, bank = excluded.bank, item_content = excluded.item_content, \
+                 version = excluded.version, source = excluded.source, imported_at = excluded.imported_at, \
+                 imported_by = excluded.imported_by",
+            )
+            .bind(tenant.as_str())
+            .bind(course_json)
+            .bind(bank_json)
+            .bind(content_json)
+            .bind(version)
+            .bind(source)
+            .bind(now.as_str())
+            .bind(by)
+            .execute(&mut *conn)
+            .await?;
+            version
+        });
+        self.catalogs.invalidate(tenant);
+        Ok(version)
+    }
+
+    // ---------------------------------------------------------- learners
+
+    /// Make sure every one of `users` is a learner of the tenant, creating
+    /// the missing ones, all or none: refused when that would exceed the
+    /// tier's learner limit.
+    pub async fn ensure_learners(&self, tenant: &TenantId, users: &[&str]) -> Result<(), LearningError> {
+        let mut missing: Vec<&str> =
+            users.iter().copied().filter(|u| !self.learners.contains_key(&(tenant.clone(), (*u).to_owned()))).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let (tier, limits) = self.limits(tenant).await?;
+        let scope = self.store.tenant(tenant);
+        let postgres = self.postgres();
+        let now = fmt_time(OffsetDateTime::now_utc());
+        plexus_store::tenant_tx!(&scope, write, conn => {
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock_key("learners", tenant.as_str(), ""))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let mut new: Vec<&str> = Vec::new();
+            for u in &missing {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM learning_learners WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(tenant.as_str())
+                        .bind(*u)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if found.is_none() {
+                    new.push(u);
+                }
+            }
+            if !new.is_empty() {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM learning_learners WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if u64_of(n) + new.len() as u64 > limits.max_learners {
+                    return Err(LearningError::Quota(format!(
+                        "tenant {tenant} is at its limit of {} learners (tier {tier})",
+                        limits.max_learners
+                    )));
+                }
+                for u in &new {
+                    sqlx::query(
+                        "INSERT INTO learning_learners (tenant_id, user_id, theta, theta_se, created_at) \
+                         VALUES ($1, $2, NULL, NULL, $3)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(*u)
+                    .bind(now.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        });
+        for u in missing {
+            self.learners.insert((tenant.clone(), u.to_owned()), ());
+        }
+        Ok(())
+    }
+
+    /// A learner's ability, mastery and completed content; `None` if the
+    /// tenant has no such learner.
+    pub async fn learner(&self, tenant: &TenantId, user: &str) -> Result<Option<LearnerRecord>, LearningError> {
+        let scope = self.store.tenant(tenant);
+        let t = tenant.as_str();
+        let out = plexus_store::tenant_tx!(&scope, read, conn => {
+            let row: Option<(Option<f64>, Option<f64>, String)> = sqlx::query_as(
+                "SELECT theta, theta_se, created_at FROM learning_learners WHERE tenant_id = $1 AND user_id = $2",
+            )
+            .bind(t)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                None => None,
+                Some((theta, theta_se, created_at)) => {
+                    let mastery: Vec<(String, f64, i64, i64)> = sqlx::query_as(
+                        "SELECT skill_id, p_known, attempts, correct FROM learning_mastery \
+                         WHERE tenant_id = $1 AND user_id = $2",
+                    )
+                    .bind(t)
+                    .bind(user)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let completed: Vec<String> = sqlx::query_scalar(
+                        "SELECT DISTINCT content_id FROM learning_events \
+                         WHERE tenant_id = $1 AND user_id = $2 AND kind = 'completed' AND content_id IS NOT NULL",
+                    )
+                    .bind(t)
+                    .bind(user)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some(LearnerRecord {
+                        theta,
+                        theta_se,
+                        mastery: mastery
+                            .into_iter()
+                            .map(|(s, p, a, c)| (s, SkillMastery { p_known: p, attempts: a, correct: c }))
+                            .collect(),
+                        completed: completed.into_iter().collect(),
+                        created_at,
+                    })
+                }
+            }
+        });
+        if out.is_some() {
+            self.learners.insert((tenant.clone(), user.to_owned()), ());
+        }
+        Ok(out)
+    }
+
+    /// The tenant's learners, by id.
+    pub async fn learner_ids(&self, tenant: &TenantId) -> Result<Vec<String>, LearningError> {
+        let scope = self.store.tenant(tenant);
+        Ok(plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_scalar("SELECT user_id FROM learning_learners WHERE tenant_id = $1 ORDER BY user_id")
+                .bind(tenant.as_str())
+                .fetch_all(&mut *conn)
+                .await?
+        }))
+    }
+
+    // ---------------------------------------------------------- activity
+
+    /// Store `statements` (all or none; counted against the statement
+    /// limit), after making sure the learners of `events` exist, then
+    /// record `events` (each the event of one of the statements): the one
+    /// path of tracked activity, xAPI posts and assessment answers.
+    pub async fn record(
+        &self,
+        tenant: &TenantId,
+        statements: Vec<Statement>,
+        events: &[Event],
+        authority: &serde_json::Value,
+    ) -> Result<(Vec<String>, Vec<Option<MasteryChange>>), LearningError> {
+        let users: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+        self.ensure_learners(tenant, &users).await?;
+        let ids = self.xapi.post_statements(tenant, statements, authority).await?;
+        let changes = self.apply_events(tenant, events).await?;
+        Ok((ids, changes))
+    }
+
+    /// Record events of stored statements: each once (by statement id), an
+    /// answer on a skill updating the learner's BKT mastery with the
+    /// skill's parameters. The learners must exist.
+    pub async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        events: &[Event],
+    ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
+        self.apply(tenant, events, true).await
+    }
+
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        events: &[Event],
+        refit: bool,
+    ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = self.skill_params(tenant).await?;
+        let threshold = self.config(tenant).await?.config.mastery_threshold;
+        let scope = self.store.tenant(tenant);
+        let postgres = self.postgres();
+        let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
+            apply_events!(conn, tenant.as_str(), events, &params, threshold, postgres)
+        });
+        if refit {
+            self.maybe_refit(tenant, counters);
+        }
+        Ok(changes)
+    }
+
+    // ---------------------------------------------------------- sessions
+
+    /// Store a new session.
+    pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
+        let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
+        let scope = self.store.tenant(tenant);
+        plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query(
+                "INSERT INTO learning_sessions (tenant_id, session_id, user_id, kind, topic, target, seed, catalog, \
+                 record, presented, status, version, started_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+            )
+            .bind(tenant.as_str())
+            .bind(s.id.as_str())
+            .bind(s.user_id.as_str())
+            .bind(s.kind.as_str())
+            .bind(s.topic.as_str())
+            .bind(s.target)
+            .bind(s.seed)
+            .bind(s.catalog)
+            .bind(record)
+            .bind(s.presented.clone())
+            .bind(s.status.as_str())
+            .bind(s.version)
+            .bind(s.started_at.as_str())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A session of the tenant.
+    pub async fn session(&self, tenant: &TenantId, id: &str) -> Result<Option<SessionRow>, LearningError> {
+        type Row = (String, String, String, Option<f64>, i64, i64, String, Option<String>, String, i64, String);
+        let scope = self.store.tenant(tenant);
+        let row: Option<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as(
+                "SELECT user_id, kind, topic, target, seed, catalog, record, presented, status, version, started_at \
+                 FROM learning_sessions WHERE tenant_id = $1 AND session_id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let Some((user_id, kind, topic, target, seed, catalog, record, presented, status, version, started_at)) = row
+        else {
+            return Ok(None);
+        };
+        let record: SessionRecord =
+            serde_json::from_str(&record).map_err(|e| LearningError::Corrupt(format!("session {id}: {e}")))?;
+        Ok(Some(SessionRow {
+            id: id.to_owned(),
+            user_id,
+            kind,
+            topic,
+            target,
+            seed,
+            catalog,
+            record,
+            presented,
+            status,
+            version,
+            started_at,
+        }))
+    }
+
+    /// Commit an answer: the session moves from `expected_version` to the next
+    /// (refused if another answer got there first), the answer's event is
+    /// recorded (mastery), and a finished session's estimate becomes the
+    /// learner's ability; all in one transaction.
+    pub async fn commit_answer(
+        &self,
+        tenant: &TenantId,
+        s: &SessionRow,
+        expected_version: i64,
+        events: &[Event],
+        ability: Option<(f64, f64)>,
+    ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
+        let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
+        let params = self.skill_params(tenant).await?;
+        let threshold = self.config(tenant).await?.config.mastery_threshold;
+        let scope = self.store.tenant(tenant);
+        let postgres = self.postgres();
+        let now = fmt_time(OffsetDateTime::now_utc());
+        let t = tenant.as_str();
+        let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
+            let updated = sqlx::query(
+                "UPDATE learning_sessions SET record = $3, presented = $4, status = $5, version = version + 1, \
+                 updated_at = $6 WHERE tenant_id = $1 AND session_id = $2 AND version = $7",
+            )
+            .bind(t)
+            .bind(s.id.as_str())
+            .bind(record)
+            .bind(s.presented.clone())
+            .bind(s.status.as_str())
+            .bind(now.as_str())
+            .bind(expected_version)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(LearningError::Conflict(format!(
+                    "assessment {} was answered concurrently: another response was recorded first; \
+                     answer the item it presents now",
+                    s.id
+                )));
+            }
+            let out = apply_events!(conn, t, events, &params, threshold, postgres);
+            if let Some((theta, se)) = ability {
+                sqlx::query(
+                    "UPDATE learning_learners SET theta = $3, theta_se = $4 WHERE tenant_id = $1 AND user_id = $2",
+                )
+                .bind(t)
+                .bind(s.user_id.as_str())
+                .bind(theta)
+                .bind(se)
+                .execute(&mut *conn)
+                .await?;
+            }
+            out
+        });
+        self.maybe_refit(tenant, counters);
+        Ok(changes)
+    }
+
+    // ------------------------------------------------------------ mastery
+
+    /// Per-skill BKT parameters (cached): fitted where there were enough
+    /// answers; skills without a row use the defaults.
+    pub async fn skill_params(&self, tenant: &TenantId) -> Result<Arc<BTreeMap<String, BktParams>>, LearningError> {
+        if let Some(p) = self.params.get(tenant) {
+            return Ok(p);
+        }
+        let scope = self.store.tenant(tenant);
+        let rows: Vec<(String, f64, f64, f64, f64, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as(
+                "SELECT skill_id, prior, learn, guess, slip, forget FROM learning_bkt_params WHERE tenant_id = $1",
+            )
+            .bind(tenant.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        let mut map = BTreeMap::new();
+        for (skill, prior, learn, guess, slip, forget) in rows {
+            let p = BktParams { prior, learn, guess, slip, forget };
+            if p.validate().is_ok() {
+                map.insert(skill, p);
+            }
+        }
+        let map = Arc::new(map);
+        self.params.insert(tenant.clone(), Arc::clone(&map));
+        Ok(map)
+    }
+
+    /// The stored fits, by skill.
+    pub async fn skill_fits(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
+        let scope = self.store.tenant(tenant);
+        let rows: Vec<(String, f64, f64, f64, f64, bool, i64)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as(
+                "SELECT skill_id, prior, learn, guess, slip, fitted, observations FROM learning_bkt_params \
+                 WHERE tenant_id = $1 ORDER BY skill_id",
+            )
+            .bind(tenant.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(skill, prior, learn, guess, slip, fitted, n)| SkillFit {
+                skill,
+                prior,
+                learn,
+                guess,
+                slip,
+                fitted,
+                observations: usize::try_from(n).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Refit every skill's BKT parameters by EM from the tenant's answers
+    /// (the defaults where a skill has fewer than 50). New parameters apply
+    /// to answers from now on; stored mastery is not replayed.
+    pub async fn refit(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
+        refit(&self.store, &self.params, tenant).await
+    }
+
+    fn maybe_refit(&self, tenant: &TenantId, counters: Option<(i64, i64)>) {
+        let every = i64::try_from(self.settings.refit_every).unwrap_or(i64::MAX);
+        let Some((answers, at_fit)) = counters else { return };
+        if every == 0 || answers - at_fit < every {
+            return;
+        }
+        if !self.refitting.lock().insert(tenant.clone()) {
+            return;
+        }
+        let (store, params, running, tenant) =
+            (self.store.clone(), self.params.clone(), Arc::clone(&self.refitting), tenant.clone());
+        tokio::spawn(async move {
+            if let Err(e) = refit(&store, &params, &tenant).await {
+                tracing::warn!(tenant = %tenant, error = %e, "learning: refitting BKT parameters failed");
+            }
+            running.lock().remove(&tenant);
+        });
+    }
+
+    // --------------------------------------------------------- analytics
+
+    /// The tenant's events in time order, of one learner or all, between
+    /// `from` and `to` (inclusive).
+    pub async fn events(
+        &self,
+        tenant: &TenantId,
+        user: Option<&str>,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<ActivityEvent>, LearningError> {
+        type Row = (String, String, Option<String>, Option<String>, String, Option<bool>, f64, String);
+        let mut sql = String::from(
+            "SELECT user_id, kind, item_id, content_id, skill_id, correct, duration, at FROM learning_events \
+             WHERE tenant_id = $1",
+        );
+        let mut binds: Vec<String> = vec![tenant.as_str().to_owned()];
+        if let Some(u) = user {
+            binds.push(u.to_owned());
+            sql.push_str(&format!(" AND user_id = ${}", binds.len()));
+        }
+        if let Some(f) = from {
+            binds.push(fmt_time(f));
+            sql.push_str(&format!(" AND at >= ${}", binds.len()));
+        }
+        if let Some(t) = to {
+            binds.push(fmt_time(t));
+            sql.push_str(&format!(" AND at <= ${}", binds.len()));
+        }
+        sql.push_str(" ORDER BY at, seq");
+        let scope = self.store.tenant(tenant);
+        let rows: Vec<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = q.bind(b.clone());
+            }
+            q.fetch_all(&mut *conn).await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (learner, kind, item, content, skill, correct, duration, at) in rows {
+            let timestamp =
+                activity::parse_stored_time(&at).ok_or_else(|| LearningError::Corrupt(format!("event time `{at}`")))?;
+            let duration_seconds = if duration.is_finite() && duration >= 0.0 { duration } else { 0.0 };
+            let activity = match (kind.as_str(), content) {
+                ("completed", Some(content)) => Activity::Completed { content, skill, duration_seconds },
+                _ => Activity::Answered {
+                    item: item.unwrap_or_else(|| format!("skill:{skill}")),
+                    skill,
+                    correct: correct.unwrap_or(false),
+                    duration_seconds,
+                },
+            };
+            out.push(ActivityEvent { learner, timestamp, activity });
+        }
+        Ok(out)
+    }
+
+    /// `(learner, skill, P(known))` of every learner (or one) and skill answered on.
+    pub async fn mastery_values(
+        &self,
+        tenant: &TenantId,
+        user: Option<&str>,
+    ) -> Result<Vec<(String, String, f64)>, LearningError> {
+        let scope = self.store.tenant(tenant);
+        let rows: Vec<(String, String, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            match user {
+                Some(u) => {
+                    sqlx::query_as(
+                        "SELECT user_id, skill_id, p_known FROM learning_mastery WHERE tenant_id = $1 AND user_id = $2 \
+                         ORDER BY skill_id",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(u)
+                    .fetch_all(&mut *conn)
+                    .await?
+                }
+                None => {
+                    sqlx::query_as(
+                        "SELECT user_id, skill_id, p_known FROM learning_mastery WHERE tenant_id = $1 \
+                         ORDER BY user_id, skill_id",
+                    )
+                    .bind(tenant.as_str())
+                    .fetch_all(&mut *conn)
+                    .await?
+                }
+            }
+        });
+        Ok(rows.into_iter().map(|(u, s, p)| (u, s, if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.0 })).collect())
+    }
+
+    /// The tenant's use of its limits.
+    pub async fn usage(&self, tenant: &TenantId) -> Result<Usage, LearningError> {
+        let scope = self.store.tenant(tenant);
+        let t = tenant.as_str();
+        let (learners, kept): (i64, Option<Option<i64>>) = plexus_store::tenant_tx!(&scope, read, conn => {
+            let learners: i64 = sqlx::query_scalar("SELECT count(*) FROM learning_learners WHERE tenant_id = $1")
+                .bind(t)
+                .fetch_one(&mut *conn)
+                .await?;
+            let kept: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT statements FROM learning_usage WHERE tenant_id = $1")
+                    .bind(t)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            (learners, kept)
+        });
+        let statements = match kept.flatten() {
+            Some(n) => u64_of(n),
+            None => self.xapi.count(tenant).await?,
+        };
+        let items = self.catalog(tenant).await?.and_then(|c| c.bank.as_ref().map(|b| b.len() as u64)).unwrap_or(0);
+        Ok(Usage { learners: u64_of(learners), statements, items })
+    }
+
+    // -------------------------------------------------------------- demo
+
+    /// Load the seeded demo into `tenant`: the course and item bank of
+    /// [`crate::demo::generate`] with generated stems, options and keys,
+    /// and `learners` simulated learners' activity (28 days up to today,
+    /// [`crate::demo::simulate_activity`]) as xAPI statements, with BKT
+    /// parameters fitted to it and each learner's mastery traced. A tenant
+    /// that has the demo already is left alone; a tenant with a course of
+    /// its own is refused.
+    pub async fn seed_demo(&self, tenant: &TenantId, seed: u64, learners: usize) -> Result<DemoSummary, LearningError> {
+        let scope = self.store.tenant(tenant);
+        let source: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_scalar("SELECT source FROM learning_catalog WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let spec = crate::demo::DemoSpec { seed, learners, ..crate::demo::DemoSpec::default() };
+        let demo = crate::demo::generate(&spec).map_err(|e| LearningError::Invalid(format!("demo: {e}")))?;
+        let summary = |already: bool, statements: usize| DemoSummary {
+            tenant: tenant.to_string(),
+            seed,
+            already_seeded: already,
+            skills: demo.course.skills().len(),
+            content: demo.course.content().len(),
+            items: demo.bank.len(),
+            learners: demo.learners.len(),
+            statements,
+        };
+        match source.as_deref() {
+            Some(s) if s.starts_with("demo:") => return Ok(summary(true, 0)),
+            Some(_) => {
+                return Err(LearningError::Conflict(format!(
+                    "tenant {tenant} has a course of its own; the demo is only loaded into a tenant without one"
+                )));
+            }
+            None => {}
+        }
+        let content = demo_content(&demo);
+        self.import(tenant, &demo.course, Some(&demo.bank), &content, "demo", &format!("demo:{seed}")).await?;
+        let today = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        let activity_spec = crate::demo::ActivitySpec {
+            seed: seed ^ 0x5eed_1e55,
+            start: today - time::Duration::days(28),
+            ..crate::demo::ActivitySpec::default()
+        };
+        let log = crate::demo::simulate_activity(&demo, &activity_spec)
+            .map_err(|e| LearningError::Invalid(format!("demo: {e}")))?;
+        let ids: Vec<&str> = demo.learners.iter().map(|l| l.id.as_str()).collect();
+        self.ensure_learners(tenant, &ids).await?;
+
+        // Parameters first (fitted to the demo's answers), so that the
+        // mastery traced event by event below uses them.
+        let sequences = crate::analytics::answer_sequences(&log.events);
+        self.store_fits(tenant, &sequences).await?;
+
+        let home = self.home(tenant);
+        let authority = activity::learner_agent(&home, "demo");
+        let mut statements = 0;
+        for (chunk_index, chunk) in log.events.chunks(500).enumerate() {
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut events = Vec::with_capacity(chunk.len());
+            for (i, e) in chunk.iter().enumerate() {
+                let n = (chunk_index * 500 + i).to_string();
+                let id = activity::derived_uuid(&[tenant.as_str(), "demo", &seed.to_string(), &n]);
+                let (statement, event) = demo_statement(&home, e, &id)?;
+                batch.push(statement);
+                events.push(event);
+            }
+            statements += batch.len();
+            self.xapi.post_statements(tenant, batch, &authority).await?;
+            self.apply(tenant, &events, false).await?;
+        }
+        // The same fit, now from the stored answers, so that the counter
+        // of answers since the last fit starts at zero.
+        self.refit(tenant).await?;
+        Ok(summary(false, statements))
+    }
+
+    /// Fit and store parameters from per-skill answer sequences.
+    async fn store_fits(
+        &self,
+        tenant: &TenantId,
+        sequences: &BTreeMap<String, Vec<Vec<bool>>>,
+    ) -> Result<Vec<SkillFit>, LearningError> {
+        store_fits(&self.store, &self.params, tenant, sequences, None).await
+    }
+}
+
+/// The fields whose values differ (camelCase, dotted).
+fn changed_fields(a: &TenantConfig, b: &TenantConfig) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(x)), Ok(serde_json::Value::Object(y))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in &y {
+        match (x.get(k), v) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) if k != "exposure" => {
+                for (kk, vv) in new {
+                    if old.get(kk) != Some(vv) {
+                        out.push(format!("{k}.{kk}"));
+                    }
+                }
+            }
+            (old, new) if old != Some(new) => out.push(k.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Refit from the stored answers (see [`Service::refit`]).
+async fn refit(
+    store: &Store,
+    params: &Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
+    tenant: &TenantId,
+) -> Result<Vec<SkillFit>, LearningError> {
+    let scope = store.tenant(tenant);
+    let (rows, answers): (Vec<(String, String, bool)>, Option<i64>) = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT skill_id, user_id, correct FROM learning_events WHERE tenant_id = $1 AND kind = 'answered' \
+             AND skill_id <> '' AND correct IS NOT NULL ORDER BY skill_id, user_id, at, seq",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let answers: Option<i64> = sqlx::query_scalar("SELECT answers FROM learning_usage WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        (rows, answers)
+    });
+    let mut sequences: BTreeMap<String, Vec<Vec<bool>>> = BTreeMap::new();
+    let mut last: Option<(String, String)> = None;
+    for (skill, user, correct) in rows {
+        let same = last.as_ref().is_some_and(|(s, u)| *s == skill && *u == user);
+        let seqs = sequences.entry(skill.clone()).or_default();
+        if !same || seqs.is_empty() {
+            seqs.push(Vec::new());
+        }
+        if let Some(seq) = seqs.last_mut() {
+            seq.push(correct);
+        }
+        last = Some((skill, user));
+    }
+    store_fits(store, params, tenant, &sequences, answers).await
+}
+
+/// Fit each skill's parameters (EM, or the defaults with too few answers)
+/// and store them; `answers`: the usage counter the fit covers.
+async fn store_fits(
+    store: &Store,
+    params: &Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
+    tenant: &TenantId,
+    sequences: &BTreeMap<String, Vec<Vec<bool>>>,
+    answers: Option<i64>,
+) -> Result<Vec<SkillFit>, LearningError> {
+    let options = EmOptions::default();
+    let fits: Vec<SkillFit> = sequences
+        .iter()
+        .map(|(skill, seqs)| {
+            let report = bkt::fit_or_default(seqs, &options);
+            let p = report.params;
+            SkillFit {
+                skill: skill.clone(),
+                prior: p.prior,
+                learn: p.learn,
+                guess: p.guess,
+                slip: p.slip,
+                fitted: report.fitted,
+                observations: report.observations,
+            }
+        })
+        .collect();
+    let scope = store.tenant(tenant);
+    let now = fmt_time(OffsetDateTime::now_utc());
+    let t = tenant.as_str();
+    plexus_store::tenant_tx!(&scope, write, conn => {
+        for f in &fits {
+            sqlx::query(
+                "INSERT INTO learning_bkt_params (tenant_id, skill_id, prior, learn, guess, slip, forget, fitted, \
+                 observations, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) \
+                 ON CONFLICT (tenant_id, skill_id) DO UPDATE SET prior = excluded.prior, learn = excluded.learn, \
+                 guess = excluded.guess, slip = excluded.slip, forget = excluded.forget, fitted = excluded.fitted, \
+                 observations = excluded.observations, fitted_at = excluded.fitted_at",
+            )
+            .bind(t)
+            .bind(f.skill.as_str())
+            .bind(f.prior)
+            .bind(f.learn)
+            .bind(f.guess)
+            .bind(f.slip)
+            .bind(f.fitted)
+            .bind(i64::try_from(f.observations).unwrap_or(i64::MAX))
+            .bind(now.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(n) = answers {
+            sqlx::query("UPDATE learning_usage SET answers_at_fit = $2 WHERE tenant_id = $1")
+                .bind(t)
+                .bind(n)
+                .execute(&mut *conn)
+                .await?;
+        }
+    });
+    params.invalidate(tenant);
+    Ok(fits)
+}
+
+/// Stems, options and keys for the demo's items: four options, the key
+/// drawn from the item id.
+fn demo_content(demo: &crate::demo::Demo) -> StoredContent {
+    let mut out = StoredContent::new();
+    for item in demo.bank.items() {
+        let skill = demo.course.skill(&item.skill);
+        let name = skill.map_or(item.skill.as_str(), |s| s.name.as_str());
+        let ja = skill.and_then(|s| s.translations.get("ja")).map_or("", String::as_str);
+        let q = item.id.rsplit('q').next().unwrap_or("1");
+        let digest = sha2::Sha256::digest(item.id.as_bytes());
+        let key = usize::from(digest[0] % 4);
+        let options: Vec<String> = (1..=4).map(|k| format!("{name}: answer {k}（答え{k}）")).collect();
+        out.insert(
+            item.id.clone(),
+            ItemContent {
+                id: item.id.clone(),
+                stem: format!("{name}（{ja}）— question {q}: which answer is right?"),
+                options,
+                answer: Some(crate::catalog::label(key)),
+            },
+        );
+    }
+    out
+}
+
+/// The statement and event of one simulated activity.
+fn demo_statement(home: &str, e: &ActivityEvent, id: &str) -> Result<(Statement, Event), LearningError> {
+    let (kind, activity, verb, success, completion, item, content, correct) = match &e.activity {
+        Activity::Answered { item, correct, .. } => (
+            EventKind::Answered,
+            activity::activity_iri(home, "items", item),
+            activity::VERB_ANSWERED,
+            Some(*correct),
+            None,
+            Some(item.clone()),
+            None,
+            Some(*correct),
+        ),
+        Activity::Completed { content, .. } => (
+            EventKind::Completed,
+            activity::activity_iri(home, "content", content),
+            activity::VERB_COMPLETED,
+            None,
+            Some(true),
+            None,
+            Some(content.clone()),
+            None,
+        ),
+    };
+    let duration = e.activity.duration_seconds();
+    let statement = SimpleStatement {
+        home_page: home.to_owned(),
+        account_name: e.learner.clone(),
+        verb_id: verb.to_owned(),
+        activity_id: activity,
+        success,
+        completion,
+        duration_seconds: Some(duration),
+        timestamp: Some(e.timestamp),
+        ..SimpleStatement::default()
+    }
+    .build()
+    .map_err(|x| LearningError::Invalid(format!("demo statement: {x}")))?;
+    let mut json = statement.into_json();
+    if let Some(m) = json.as_object_mut() {
+        m.insert("id".into(), serde_json::Value::String(id.to_owned()));
+    }
+    let statement = Statement::from_value(&json).map_err(|x| LearningError::Invalid(format!("demo statement: {x}")))?;
+    let event = Event {
+        statement_id: id.to_owned(),
+        user_id: e.learner.clone(),
+        kind,
+        item,
+        content,
+        skill: e.activity.skill().to_owned(),
+        correct,
+        duration,
+        at: e.timestamp,
+    };
+    Ok((statement, event))
+}
+
+/// Item content checked against the bank: every id is an item of the bank.
+pub fn check_content(items: Vec<ItemContent>, bank: Option<&ItemBank>) -> Result<StoredContent, LearningError> {
+    let mut out = StoredContent::new();
+    for (i, c) in items.into_iter().enumerate() {
+        let at = format!("items[{i}]");
+        let Some(bank) = bank else {
+            return Err(LearningError::Invalid(format!("{at}: item content needs an item bank (give `bank`)")));
+        };
+        if bank.by_id(&c.id).is_none() {
+            return Err(LearningError::Invalid(format!("{at}: `{}` is not an item of the bank", c.id)));
+        }
+        if out.contains_key(&c.id) {
+            return Err(LearningError::Invalid(format!("{at}: item `{}` is given twice", c.id)));
+        }
+        let checked = Content::new(c, &at)?;
+        out.insert(checked.raw.id.clone(), checked.raw);
+    }
+    Ok(out)
+}

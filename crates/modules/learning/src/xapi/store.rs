@@ -1,0 +1,668 @@
+//! Statements at rest: one row per statement in `learning_xapi_statements`
+//! (the normalized JSON and the columns the filters use) and the agents
+//! and activities each mentions in `learning_xapi_related`. Every
+//! statement runs in a transaction bound to the caller's tenant
+//! ([`plexus_store::tenant_tx!`]; row-level security on PostgreSQL).
+
+use std::collections::{HashMap, HashSet};
+
+use plexus_core::context::TenantId;
+use plexus_store::{Backend, Store, StoreError, TenantScope};
+use serde_json::Value;
+use sha2::Digest as _;
+use time::OffsetDateTime;
+
+use super::XapiError;
+use super::format::{format_timestamp, sort_key, uuid};
+use super::json;
+use super::query::{Format, GetResult, ListQuery, StatementQuery, StatementResult, ids_format, more_url};
+use super::statement::{self, Facts, Statement, check_unique_ids, comparison_digest};
+
+/// The statement version the LRS sets when a statement has none.
+const DEFAULT_VERSION: &str = "1.0.0";
+
+/// Rows per multi-row INSERT (14 values each: well under both databases'
+/// limits on bind parameters).
+const INSERT_CHUNK: usize = 40;
+
+/// Ids per `IN (...)` list.
+const ID_CHUNK: usize = 400;
+
+/// A value bound to a `$n` placeholder.
+enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Bool(bool),
+    Int(i64),
+}
+
+/// SQL text with `$n` placeholders and the values they stand for. The text
+/// is built from constants only; every value is bound.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// Bind `b`; returns its placeholder.
+    fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+}
+
+/// `$query` with every value of `$binds` bound in order.
+macro_rules! bound {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s.clone()),
+                Bind::OptText(s) => q.bind(s.clone()),
+                Bind::Bool(v) => q.bind(*v),
+                Bind::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// A statement stored before, as the duplicate and voiding checks see it.
+struct Existing {
+    digest: String,
+    occurred: String,
+    ts_given: bool,
+    voiding: bool,
+}
+
+/// A statement ready to insert.
+struct Row {
+    id: String,
+    actor_key: Option<String>,
+    verb_id: String,
+    activity_id: Option<String>,
+    registration: Option<String>,
+    ref_target: Option<String>,
+    voiding: bool,
+    /// The `stored` column (sort key).
+    stored: String,
+    occurred: String,
+    ts_given: bool,
+    digest: String,
+    body: String,
+    agents: Vec<(String, bool)>,
+    activities: Vec<(String, bool)>,
+}
+
+/// A cap on the statements a tenant may store (voided ones included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLimit {
+    /// At most this many statements stored.
+    pub max: u64,
+    /// The message of the refusal (403) when a write would exceed it.
+    pub refusal: String,
+}
+
+/// Where an [`XapiStore`] learns each tenant's [`StatementLimit`]. The
+/// limit is checked inside the write transaction, under the tenant's write
+/// lock, against a counter kept by every write, so concurrent writers
+/// cannot overshoot it.
+#[async_trait::async_trait]
+pub trait StatementQuota: std::fmt::Debug + Send + Sync + 'static {
+    /// The tenant's limit; `None`: unlimited.
+    async fn limit(&self, tenant: &TenantId) -> Result<Option<StatementLimit>, XapiError>;
+}
+
+/// The xAPI Statement Resource over a [`Store`]. The caller runs
+/// `store.migrate(&crate::store::MIGRATIONS)` first; tenants must exist in
+/// the store's tenant directory.
+#[derive(Debug, Clone)]
+pub struct XapiStore {
+    store: Store,
+    quota: Option<std::sync::Arc<dyn StatementQuota>>,
+}
+
+impl XapiStore {
+    /// The statement store over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store, quota: None }
+    }
+
+    /// The same store, refusing writes beyond each tenant's limit.
+    #[must_use]
+    pub fn with_quota(mut self, quota: std::sync::Arc<dyn StatementQuota>) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// The underlying store.
+    pub fn inner(&self) -> &Store {
+        &self.store
+    }
+
+    fn scope(&self, tenant: &TenantId) -> TenantScope<'_> {
+        self.store.tenant(tenant)
+    }
+
+    /// POST Statements: one statement or an array, all or nothing. Returns
+    /// the ids in order (generated where absent). `authority` (an Agent or
+    /// Group, from the caller's credentials) replaces any the statements
+    /// carry. A statement whose id is stored already is accepted if it is
+    /// the same statement (see the comparison rules on
+    /// [`XapiStore::post_statements`]) and refused with 409 otherwise; ids
+    /// repeated within the batch are refused with 400.
+    pub async fn post(&self, tenant: &TenantId, body: &[u8], authority: &Value) -> Result<Vec<String>, XapiError> {
+        let (statements, array) = statement::parse_body(body)?;
+        self.store_batch(tenant, statements, authority, array).await
+    }
+
+    /// PUT Statements: store one statement under `statement_id`; an `id`
+    /// in the body must be the same. Idempotent like [`XapiStore::post`].
+    pub async fn put(
+        &self,
+        tenant: &TenantId,
+        statement_id: &str,
+        body: &[u8],
+        authority: &Value,
+    ) -> Result<(), XapiError> {
+        let id = uuid(statement_id)
+            .ok_or_else(|| XapiError::invalid("statementId", "must be a UUID in standard string form"))?;
+        let mut v = json::parse(body)?;
+        let Some(m) = v.as_object_mut() else {
+            return Err(XapiError::invalid("body", format!("must be a statement object, not {}", json::kind(&v))));
+        };
+        if let Some(given) = m.get("id") {
+            if let Some(given_id) = given.as_str().and_then(uuid)
+                && given_id != id
+            {
+                return Err(XapiError::invalid("statement.id", "does not match the statementId parameter"));
+            }
+        } else {
+            m.insert("id".into(), Value::String(id));
+        }
+        let s = Statement::validate(&v, "statement")?;
+        self.store_batch(tenant, vec![s], authority, false).await.map(|_| ())
+    }
+
+    /// Store validated statements (from [`statement::parse_statements`],
+    /// [`Statement::from_value`] or [`super::SimpleStatement::build`]), as
+    /// [`XapiStore::post`] does.
+    ///
+    /// The LRS sets `stored` (now), `authority`, `version` (`1.0.0` when
+    /// absent) and `timestamp` (`stored` when absent). A statement whose id
+    /// exists already is the same statement when it differs only in what
+    /// the specification exempts from immutability: `stored`,
+    /// `authority`, `version`, a `timestamp` the LRS assigned, attachments,
+    /// verb `display`, activity definitions, the order of group members
+    /// and the case of email domains. Voiding a voiding statement is
+    /// refused (400); voiding a statement not stored (yet) is accepted.
+    pub async fn post_statements(
+        &self,
+        tenant: &TenantId,
+        statements: Vec<Statement>,
+        authority: &Value,
+    ) -> Result<Vec<String>, XapiError> {
+        let array = statements.len() != 1;
+        self.store_batch(tenant, statements, authority, array).await
+    }
+
+    async fn store_batch(
+        &self,
+        tenant: &TenantId,
+        statements: Vec<Statement>,
+        authority: &Value,
+        array: bool,
+    ) -> Result<Vec<String>, XapiError> {
+        check_unique_ids(&statements)?;
+        let authority = statement::authority(authority)?;
+        let now = OffsetDateTime::now_utc();
+        let now = now.replace_microsecond(now.microsecond()).unwrap_or(now);
+        let ids: Vec<String> = statements.iter().map(|s| s.id().to_owned()).collect();
+        let path = |i: usize| statement_path(array, i);
+        // Voiding within the batch: a voiding statement cannot be voided.
+        let voiding_in_batch: HashSet<&str> = statements.iter().filter(|s| s.is_voiding()).map(Statement::id).collect();
+        for (i, s) in statements.iter().enumerate() {
+            if let Some(target) = s.voided_target()
+                && voiding_in_batch.contains(target)
+            {
+                return Err(XapiError::invalid(
+                    format!("{}.object.id", path(i)),
+                    "a voiding statement cannot be voided",
+                ));
+            }
+        }
+        let rows = statements.into_iter().map(|s| prepare(s, now, &authority)).collect::<Result<Vec<_>, _>>()?;
+        // A concurrent writer of the same id wins the unique index: run the
+        // whole batch again once, which then compares against its row.
+        match self.write(tenant, &rows, array).await {
+            Err(XapiError::Store(StoreError::Database(e))) if is_unique_violation(&e) => {
+                self.write(tenant, &rows, array).await?;
+            }
+            other => other?,
+        }
+        Ok(ids)
+    }
+
+    /// Insert `rows` in one transaction (see [`XapiStore::post_statements`]);
+    /// `array`: the body was an array (error paths say `statement[i]`).
+    async fn write(&self, tenant: &TenantId, rows: &[Row], array: bool) -> Result<(), XapiError> {
+        let path = |i: usize| statement_path(array, i);
+        let scope = self.scope(tenant);
+        let t = scope.id().as_str().to_owned();
+        let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
+        wanted.sort();
+        wanted.dedup();
+        let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let postgres = self.store.backend() == Backend::Postgres;
+        let lock_key = write_lock_key(tenant);
+        let limit = match &self.quota {
+            Some(q) => q.limit(tenant).await?,
+            None => None,
+        };
+        plexus_store::tenant_tx!(&scope, write, conn => {
+            // One statement writer per tenant at a time, so the duplicate and
+            // voiding checks below see every statement committed before
+            // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
+            // READ COMMITTED does not).
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
+            }
+            // What is stored already of the batch's ids and voiding targets.
+            let mut existing: HashMap<String, Existing> = HashMap::new();
+            for chunk in wanted.chunks(ID_CHUNK) {
+                let mut sql = Sql::default();
+                let tp = sql.bind(Bind::Text(t.clone()));
+                sql.push(&format!(
+                    "SELECT statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
+                     WHERE tenant_id = {tp} AND statement_id IN ("
+                ));
+                for (i, id) in chunk.iter().enumerate() {
+                    let p = sql.bind(Bind::Text(id.clone()));
+                    sql.push(if i == 0 { "" } else { ", " });
+                    sql.push(&p);
+                }
+                sql.push(")");
+                let q = sqlx::query_as::<_, (String, String, String, bool, bool)>(sqlx::AssertSqlSafe(sql.text.clone()));
+                for (id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
+                    existing.insert(id, Existing { digest, occurred, ts_given, voiding });
+                }
+            }
+            let mut insert: Vec<&Row> = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                if let Some(e) = existing.get(&r.id) {
+                    let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
+                    if e.digest != r.digest || !same_time {
+                        return Err(XapiError::Conflict(format!(
+                            "{}: statement {} exists with different content",
+                            path(i),
+                            r.id
+                        )));
+                    }
+                    continue;
+                }
+                if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
+                    && existing.get(target).is_some_and(|e| e.voiding)
+                {
+                    return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
+                }
+                insert.push(r);
+            }
+            let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
+            if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
+                // The counter, counted once from the table when it is not
+                // kept yet (then kept by every write below).
+                let kept: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT statements FROM learning_usage WHERE tenant_id = $1")
+                        .bind(t.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let used = match kept.flatten() {
+                    Some(n) => n,
+                    None => {
+                        let n: i64 =
+                            sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
+                                .bind(t.as_str())
+                                .fetch_one(&mut *conn)
+                                .await?;
+                        sqlx::query(
+                            "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+                             VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
+                        )
+                        .bind(t.as_str())
+                        .bind(n)
+                        .execute(&mut *conn)
+                        .await?;
+                        n
+                    }
+                };
+                let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
+                if used.saturating_add(added) > max {
+                    return Err(XapiError::Forbidden(limit.refusal.clone()));
+                }
+            }
+            if added > 0 {
+                sqlx::query(
+                    "UPDATE learning_usage SET statements = statements + $2 \
+                     WHERE tenant_id = $1 AND statements IS NOT NULL",
+                )
+                .bind(t.as_str())
+                .bind(added)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // New statements that a stored voiding statement already voids.
+            let mut voided_before: HashSet<String> = HashSet::new();
+            for chunk in new_ids.chunks(ID_CHUNK) {
+                let mut sql = Sql::default();
+                let tp = sql.bind(Bind::Text(t.clone()));
+                let yes = sql.bind(Bind::Bool(true));
+                sql.push(&format!(
+                    "SELECT ref_target FROM learning_xapi_statements \
+                     WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
+                ));
+                for (i, id) in chunk.iter().enumerate() {
+                    let p = sql.bind(Bind::Text(id.clone()));
+                    sql.push(if i == 0 { "" } else { ", " });
+                    sql.push(&p);
+                }
+                sql.push(")");
+                let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.clone()));
+                voided_before.extend(bound!(q, &sql.binds).fetch_all(&mut *conn).await?);
+            }
+            let voided_in_batch: HashSet<&str> =
+                insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
+            for chunk in insert.chunks(INSERT_CHUNK) {
+                let mut sql = Sql::default();
+                sql.push(
+                    "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
+                     registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
+                );
+                for (i, r) in chunk.iter().enumerate() {
+                    let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
+                    let values = [
+                        Bind::Text(t.clone()),
+                        Bind::Text(r.id.clone()),
+                        Bind::OptText(r.actor_key.clone()),
+                        Bind::Text(r.verb_id.clone()),
+                        Bind::OptText(r.activity_id.clone()),
+                        Bind::OptText(r.registration.clone()),
+                        Bind::OptText(r.ref_target.clone()),
+                        Bind::Bool(r.voiding),
+                        Bind::Bool(voided),
+                        Bind::Text(r.stored.clone()),
+                        Bind::Text(r.occurred.clone()),
+                        Bind::Bool(r.ts_given),
+                        Bind::Text(r.digest.clone()),
+                        Bind::Text(r.body.clone()),
+                    ];
+                    let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    sql.push(&placeholders.join(", "));
+                    sql.push(")");
+                }
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                bound!(q, &sql.binds).execute(&mut *conn).await?;
+            }
+            let related: Vec<(&str, &str, &str, bool)> = insert
+                .iter()
+                .flat_map(|r| {
+                    let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
+                    let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
+                    agents.chain(activities)
+                })
+                .collect();
+            for chunk in related.chunks(INSERT_CHUNK * 3) {
+                let mut sql = Sql::default();
+                sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
+                for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
+                    let values = [
+                        Bind::Text(t.clone()),
+                        Bind::Text((*id).to_owned()),
+                        Bind::Text((*kind).to_owned()),
+                        Bind::Text((*item).to_owned()),
+                        Bind::Bool(*direct),
+                    ];
+                    let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    sql.push(&placeholders.join(", "));
+                    sql.push(")");
+                }
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                bound!(q, &sql.binds).execute(&mut *conn).await?;
+            }
+            // Void the stored targets of the new voiding statements.
+            let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
+            for chunk in targets.chunks(ID_CHUNK) {
+                let mut sql = Sql::default();
+                let yes = sql.bind(Bind::Bool(true));
+                let no = sql.bind(Bind::Bool(false));
+                let tp = sql.bind(Bind::Text(t.clone()));
+                sql.push(&format!(
+                    "UPDATE learning_xapi_statements SET voided = {yes} \
+                     WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
+                ));
+                for (i, id) in chunk.iter().enumerate() {
+                    let p = sql.bind(Bind::Text((*id).to_owned()));
+                    sql.push(if i == 0 { "" } else { ", " });
+                    sql.push(&p);
+                }
+                sql.push(")");
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                bound!(q, &sql.binds).execute(&mut *conn).await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// GET Statements: one statement (404 if the tenant has none with that
+    /// id, or if it is voided and asked for by `statementId`, or not voided
+    /// and asked for by `voidedStatementId`) or a page of statements, never
+    /// voided ones, with a `more` link when there are more.
+    pub async fn get(&self, tenant: &TenantId, q: &StatementQuery) -> Result<GetResult, XapiError> {
+        match q {
+            StatementQuery::Single { id, voided, format, .. } => {
+                let scope = self.scope(tenant);
+                let body: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
+                    sqlx::query_scalar(
+                        "SELECT body FROM learning_xapi_statements \
+                         WHERE tenant_id = $1 AND statement_id = $2 AND voided = $3",
+                    )
+                    .bind(scope.id().as_str())
+                    .bind(id.as_str())
+                    .bind(*voided)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                });
+                let Some(body) = body else {
+                    let what = if *voided { "voided statement" } else { "statement" };
+                    return Err(XapiError::NotFound(format!("no {what} {id}")));
+                };
+                Ok(GetResult::Statement(shape(&body, *format)?))
+            }
+            StatementQuery::List(list) => self.list(tenant, list).await.map(GetResult::Statements),
+        }
+    }
+
+    async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<StatementResult, XapiError> {
+        let tag = tenant_tag(tenant);
+        if let Some(c) = &q.cursor
+            && c.tenant_tag != tag
+        {
+            return Err(XapiError::invalid("more", "invalid continuation token"));
+        }
+        let page = q.page_size();
+        let f = &q.filter;
+        let mut sql = Sql::default();
+        let tp = sql.bind(Bind::Text(tenant.as_str().to_owned()));
+        let no = sql.bind(Bind::Bool(false));
+        let content = f.matches_content();
+        if content {
+            let mut conditions: Vec<String> = Vec::new();
+            if let Some(v) = &f.verb {
+                conditions.push(format!("s.verb_id = {}", sql.bind(Bind::Text(v.clone()))));
+            }
+            if let Some(r) = &f.registration {
+                conditions.push(format!("s.registration = {}", sql.bind(Bind::Text(r.clone()))));
+            }
+            if let Some(a) = &f.activity {
+                let p = sql.bind(Bind::Text(a.clone()));
+                if f.related_activities {
+                    conditions.push(format!(
+                        "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
+                         AND x.statement_id = s.statement_id AND x.kind = 'activity' AND x.item = {p})"
+                    ));
+                } else {
+                    conditions.push(format!("s.activity_id = {p}"));
+                }
+            }
+            if let Some(a) = &f.agent {
+                let p = sql.bind(Bind::Text(a.clone()));
+                let direct = if f.related_agents {
+                    String::new()
+                } else {
+                    format!(" AND x.direct = {}", sql.bind(Bind::Bool(true)))
+                };
+                conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
+                     AND x.statement_id = s.statement_id AND x.kind = 'agent' AND x.item = {p}{direct})"
+                ));
+            }
+            // A statement whose object is a StatementRef to a matching
+            // statement matches too, recursively (voided targets included:
+            // their voiding statement is returned).
+            sql.push(&format!(
+                "WITH RECURSIVE matched(statement_id) AS (\
+                 SELECT s.statement_id FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND {} \
+                 UNION \
+                 SELECT r.statement_id FROM learning_xapi_statements r JOIN matched m ON r.ref_target = m.statement_id \
+                 WHERE r.tenant_id = {tp}) ",
+                conditions.join(" AND ")
+            ));
+        }
+        sql.push(&format!(
+            "SELECT s.seq, s.stored, s.body FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND s.voided = {no}"
+        ));
+        if content {
+            sql.push(" AND s.statement_id IN (SELECT statement_id FROM matched)");
+        }
+        if let Some(since) = f.since {
+            let p = sql.bind(Bind::Text(sort_key(since)));
+            sql.push(&format!(" AND s.stored > {p}"));
+        }
+        if let Some(until) = f.until {
+            let p = sql.bind(Bind::Text(sort_key(until)));
+            sql.push(&format!(" AND s.stored <= {p}"));
+        }
+        let (cmp, order) = if f.ascending { (">", "ASC") } else { ("<", "DESC") };
+        if let Some(c) = &q.cursor {
+            let at = sql.bind(Bind::Text(c.stored.clone()));
+            let seq = sql.bind(Bind::Int(c.seq));
+            sql.push(&format!(" AND (s.stored {cmp} {at} OR (s.stored = {at} AND s.seq {cmp} {seq}))"));
+        }
+        let limit = sql.bind(Bind::Int(i64::from(page) + 1));
+        sql.push(&format!(" ORDER BY s.stored {order}, s.seq {order} LIMIT {limit}"));
+
+        let scope = self.scope(tenant);
+        let mut rows: Vec<(i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            let query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql.text.clone()));
+            bound!(query, &sql.binds).fetch_all(&mut *conn).await?
+        });
+        let page = usize::try_from(page).unwrap_or(usize::MAX);
+        let more = if rows.len() > page {
+            rows.truncate(page);
+            rows.last().map(|(seq, stored, _)| more_url(q, &tag, stored, *seq))
+        } else {
+            None
+        };
+        let statements = rows.iter().map(|(_, _, body)| shape(body, q.format)).collect::<Result<Vec<_>, _>>()?;
+        Ok(StatementResult { statements, more })
+    }
+
+    /// How many statements the tenant has stored (voided ones included),
+    /// for quotas.
+    pub async fn count(&self, tenant: &TenantId) -> Result<u64, XapiError> {
+        let scope = self.scope(tenant);
+        let n: i64 = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
+                .bind(scope.id().as_str())
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// The row for `s`, with what the LRS sets filled in.
+fn prepare(s: Statement, now: OffsetDateTime, authority: &Value) -> Result<Row, XapiError> {
+    let digest = comparison_digest(s.json());
+    let ts_given = s.timestamp().is_some();
+    let occurred = format_timestamp(s.timestamp().unwrap_or(now));
+    let id = s.id().to_owned();
+    let mut s = s;
+    if let Some(m) = s.json_mut().as_object_mut() {
+        m.insert("stored".into(), Value::String(format_timestamp(now)));
+        m.insert("authority".into(), authority.clone());
+        m.entry("version").or_insert_with(|| Value::String(DEFAULT_VERSION.into()));
+        m.entry("timestamp").or_insert_with(|| Value::String(occurred.clone()));
+    }
+    // Again, now with the authority the LRS set (related_agents matches it).
+    let facts = Facts::of(s.json());
+    let body = serde_json::to_string(s.json()).map_err(|e| XapiError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok(Row {
+        id,
+        actor_key: facts.actor_key,
+        verb_id: facts.verb_id,
+        activity_id: facts.activity_id,
+        registration: facts.registration,
+        ref_target: facts.ref_target,
+        voiding: facts.voiding,
+        stored: sort_key(now),
+        occurred,
+        ts_given,
+        digest,
+        body,
+        agents: facts.agents,
+        activities: facts.activities,
+    })
+}
+
+/// A stored body in the asked format.
+fn shape(body: &str, format: Format) -> Result<Value, XapiError> {
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| XapiError::Store(StoreError::Corrupt(format!("stored xapi statement: {e}"))))?;
+    Ok(match format {
+        Format::Ids => ids_format(&v),
+        Format::Exact | Format::Canonical => v,
+    })
+}
+
+/// A tag of the tenant that `more` tokens carry, so a token is refused
+/// outside the tenant it was issued to (its query would run inside the
+/// caller's tenant anyway).
+fn tenant_tag(tenant: &TenantId) -> String {
+    let digest = sha2::Sha256::digest(format!("plexus-xapi-more\0{}", tenant.as_str()).as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The PostgreSQL advisory lock key of a tenant's statement writes.
+fn write_lock_key(tenant: &TenantId) -> i64 {
+    let digest = sha2::Sha256::digest(format!("plexus-learning-xapi-write\0{}", tenant.as_str()).as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// `statement[i]` in a batch, `statement` alone.
+fn statement_path(array: bool, i: usize) -> String {
+    if array { format!("statement[{i}]") } else { "statement".to_owned() }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
