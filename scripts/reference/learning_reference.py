@@ -21,7 +21,13 @@ Computes, on fixed inputs that are written into the fixture too:
   is copied into this script around pyBKT's E-step and M-step, because
   pyBKT 1.4.3's loop fails under numpy 2);
 - 2PL calibration by girth's marginal maximum likelihood (``twopl_mml``)
-  on data simulated with a fixed seed.
+  on data simulated with a fixed seed;
+- classical item statistics for the analytics (its own seeded generator, so
+  the sections above do not move): p-values with numpy and point-biserial
+  correlations with ``scipy.stats.pointbiserialr`` (item against the rest
+  score and against the total) on a response matrix with missing answers,
+  a mastery histogram (``numpy.histogram``), medians (``numpy.median``) and
+  accuracy trends (``numpy.polyfit``).
 
 Everything runs serially (pyBKT's ``parallel=False``) so the output does not
 depend on the number of CPUs. Writes
@@ -47,7 +53,7 @@ from girth import ability_3pl_eap, ability_eap, twopl_mml
 from girth.utilities.utils import _get_quadrature_points
 from pyBKT.fit import EM_fit, M_step, predict_onestep
 from scipy.special import expit
-from scipy.stats import norm
+from scipy.stats import norm, pointbiserialr
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "crates" / "modules" / "learning" / "tests" / "fixtures" / "learning_reference.json"
@@ -108,6 +114,14 @@ BKT_MAXITER = 100
 CALIB_PERSONS = 1000
 CALIB_A = [0.8, 1.2, 1.6, 2.0, 1.0, 0.7, 1.4, 1.8, 1.1, 0.9, 1.5, 1.3]
 CALIB_B = [-1.8, -1.0, -0.5, 0.0, 0.3, 0.8, 1.2, -0.2, 1.8, -1.3, 0.5, 0.1]
+
+# Item statistics: 2PL answers (item 5 has a negative slope: a miskeyed item),
+# a last item everyone answers correctly, about 12 % missing answers and one
+# learner (row 3) who answered nothing. Own generator: SEED + 1.
+ITEMSTAT_LEARNERS = 60
+ITEMSTAT_A = [1.2, 0.8, 1.6, 0.5, 2.0, -0.9, 1.0, 0.3, 1.4]
+ITEMSTAT_B = [-1.0, 0.0, 0.5, -2.5, 1.0, 0.0, 2.5, 0.2, -0.3]
+ITEMSTAT_MISSING = 0.12
 
 
 def floats(x) -> list[float]:
@@ -355,6 +369,69 @@ def calibration_section(rng: np.random.Generator) -> dict:
     }
 
 
+def point_biserial(x: np.ndarray, y: np.ndarray):
+    """scipy's point-biserial correlation; None where it is undefined (scipy: nan)."""
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    return float(pointbiserialr(x, y).statistic)
+
+
+def analytics_section() -> dict:
+    rng = np.random.default_rng(SEED + 1)
+    n = ITEMSTAT_LEARNERS
+    a = np.array(ITEMSTAT_A)
+    b = np.array(ITEMSTAT_B)
+    theta = rng.normal(0.0, 1.0, n)
+    p = expit(a[None, :] * (theta[:, None] - b[None, :]))
+    resp = (rng.random(p.shape) < p).astype(int)
+    resp = np.hstack([resp, np.ones((n, 1), dtype=int)])
+    missing = rng.random(resp.shape) < ITEMSTAT_MISSING
+    missing[3, :] = True
+    total = np.where(missing, 0, resp).sum(axis=1)
+    items = []
+    for j in range(resp.shape[1]):
+        mask = ~missing[:, j]
+        x = resp[mask, j]
+        tot = total[mask]
+        items.append(
+            {
+                "responses": int(mask.sum()),
+                "correct": int(x.sum()),
+                "p_value": float(np.mean(x)) if mask.any() else None,
+                "point_biserial": point_biserial(x, tot - x),
+                "point_biserial_uncorrected": point_biserial(x, tot),
+            }
+        )
+    rows = ["".join("." if missing[i, j] else str(resp[i, j]) for j in range(resp.shape[1])) for i in range(n)]
+
+    values = np.concatenate([rng.beta(2.0, 3.0, 40), rng.uniform(0.9, 1.0, 10)])
+    counts, edges = np.histogram(values, bins=10, range=(0.0, 1.0))
+    histogram = {
+        "values": floats(values),
+        "threshold": 0.95,
+        "counts": [int(c) for c in counts],
+        "edges": floats(edges),
+        "mean": float(np.mean(values)),
+        "median": float(np.median(values)),
+        "share_mastered": float(np.mean(values >= 0.95)),
+    }
+
+    durations = [floats(np.round(rng.lognormal(np.log(40.0), 0.6, k))) for k in (1, 2, 5, 8)]
+    medians = {"durations": durations, "medians": [float(np.median(d)) for d in durations]}
+
+    sequences = [[int(v) for v in rng.integers(0, 2, k)] for k in (2, 7, 10, 15, 20)]
+    slopes = {
+        "sequences": sequences,
+        "slopes": [float(np.polyfit(np.arange(len(s)), np.array(s, dtype=float), 1)[0]) for s in sequences],
+    }
+    return {
+        "item_statistics": {"responses": rows, "items": items},
+        "histogram": histogram,
+        "medians": medians,
+        "slopes": slopes,
+    }
+
+
 def main() -> int:
     rng = np.random.default_rng(SEED)
     doc = {
@@ -366,6 +443,7 @@ def main() -> int:
         "eap": eap_section(rng),
         "bkt": bkt_section(rng),
         "calibration": calibration_section(rng),
+        "analytics": analytics_section(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=1) + "\n")

@@ -95,6 +95,9 @@ struct RawConfig {
     /// `[trading]`: absent means the demo desk's defaults.
     #[serde(default)]
     trading: Option<plexus_trading::settings::TradingSettings>,
+    /// `[learning]`: tiers' limits and tenants' default configuration.
+    #[serde(default)]
+    learning: Option<plexus_learning::settings::LearningSettings>,
 }
 
 /// The ops module.
@@ -401,6 +404,8 @@ pub struct Config {
     pub ops_webhooks: Vec<Webhook>,
     /// `[trading]`, checked (the demo desk's defaults when absent).
     pub trading: plexus_trading::settings::TradingSettings,
+    /// `[learning]`, validated (built-in tiers and defaults when absent).
+    pub learning: plexus_learning::settings::LearningSettings,
     /// `knowledge.dir` as written (see [`Config::knowledge_dir`]).
     pub knowledge_dir_setting: PathBuf,
     pub knowledge_sync_interval: Duration,
@@ -472,7 +477,7 @@ impl Config {
 }
 
 /// Modules this build can serve, in listing order.
-pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "trading", "conformance"];
+pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "trading", "learning", "conformance"];
 
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
@@ -733,8 +738,11 @@ impl Config {
         }
         let trading = raw.trading.unwrap_or_default();
         trading.check().map_err(|e| anyhow::anyhow!("trading: {e}"))?;
+        let learning = raw.learning.unwrap_or_default();
+        learning.validate().map_err(|e| anyhow::anyhow!(e))?;
         Ok(Config {
             trading,
+            learning,
             ops_webhooks,
             health_servers: raw.health.servers,
             health_secrets,

@@ -40,6 +40,8 @@ pub struct ModuleDeps {
     pub ops: Option<Arc<plexus_ops::Hub>>,
     /// The trading desk, when serving it.
     pub trading: Option<plexus_trading::desk::Desk>,
+    /// The learning module, when serving it (open: its tables migrated).
+    pub learning: Option<Arc<plexus_learning::Learning>>,
 }
 
 /// The configured FHIR servers (`[[health.servers]]`), key files read
@@ -132,6 +134,7 @@ impl ModuleDeps {
             health_remotes: Vec::new(),
             ops: None,
             trading: None,
+            learning: None,
         }
     }
 }
@@ -186,6 +189,8 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
             }),
             // Offline listings have no desk: the trading tools are listed by a serving process.
             "trading" => deps.trading.as_ref().and_then(|desk| trading_module(config, desk, &deps.bus).ok()),
+            // Offline listings have no store: the learning tools are listed by a serving process.
+            "learning" => deps.learning.clone().map(|l| l as Arc<dyn Module>),
             _ => None,
         })
         .collect()

@@ -169,7 +169,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     }
     // The demo shows every module with data of its own.
     if args.demo {
-        for m in ["knowledge", "health", "ops", "trading"] {
+        for m in ["knowledge", "health", "ops", "trading", "learning"] {
             if !config.modules.iter().any(|x| x == m) {
                 config.modules.push(m.into());
             }
@@ -266,6 +266,31 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    let learning = if config.modules.iter().any(|m| m == "learning") {
+        let learning = plexus_learning::Learning::open(store.clone(), config.learning.clone())
+            .await
+            .context("cannot open the learning module")?;
+        if args.demo {
+            // The demo's course, item bank and simulated learners (seeded
+            // once; kept across restarts): in the tenant of the demo key
+            // unless `[learning.demo] tenant` names another.
+            let (tenant, demo) = match config.learning.demo.clone() {
+                Some(d) => (plexus_core::TenantId::new(&d.tenant), d),
+                None => (plexus_core::TenantId::default_tenant(), Default::default()),
+            };
+            if store.get_tenant(&tenant).await?.is_none() {
+                let new =
+                    plexus_store::NewTenant { id: tenant.clone(), name: tenant.to_string(), tier: "standard".into() };
+                store.create_tenant(&new).await.context("cannot create the learning demo's tenant")?;
+            }
+            let summary =
+                learning.seed_demo(&tenant, demo.seed, demo.learners).await.context("cannot seed the learning demo")?;
+            tracing::info!(?summary, "learning demo ready");
+        }
+        Some(Arc::new(learning))
+    } else {
+        None
+    };
     let health_remotes = if health.is_some() { wiring::health_remotes(&config)? } else { Vec::new() };
     let deps = wiring::ModuleDeps {
         health,
@@ -276,6 +301,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         telemetry: Some(Arc::clone(&telemetry)),
         ops,
         trading,
+        learning,
     };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
