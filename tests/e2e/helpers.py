@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -14,6 +15,15 @@ import subprocess
 from conftest import HOST, _http_ok, _passthrough_env, free_port
 
 MODERN = "2026-07-28"
+
+
+def api_keys_toml(keys: list[tuple[str, str, str, str]]) -> str:
+    """`[[auth.api_keys]]` entries for `(name, key, tenant, role)`: the key stored as its SHA-256."""
+    return "".join(
+        f'[[auth.api_keys]]\nname = "{name}"\nsha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\n'
+        f'tenant = "{tenant}"\nroles = ["{role}"]\n'
+        for name, key, tenant, role in keys
+    )
 
 
 def rpc(

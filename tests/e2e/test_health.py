@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _stop
-from helpers import modern_call, start
+from helpers import api_keys_toml, modern_call, start
 
 CRIS = "d4519c92-d241-b2b2-7360-291d60be699e"
 DR_STANTON = "87416e57-79f3-3b42-a8d3-c3aaa33bce75"  # an Encounter participant of Cris's
@@ -26,11 +26,7 @@ TOOLS = '["get_patient_data", "search_medical_records", "get_lab_results", "crea
 
 
 def config(tmp_path: Path) -> Path:
-    keys = "".join(
-        f'[[auth.api_keys]]\nname = "{n}"\nsha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n'
-        f'tenant = "default"\nroles = ["{ROLES[n]}"]\n'
-        for n, k in KEYS.items()
-    )
+    keys = api_keys_toml([(n, k, "default", ROLES[n]) for n, k in KEYS.items()])
     cfg = tmp_path / "plexus.toml"
     cfg.write_text(
         f"""

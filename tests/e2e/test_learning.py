@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import _stop
-from helpers import modern_call, start
+from helpers import api_keys_toml, modern_call, start
 
 # (tenant, subject) -> roles
 PEOPLE = {
@@ -76,11 +76,7 @@ def bank(n: int = 120) -> tuple[str, list[dict], dict[str, tuple[float, float]]]
 
 
 def config(tmp_path: Path) -> Path:
-    keys = "".join(
-        f'[[auth.api_keys]]\nname = "{s}"\nsha256 = "{hashlib.sha256(KEYS[(t, s)].encode()).hexdigest()}"\n'
-        f'tenant = "{t}"\nroles = ["{r}"]\n'
-        for (t, s), r in PEOPLE.items()
-    )
+    keys = api_keys_toml([(s, KEYS[(t, s)], t, r) for (t, s), r in PEOPLE.items()])
     cfg = tmp_path / "plexus.toml"
     cfg.write_text(
         f"""

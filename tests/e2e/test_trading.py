@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from conftest import _stop
-from helpers import modern_call, start
+from helpers import api_keys_toml, modern_call, start
 
 ROLES = {"alice": "trader", "bob": "trader", "carol": "viewer"}
 KEYS = {name: "pk_" + hashlib.sha256(b"trading " + name.encode()).hexdigest()[:32] for name in ROLES}
@@ -26,11 +26,7 @@ TOOLS = (
 
 
 def config(tmp_path: Path) -> Path:
-    keys = "".join(
-        f'[[auth.api_keys]]\nname = "{n}"\nsha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n'
-        f'tenant = "default"\nroles = ["{ROLES[n]}"]\n'
-        for n, k in KEYS.items()
-    )
+    keys = api_keys_toml([(n, k, "default", ROLES[n]) for n, k in KEYS.items()])
     cfg = tmp_path / "plexus.toml"
     cfg.write_text(
         f"""

@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         command: HealthCommand,
     },
+    /// The learning module: load the seeded demo course, item bank and learners into tenants.
+    Learning {
+        #[command(subcommand)]
+        command: LearningCommand,
+    },
     /// Create, list, suspend and resume tenants.
     Tenants {
         #[command(subcommand)]
@@ -227,6 +232,25 @@ pub enum HealthCommand {
         common: Common,
         #[arg(long, default_value = "default")]
         tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LearningCommand {
+    /// Load the seeded demo (a course with its skills graph and content, a calibrated item bank, and
+    /// simulated learners' activity) into existing tenants. A tenant that has it already is left
+    /// alone; a tenant with a course of its own is refused.
+    Seed {
+        #[command(flatten)]
+        common: Common,
+        /// A tenant (repeatable).
+        #[arg(long = "tenant", required = true, value_name = "ID")]
+        tenants: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated learners per tenant.
+        #[arg(long, default_value_t = 40)]
+        learners: usize,
     },
 }
 

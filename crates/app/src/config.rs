@@ -822,6 +822,17 @@ mod tests {
     }
 
     #[test]
+    fn the_duplicate_order_window_is_configurable() {
+        let window = |text: &str| Config::parse(text, &env(&[])).map(|c| c.trading.check().map(|t| t.pretrade));
+        let default = window("").unwrap().unwrap();
+        assert_eq!(default.duplicate_window_ns, 1_000_000_000);
+        let off = window("[trading]\nduplicate_window_ms = 0\n").unwrap().unwrap();
+        assert_eq!(off.duplicate_window_ns, 0);
+        let e = window("[trading]\nduplicate_window_ms = 3600001\n").unwrap_err().to_string();
+        assert!(e.contains("trading.duplicate_window_ms must be at most 3600000"), "{e}");
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_precise_errors() {
         let e = Config::parse("[server]\nmax_body = 3\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("unknown field `max_body`"), "{e}");

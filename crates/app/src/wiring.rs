@@ -426,7 +426,7 @@ pub fn open_desk(config: &Config) -> anyhow::Result<plexus_trading::desk::Desk> 
         accounts: checked.accounts,
         roles: checked.roles,
         restricted: config.trading.restricted.clone(),
-        pretrade: plexus_trading::pretrade::PreTradeConfig::default(),
+        pretrade: checked.pretrade,
         surveillance: plexus_trading::surveillance::SurveillanceConfig {
             otr_limit: config.trading.otr_limit,
             otr_min_orders: config.trading.otr_min_orders,

@@ -27,6 +27,16 @@ impl Era {
     }
 }
 
+/// A sequence of calls that follows the server's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    /// Adaptive testing: `generate_assessment` with a line's arguments, then
+    /// `submit_assessment_response` to every item the assessment presents (a random option)
+    /// until it ends, then the next line. The latency reported is the answers'; the starts are
+    /// reported apart.
+    Assessment,
+}
+
 /// Load generator for MCP servers over Streamable HTTP (`tools/call`, one keep-alive
 /// HTTP/1.1 connection per worker).
 ///
@@ -57,6 +67,18 @@ pub(crate) struct Args {
     /// n mod lines): for measuring without caches. Overrides --args.
     #[arg(long, value_name = "FILE")]
     pub(crate) args_file: Option<std::path::PathBuf>,
+
+    /// Calls from a file, one JSON object per line, `{"arguments": {...}, "headers": {"Name":
+    /// "value"}}` (both optional), used in turn like --args-file: for spreading the load over
+    /// principals and tenants. The line's headers override --header. Not with `--era legacy` (a
+    /// session belongs to one principal). Overrides --args and --args-file.
+    #[arg(long, value_name = "FILE", conflicts_with = "args_file")]
+    pub(crate) calls_file: Option<std::path::PathBuf>,
+
+    /// Drive a scenario instead of calling one tool (see `Scenario`); needs --calls-file, whose
+    /// lines are the scenario's first calls. Closed loop only.
+    #[arg(long, value_enum)]
+    pub(crate) scenario: Option<Scenario>,
 
     /// Workers = connections = maximum requests in flight
     #[arg(short, long, default_value_t = 16)]
@@ -111,6 +133,15 @@ impl Args {
             && !(rate.is_finite() && rate > 0.0)
         {
             return Err("--rate must be a positive number".into());
+        }
+        if self.calls_file.is_some() && self.era == Era::Legacy {
+            return Err("--calls-file needs a stateless era (a legacy session belongs to one principal)".into());
+        }
+        if self.scenario.is_some() && self.calls_file.is_none() {
+            return Err("--scenario needs --calls-file (its lines are the scenario's first calls)".into());
+        }
+        if self.scenario.is_some() && self.rate.is_some() {
+            return Err("--scenario runs a closed loop: drop --rate".into());
         }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
@@ -217,5 +248,24 @@ mod tests {
         assert!(args.validate().is_err());
         let args = Args::try_parse_from(["plexus-bench", "--url", "u", "-c", "0"]).expect("parses");
         assert!(args.validate().is_err());
+    }
+
+    #[test]
+    fn calls_file_and_scenario_combinations() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["plexus-bench", "--url", "u"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).expect("parses")
+        };
+        assert!(parse(&["--calls-file", "c.jsonl"]).validate().is_ok());
+        assert!(parse(&["--calls-file", "c.jsonl", "--scenario", "assessment"]).validate().is_ok());
+        let legacy = parse(&["--calls-file", "c.jsonl", "--era", "legacy"]).validate();
+        assert!(legacy.is_err_and(|e| e.contains("stateless era")));
+        let alone = parse(&["--scenario", "assessment"]).validate();
+        assert!(alone.is_err_and(|e| e.contains("needs --calls-file")));
+        let open = parse(&["--calls-file", "c", "--scenario", "assessment", "--rate", "10"]).validate();
+        assert!(open.is_err_and(|e| e.contains("closed loop")));
+        let both = ["plexus-bench", "--url", "u", "--calls-file", "a", "--args-file", "b"];
+        assert!(Args::try_parse_from(both).is_err());
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod rpc;
 mod run;
+mod scenario;
 mod sse;
 mod stats;
 

@@ -163,6 +163,8 @@ pub(crate) struct Outcome {
     result_type: Option<String>,
     /// Parsed only when a response text is expected (`echo`).
     content: Option<Box<RawValue>>,
+    /// Parsed only by scenarios that follow the server's answers.
+    pub(crate) structured_content: Option<Box<RawValue>>,
     /// `initialize` results.
     pub(crate) protocol_version: Option<String>,
 }

@@ -12,13 +12,14 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::cli::{Args, Era};
+use crate::cli::{Args, Era, Scenario};
 use crate::client::{Client, Target};
 use crate::rpc::{
-    CallTemplate, ErrorKind, LEGACY_VERSION, MODERN_VERSION, check_call_result, expected_echo, initialize_body,
-    initialized_notification_body, request_headers,
+    CallTemplate, ErrorKind, LEGACY_VERSION, MODERN_VERSION, Message, check_call_result, expected_echo,
+    initialize_body, initialized_notification_body, request_headers,
 };
-use crate::stats::{Percentiles, Report, Stats};
+use crate::scenario::{self, AssessmentPlan};
+use crate::stats::{Percentiles, Report, Side, Stats};
 
 /// Open loop: a worker that was idle waits for its slot on the tokio timer, which has
 /// millisecond granularity. Up to this much wake-up lag is the timer's, not the server's, and
@@ -27,22 +28,25 @@ use crate::stats::{Percentiles, Report, Stats};
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// Pause after a failed connect in the closed loop, so a dead server is not hammered.
-const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
+pub(crate) const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// What every worker shares.
-struct Plan {
+pub(crate) struct Plan {
     /// One per argument set, taken in turn by every worker together.
-    templates: Vec<CallTemplate>,
+    templates: Vec<Prepared>,
+    /// `--scenario assessment`.
+    pub(crate) assessment: Option<AssessmentPlan>,
     next_template: AtomicU64,
     expect_text: Option<String>,
-    timeout: Duration,
+    pub(crate) era: Era,
+    pub(crate) timeout: Duration,
     /// Start of the run (warmup included).
     t0: Instant,
     /// End of warmup: requests started (scheduled) from here on are recorded.
-    measure_start: Instant,
+    pub(crate) measure_start: Instant,
     /// No request starts (or is scheduled) at or after this.
-    end: Instant,
-    budget: Budget,
+    pub(crate) end: Instant,
+    pub(crate) budget: Budget,
     schedule: Option<Schedule>,
 }
 
@@ -52,11 +56,17 @@ struct Schedule {
     next: AtomicU64,
 }
 
+/// A call's body and, when its line gave headers, its own full set of headers.
+pub(crate) struct Prepared {
+    pub(crate) template: CallTemplate,
+    pub(crate) headers: Option<HeaderMap>,
+}
+
 /// `--max-requests`.
-struct Budget(Option<AtomicU64>);
+pub(crate) struct Budget(Option<AtomicU64>);
 
 impl Budget {
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         match &self.0 {
             None => true,
             Some(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
@@ -68,7 +78,7 @@ impl Budget {
     }
 }
 
-struct Worker {
+pub(crate) struct Worker {
     client: Client,
     headers: HeaderMap,
     session: Option<HeaderValue>,
@@ -76,24 +86,19 @@ struct Worker {
 
 pub(crate) async fn run(args: &Args) -> Result<Report> {
     let arguments: Value = serde_json::from_str(&args.args).context("--args is not valid JSON")?;
-    let mut argument_sets = Vec::new();
-    if let Some(path) = &args.args_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
-            if !v.is_object() {
-                bail!("{} line {}: not a JSON object", path.display(), n + 1);
-            }
-            argument_sets.push(v);
-        }
-        if argument_sets.is_empty() {
-            bail!("{} has no argument lines", path.display());
-        }
-    }
     if !arguments.is_object() {
         bail!("--args must be a JSON object");
     }
+    let argument_sets = match &args.args_file {
+        Some(path) => read_objects(path)?,
+        None => Vec::new(),
+    };
+    let calls = match &args.calls_file {
+        Some(path) => {
+            read_objects(path)?.iter().enumerate().map(|(n, v)| Line::parse(v, path, n)).collect::<Result<Vec<_>>>()?
+        }
+        None => Vec::new(),
+    };
     let target = Arc::new(Target::resolve(&args.url).await?);
 
     // Setup, not timed: connect every worker (and open its session in the legacy era).
@@ -124,16 +129,59 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
         workers.push(joined.context("setup task failed")??);
     }
 
+    let version = if args.era == Era::Modern { MODERN_VERSION } else { LEGACY_VERSION };
+    let line_headers = |tool: &str, line: &Line| -> Result<HeaderMap> {
+        let mut h = request_headers(args.era, tool, &target.authority, Some(version), None, &args.headers)?;
+        for crate::cli::Header { name, value } in &line.headers {
+            h.insert(name.clone(), value.clone());
+        }
+        Ok(h)
+    };
+    let (templates, assessment) = match args.scenario {
+        Some(Scenario::Assessment) => {
+            let mut starts = Vec::with_capacity(calls.len());
+            let mut answers = Vec::with_capacity(calls.len());
+            for line in &calls {
+                starts.push(Prepared {
+                    template: CallTemplate::new(args.era, scenario::START, &line.arguments),
+                    headers: Some(line_headers(scenario::START, line)?),
+                });
+                answers.push(line_headers(scenario::ANSWER, line)?);
+            }
+            (Vec::new(), Some(AssessmentPlan::new(starts, answers)))
+        }
+        None if !calls.is_empty() => {
+            let mut templates = Vec::with_capacity(calls.len());
+            for line in &calls {
+                templates.push(Prepared {
+                    template: CallTemplate::new(args.era, &args.tool, &line.arguments),
+                    headers: Some(line_headers(&args.tool, line)?),
+                });
+            }
+            (templates, None)
+        }
+        None if !argument_sets.is_empty() => {
+            let templates = argument_sets
+                .iter()
+                .map(|a| Prepared { template: CallTemplate::new(args.era, &args.tool, a), headers: None })
+                .collect();
+            (templates, None)
+        }
+        None => (vec![Prepared { template: CallTemplate::new(args.era, &args.tool, &arguments), headers: None }], None),
+    };
+
     let t0 = Instant::now();
     let measure_start = t0 + args.warmup;
     let plan = Arc::new(Plan {
-        templates: if argument_sets.is_empty() {
-            vec![CallTemplate::new(args.era, &args.tool, &arguments)]
+        expect_text: if argument_sets.is_empty() && calls.is_empty() {
+            expected_echo(&args.tool, &arguments)
         } else {
-            argument_sets.iter().map(|a| CallTemplate::new(args.era, &args.tool, a)).collect()
+            None
         },
+        templates,
+        assessment,
         next_template: AtomicU64::new(0),
-        expect_text: if argument_sets.is_empty() { expected_echo(&args.tool, &arguments) } else { None },
+        era: args.era,
         timeout: args.timeout,
         t0,
         measure_start,
@@ -143,17 +191,29 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
     });
 
     let mut running = JoinSet::new();
-    for worker in workers {
+    for (n, worker) in workers.into_iter().enumerate() {
         let plan = Arc::clone(&plan);
         running.spawn(async move {
-            if plan.schedule.is_some() { open_loop(worker, &plan).await } else { closed_loop(worker, &plan).await }
+            if plan.assessment.is_some() {
+                scenario::assessments(worker, &plan, n as u64).await
+            } else if plan.schedule.is_some() {
+                let (worker, stats) = open_loop(worker, &plan).await;
+                (worker, stats, None)
+            } else {
+                let (worker, stats) = closed_loop(worker, &plan).await;
+                (worker, stats, None)
+            }
         });
     }
     let mut total = Stats::new();
+    let mut starts: Option<Stats> = None;
     let mut sessions = Vec::new();
     while let Some(joined) = running.join_next().await {
-        let (worker, stats) = joined.context("worker task failed")?;
+        let (worker, stats, side) = joined.context("worker task failed")?;
         total.merge(&stats);
+        if let Some(side) = side {
+            starts.get_or_insert_with(Stats::new).merge(&side);
+        }
         total.reconnects += worker.client.reconnects();
         if worker.session.is_some() {
             sessions.push(worker);
@@ -165,7 +225,10 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
     Ok(Report {
         url: args.url.clone(),
         era: args.era.as_str(),
-        tool: args.tool.clone(),
+        tool: match args.scenario {
+            Some(Scenario::Assessment) => format!("{} (scenario assessment)", scenario::ANSWER),
+            None => args.tool.clone(),
+        },
         concurrency: args.concurrency,
         rate: args.rate,
         warmup: args.warmup,
@@ -177,6 +240,12 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
         reconnects: total.reconnects,
         stopped_by_max_requests: plan.budget.exhausted(),
         latency: Percentiles::of(&total.latency_us),
+        side: starts.map(|st| Side {
+            tool: scenario::START.to_owned(),
+            ok: st.ok(),
+            errors: st.errors.iter().map(|(kind, n)| (kind.to_string(), *n)).collect(),
+            latency: Percentiles::of(&st.latency_us),
+        }),
     })
 }
 
@@ -229,34 +298,89 @@ async fn close_sessions(workers: Vec<Worker>) {
     while closing.join_next().await.is_some() {}
 }
 
-/// One `tools/call`, judged. Returns the outcome and when the response had arrived.
+/// One `tools/call` of the plan's templates, judged. Returns the outcome and when the response
+/// had arrived.
 async fn call(worker: &mut Worker, plan: &Plan, id: u64) -> (Result<(), ErrorKind>, Instant) {
+    let n = plan.next_template.fetch_add(1, Ordering::Relaxed) % plan.templates.len() as u64;
+    let prepared = &plan.templates[n as usize];
+    let (outcome, done) = exchange(worker, prepared.headers.as_ref(), prepared.template.body(id), id, plan).await;
+    (outcome.and_then(|m| check_call_result(&m, plan.expect_text.as_deref())), done)
+}
+
+/// Sends one `tools/call` body (with `headers`, else the worker's) and returns the JSON-RPC
+/// response to `id` unjudged, and when it had arrived.
+pub(crate) async fn exchange(
+    worker: &mut Worker,
+    headers: Option<&HeaderMap>,
+    body: Bytes,
+    id: u64,
+    plan: &Plan,
+) -> (Result<Message, ErrorKind>, Instant) {
     let deadline = Instant::now() + plan.timeout;
-    let reply = worker
-        .client
-        .send(
-            Method::POST,
-            &worker.headers,
-            plan.templates[(plan.next_template.fetch_add(1, Ordering::Relaxed) % plan.templates.len() as u64) as usize]
-                .body(id),
-            Some(id),
-            deadline,
-        )
-        .await;
-    match reply {
+    let headers = headers.unwrap_or(&worker.headers);
+    match worker.client.send(Method::POST, headers, body, Some(id), deadline).await {
         Err(kind) => (Err(kind), Instant::now()),
         Ok(reply) => {
             let outcome = if reply.status != StatusCode::OK {
                 Err(ErrorKind::Status(reply.status.as_u16()))
             } else {
-                match reply.message {
-                    Some(Ok(response)) => check_call_result(&response, plan.expect_text.as_deref()),
-                    Some(Err(kind)) => Err(kind),
-                    None => Err(ErrorKind::BadResponse),
-                }
+                reply.message.unwrap_or(Err(ErrorKind::BadResponse))
             };
             (outcome, reply.done)
         }
+    }
+}
+
+/// The lines of a JSON Lines file of objects (blank lines skipped).
+fn read_objects(path: &std::path::Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
+        if !v.is_object() {
+            bail!("{} line {}: not a JSON object", path.display(), n + 1);
+        }
+        out.push(v);
+    }
+    if out.is_empty() {
+        bail!("{} has no lines", path.display());
+    }
+    Ok(out)
+}
+
+/// One line of `--calls-file`.
+#[derive(Debug)]
+pub(crate) struct Line {
+    arguments: Value,
+    headers: Vec<crate::cli::Header>,
+}
+
+impl Line {
+    fn parse(v: &Value, path: &std::path::Path, n: usize) -> Result<Line> {
+        let at = || format!("{} object {}", path.display(), n + 1);
+        let Value::Object(fields) = v else { bail!("{}: not a JSON object", at()) };
+        if let Some(unknown) = fields.keys().find(|k| !matches!(k.as_str(), "arguments" | "headers")) {
+            bail!("{}: unknown field `{unknown}` (expected `arguments` and `headers`)", at());
+        }
+        let arguments = fields.get("arguments").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+        if !arguments.is_object() {
+            bail!("{}: `arguments` must be an object", at());
+        }
+        let mut headers = Vec::new();
+        match fields.get("headers") {
+            None => {}
+            Some(Value::Object(h)) => {
+                for (name, value) in h {
+                    let Some(value) = value.as_str() else { bail!("{}: header `{name}` must be a string", at()) };
+                    headers.push(
+                        crate::cli::parse_header(&format!("{name}: {value}")).map_err(|e| anyhow!("{}: {e}", at()))?,
+                    );
+                }
+            }
+            Some(_) => bail!("{}: `headers` must be an object of strings", at()),
+        }
+        Ok(Line { arguments, headers })
     }
 }
 

@@ -119,6 +119,17 @@ pub(crate) struct Report {
     pub(crate) reconnects: u64,
     pub(crate) stopped_by_max_requests: bool,
     pub(crate) latency: Option<Percentiles>,
+    /// A scenario's calls that are not the measured one (the starts of assessments).
+    pub(crate) side: Option<Side>,
+}
+
+/// Calls a scenario makes besides the measured ones.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Side {
+    pub(crate) tool: String,
+    pub(crate) ok: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) latency: Option<Percentiles>,
 }
 
 impl Report {
@@ -173,6 +184,18 @@ impl Report {
                 let _ = writeln!(s, "  latency    no successful request");
             }
         }
+        if let Some(side) = &self.side {
+            let errors: u64 = side.errors.values().sum();
+            let latency = side.latency.map_or_else(
+                || "no successful call".to_owned(),
+                |p| format!("latency ms p50 {} p99 {} max {}", ms(p.p50), ms(p.p99), ms(p.max)),
+            );
+            let _ = writeln!(s, "  also       {}: ok {}, errors {errors}; {latency}", side.tool, side.ok);
+            if !side.errors.is_empty() {
+                let list: Vec<String> = side.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let _ = writeln!(s, "             errors {}", list.join(", "));
+            }
+        }
         if self.rate.is_some() {
             let _ = writeln!(
                 s,
@@ -187,14 +210,13 @@ impl Report {
     }
 
     pub(crate) fn json(&self) -> Value {
-        let latency = self.latency.map(|p| {
+        let latency = self.latency.map(latency_json);
+        let side = self.side.as_ref().map(|side| {
             json!({
-                "p50": ms_value(p.p50),
-                "p90": ms_value(p.p90),
-                "p99": ms_value(p.p99),
-                "p99_9": ms_value(p.p999),
-                "max": ms_value(p.max),
-                "mean": round3(p.mean / 1000.0),
+                "tool": side.tool,
+                "ok": side.ok,
+                "errors": side.errors,
+                "latency_ms": side.latency.map(latency_json),
             })
         });
         json!({
@@ -216,8 +238,20 @@ impl Report {
             "dropped": self.dropped,
             "reconnects": self.reconnects,
             "stopped_by_max_requests": self.stopped_by_max_requests,
+            "also": side,
         })
     }
+}
+
+fn latency_json(p: Percentiles) -> Value {
+    json!({
+        "p50": ms_value(p.p50),
+        "p90": ms_value(p.p90),
+        "p99": ms_value(p.p99),
+        "p99_9": ms_value(p.p999),
+        "max": ms_value(p.max),
+        "mean": round3(p.mean / 1000.0),
+    })
 }
 
 fn ms(us: u64) -> String {
@@ -266,6 +300,7 @@ mod tests {
             reconnects: 0,
             stopped_by_max_requests: false,
             latency: Percentiles::of(&stats.latency_us),
+            side: None,
         }
     }
 
@@ -313,5 +348,30 @@ mod tests {
         assert!(text.contains("closed loop, 4 connections"), "{text}");
         assert!(text.contains("no successful request"), "{text}");
         assert!(!text.contains("schedule"), "{text}");
+        assert!(!text.contains("also"), "{text}");
+    }
+
+    #[test]
+    fn a_scenarios_other_calls_are_reported_apart() {
+        let mut report = sample_report();
+        let mut starts = Stats::new();
+        let t0 = Instant::now();
+        starts.record(Ok(()), t0, t0 + Duration::from_micros(2500));
+        starts.record(Err(ErrorKind::ToolError), t0, t0);
+        report.side = Some(Side {
+            tool: "generate_assessment".into(),
+            ok: starts.ok(),
+            errors: starts.errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            latency: Percentiles::of(&starts.latency_us),
+        });
+        let text = report.text();
+        assert!(text.contains("also       generate_assessment: ok 1, errors 1; latency ms p50 2.5"), "{text}");
+        assert!(text.contains("errors tool_error 1"), "{text}");
+        let v = report.json();
+        assert_eq!(v["also"]["tool"], "generate_assessment");
+        assert_eq!(v["also"]["errors"]["tool_error"], 1);
+        let p50 = v["also"]["latency_ms"]["p50"].as_f64().expect("a number");
+        assert!((2.49..=2.51).contains(&p50), "{p50}");
+        assert!(sample_report().json()["also"].is_null());
     }
 }

@@ -147,7 +147,8 @@ const POSTGRES_INSERT: &str = "INSERT INTO audit_log (node_id, seq, time, reques
 /// Insert a chained batch in one transaction.
 async fn insert(db: &Db, node: &str, records: &[AuditRecord]) -> Result<(), StoreError> {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, gate) => {
+            let _gate = gate.lock().await;
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             for r in records {
                 sqlx::query(SQLITE_INSERT)

@@ -36,9 +36,19 @@ impl Backend {
 #[doc(hidden)]
 #[derive(Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// The pool, and the gate every write transaction passes first (see [`WriteGate`]).
+    Sqlite(SqlitePool, std::sync::Arc<WriteGate>),
     Postgres(PgPool),
 }
+
+/// SQLite has one writer at a time. Writers of this process queue here, in
+/// order, before `BEGIN IMMEDIATE`, instead of meeting the database lock
+/// and polling for it (SQLite's busy handler sleeps up to 100 ms between
+/// tries, which under load turns a sub-millisecond commit into a tail of
+/// hundreds of milliseconds). The busy timeout still covers other
+/// processes (a CLI command beside a running server).
+#[doc(hidden)]
+pub(crate) type WriteGate = tokio::sync::Mutex<()>;
 
 /// Run `$body` with `$pool` bound to the pool of whichever backend `$db` is.
 /// The body is compiled once per backend, so it may use anything both
@@ -47,7 +57,7 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite($pool, _) => $body,
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -61,7 +71,8 @@ pub(crate) use on_db;
 macro_rules! in_write_tx {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Db::Sqlite(pool, gate) => {
+                let _gate = gate.lock().await;
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let $conn = &mut *tx;
                 let out = $body;
@@ -214,13 +225,13 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self { db: Db::Sqlite(pool), crypto: Default::default() })
+        Ok(Self { db: Db::Sqlite(pool, Default::default()), crypto: Default::default() })
     }
 
     /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         match self.db {
-            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Sqlite(..) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
@@ -247,7 +258,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("plexus-store-pragmas-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
-        let Db::Sqlite(pool) = &store.db else { panic!("not sqlite") };
+        let Db::Sqlite(pool, _) = &store.db else { panic!("not sqlite") };
         let mut conn = pool.acquire().await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();

@@ -263,7 +263,7 @@ impl Store {
         }
         let digest = key_digest(key);
         let row: Option<AuthRow> = match &self.db {
-            Db::Sqlite(pool) => sqlx::query_as::<_, AuthRow>(AUTH_QUERY).bind(&digest).fetch_optional(pool).await?,
+            Db::Sqlite(pool, _) => sqlx::query_as::<_, AuthRow>(AUTH_QUERY).bind(&digest).fetch_optional(pool).await?,
             Db::Postgres(pool) => {
                 // The tenant is not known yet: row-level security lets this
                 // transaction read the row with the presented digest only.

@@ -26,7 +26,8 @@ macro_rules! scoped {
     ($scope:expr, $mode:ident, $conn:ident => $body:expr) => {{
         let scope: &$crate::scope::TenantScope<'_> = $scope;
         match &scope.store.db {
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Db::Sqlite(pool, gate) => {
+                let _gate = $crate::scope::scoped!(@sqlite_gate $mode, gate);
                 let mut tx = $crate::scope::scoped!(@sqlite_begin $mode, pool);
                 let $conn = &mut *tx;
                 let out = $body;
@@ -49,6 +50,13 @@ macro_rules! scoped {
     (@sqlite_begin read, $pool:ident) => {
         $pool.begin().await?
     };
+    (@sqlite_gate write, $gate:ident) => {
+        Some($gate.lock().await)
+    };
+    (@sqlite_gate read, $gate:ident) => {{
+        let _ = &$gate;
+        None::<()>
+    }};
 }
 pub(crate) use scoped;
 
@@ -81,12 +89,15 @@ macro_rules! tenant_tx {
     ($scope:expr, $mode:ident, $conn:ident => $body:expr) => {{
         let scope: &$crate::TenantScope<'_> = $scope;
         match scope.__db() {
-            $crate::__private::Db::Sqlite(pool) if $crate::tenant_tx!(@single $mode) => {
+            $crate::__private::Db::Sqlite(pool, _) if $crate::tenant_tx!(@single $mode) => {
                 let mut c = pool.acquire().await?;
                 let $conn = &mut *c;
                 $body
             }
-            $crate::__private::Db::Sqlite(pool) => {
+            $crate::__private::Db::Sqlite(pool, gate) => {
+                // Writers queue in this process before taking SQLite's
+                // write lock (see `WriteGate`).
+                let _gate = $crate::tenant_tx!(@gate $mode, gate);
                 let mut tx = $crate::tenant_tx!(@begin $mode, pool);
                 let $conn = &mut *tx;
                 let out = $body;
@@ -115,6 +126,13 @@ macro_rules! tenant_tx {
     (@begin single, $pool:ident) => {
         $pool.begin().await?
     };
+    (@gate write, $gate:ident) => {
+        Some($gate.lock().await)
+    };
+    (@gate $mode:ident, $gate:ident) => {{
+        let _ = &$gate;
+        None::<()>
+    }};
     (@single single) => {
         true
     };

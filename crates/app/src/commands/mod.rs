@@ -5,6 +5,7 @@ mod config;
 mod health;
 mod kb;
 mod keys;
+mod learning;
 mod serve;
 mod tools;
 
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys::keys(command),
         Command::Kb { command } => kb::kb(command),
         Command::Health { command } => health::health(command),
+        Command::Learning { command } => learning::learning(command),
         Command::Tenants { command } => keys::tenants(command),
     }
 }

@@ -32,7 +32,9 @@ use crate::error::LearningError;
 use crate::graph::Course;
 use crate::irt::ItemBank;
 use crate::settings::{LearningSettings, TenantConfig, TenantConfigPatch, TierLimits};
-use crate::xapi::{SimpleStatement, Statement, StatementLimit, StatementQuota, XapiError, XapiStore};
+use crate::xapi::{
+    PreparedBatch, SimpleStatement, Statement, StatementLimit, StatementQuota, WriteStatements, XapiError, XapiStore,
+};
 
 /// Learners remembered as existing (per node).
 const KNOWN_LEARNERS: u64 = 1_000_000;
@@ -629,8 +631,8 @@ impl Service {
             }
             let mut new: Vec<&str> = Vec::new();
             for u in &missing {
-                let found: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM learning_learners WHERE tenant_id = $1 AND user_id = $2")
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT user_id FROM learning_learners WHERE tenant_id = $1 AND user_id = $2")
                         .bind(tenant.as_str())
                         .bind(*u)
                         .fetch_optional(&mut *conn)
@@ -790,7 +792,7 @@ impl Service {
     pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let scope = self.store.tenant(tenant);
-        plexus_store::tenant_tx!(&scope, single, conn => {
+        plexus_store::tenant_tx!(&scope, write, conn => {
             sqlx::query(
                 "INSERT INTO learning_sessions (tenant_id, session_id, user_id, kind, topic, target, seed, catalog, \
                  record, presented, status, version, started_at, updated_at) \
@@ -852,14 +854,17 @@ impl Service {
     }
 
     /// Commit an answer: the session moves from `expected_version` to the next
-    /// (refused if another answer got there first), the answer's event is
-    /// recorded (mastery), and a finished session's estimate becomes the
-    /// learner's ability; all in one transaction.
-    pub async fn commit_answer(
+    /// (refused if another answer got there first), the answer's xAPI
+    /// `statement` is stored (a different answer stored under its id
+    /// already is a conflict), its event is recorded (mastery), and a
+    /// finished session's estimate becomes the learner's ability; all in one
+    /// transaction.
+    pub(crate) async fn commit_answer(
         &self,
         tenant: &TenantId,
         s: &SessionRow,
         expected_version: i64,
+        statement: &PreparedBatch,
         events: &[Event],
         ability: Option<(f64, f64)>,
     ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
@@ -891,6 +896,16 @@ impl Service {
                      answer the item it presents now",
                     s.id
                 )));
+            }
+            match conn.write_statements(statement).await {
+                Ok(()) => {}
+                Err(XapiError::Conflict(_)) => {
+                    return Err(LearningError::Conflict(format!(
+                        "an answer to assessment {} was recorded concurrently with a different response",
+                        s.id
+                    )));
+                }
+                Err(e) => return Err(e.into()),
             }
             let out = apply_events!(conn, t, events, &params, threshold, postgres);
             if let Some((theta, se)) = ability {
@@ -1264,23 +1279,30 @@ async fn store_fits(
     sequences: &BTreeMap<String, Vec<Vec<bool>>>,
     answers: Option<i64>,
 ) -> Result<Vec<SkillFit>, LearningError> {
-    let options = EmOptions::default();
-    let fits: Vec<SkillFit> = sequences
-        .iter()
-        .map(|(skill, seqs)| {
-            let report = bkt::fit_or_default(seqs, &options);
-            let p = report.params;
-            SkillFit {
-                skill: skill.clone(),
-                prior: p.prior,
-                learn: p.learn,
-                guess: p.guess,
-                slip: p.slip,
-                fitted: report.fitted,
-                observations: report.observations,
-            }
-        })
-        .collect();
+    // EM over every answer of the tenant is CPU work of many milliseconds:
+    // off the async workers, so that calls keep being answered meanwhile.
+    let sequences = sequences.clone();
+    let fits: Vec<SkillFit> = tokio::task::spawn_blocking(move || {
+        let options = EmOptions::default();
+        sequences
+            .iter()
+            .map(|(skill, seqs)| {
+                let report = bkt::fit_or_default(seqs, &options);
+                let p = report.params;
+                SkillFit {
+                    skill: skill.clone(),
+                    prior: p.prior,
+                    learn: p.learn,
+                    guess: p.guess,
+                    slip: p.slip,
+                    fitted: report.fitted,
+                    observations: report.observations,
+                }
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| LearningError::Corrupt(format!("fitting BKT parameters failed: {e}")))?;
     let scope = store.tenant(tenant);
     let now = fmt_time(OffsetDateTime::now_utc());
     let t = tenant.as_str();

@@ -6,6 +6,7 @@
 //! sync = "always"                # or "os": survives kill -9, not power loss
 //! max_batch = 64
 //! restricted = ["9984.T"]
+//! duplicate_window_ms = 1000     # same account, symbol, side, quantity and price: refused; 0 = off
 //! [[trading.instruments]]
 //! symbol = "7203.T"
 //! price_decimals = 1
@@ -53,6 +54,10 @@ pub struct TradingSettings {
     pub otr_limit: f64,
     pub otr_min_orders: u64,
     pub otr_window_seconds: u64,
+    /// Pre-trade: an order of an account with the same symbol, side,
+    /// quantity and price as one it placed less than this long before is
+    /// refused as `duplicate_order` (0 turns the check off).
+    pub duplicate_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -185,6 +190,7 @@ impl Default for TradingSettings {
             otr_limit: 100.0,
             otr_min_orders: 200,
             otr_window_seconds: 60,
+            duplicate_window_ms: 1_000,
         }
     }
 }
@@ -199,6 +205,7 @@ pub struct Checked {
     pub traders: BTreeMap<String, Vec<String>>,
     pub volatility: BTreeMap<String, f64>,
     pub sectors: BTreeMap<String, String>,
+    pub pretrade: crate::pretrade::PreTradeConfig,
 }
 
 fn money(v: Option<f64>, what: &str) -> Result<Notional, String> {
@@ -223,6 +230,12 @@ impl TradingSettings {
         };
         if !(self.otr_limit.is_finite() && self.otr_limit >= 1.0) || self.otr_window_seconds == 0 {
             return Err("trading.otr_limit must be at least 1 and otr_window_seconds positive".into());
+        }
+        if self.duplicate_window_ms > 3_600_000 {
+            return Err(format!(
+                "trading.duplicate_window_ms must be at most 3600000 (an hour), not {}",
+                self.duplicate_window_ms
+            ));
         }
         if self.max_batch == 0 || self.max_batch > 4096 {
             return Err("trading.max_batch must be between 1 and 4096".into());
@@ -293,6 +306,8 @@ impl TradingSettings {
                 overrides,
             });
         }
-        Ok(Checked { sync, instruments, accounts, roles, traders, volatility, sectors })
+        let pretrade =
+            crate::pretrade::PreTradeConfig { duplicate_window_ns: self.duplicate_window_ms.saturating_mul(1_000_000) };
+        Ok(Checked { sync, instruments, accounts, roles, traders, volatility, sectors, pretrade })
     }
 }

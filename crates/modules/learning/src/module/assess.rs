@@ -473,16 +473,7 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
     }
     let statement = Statement::from_value(&json).map_err(LearningError::from)?;
     let authority = activity::learner_agent(&home, &p.subject);
-    match svc.xapi().post_statements(t, vec![statement], &authority).await {
-        Ok(_) => {}
-        Err(crate::xapi::XapiError::Conflict(_)) => {
-            return Err(ToolError::Conflict(format!(
-                "item `{}` of assessment {id} was answered concurrently with a different response",
-                a.item_id
-            )));
-        }
-        Err(e) => return Err(LearningError::from(e).into()),
-    }
+    let statement = svc.xapi().prepare(t, vec![statement], &authority, false).await.map_err(LearningError::from)?;
     let event = Event {
         statement_id: statement_id.clone(),
         user_id: row.user_id.clone(),
@@ -503,7 +494,7 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
         ..row.clone()
     };
     let ability = finished.then_some((session.theta(), session.se()));
-    let changes = svc.commit_answer(t, &new_row, row.version, &[event], ability).await?;
+    let changes = svc.commit_answer(t, &new_row, row.version, &statement, &[event], ability).await?;
     let result = finished.then(|| {
         let reason = session.stop_reason().unwrap_or(StopReason::BankExhausted);
         FinalResult {

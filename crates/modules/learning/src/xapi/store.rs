@@ -218,11 +218,35 @@ impl XapiStore {
         authority: &Value,
         array: bool,
     ) -> Result<Vec<String>, XapiError> {
+        let ids: Vec<String> = statements.iter().map(|s| s.id().to_owned()).collect();
+        let batch = self.prepare(tenant, statements, authority, array).await?;
+        // A concurrent writer of the same id wins the unique index: run the
+        // whole batch again once, which then compares against its row.
+        match self.write(tenant, &batch).await {
+            Err(XapiError::Store(StoreError::Database(e))) if is_unique_violation(&e) => {
+                self.write(tenant, &batch).await?;
+            }
+            other => other?,
+        }
+        Ok(ids)
+    }
+
+    /// Validate `statements` as one batch and prepare their rows (what the
+    /// LRS sets filled in) and the tenant's statement limit, for a write
+    /// transaction: [`XapiStore::post_statements`]'s, or a caller's own
+    /// through [`WriteStatements`], which stores them together with its
+    /// other rows. `array`: error paths say `statement[i]`.
+    pub(crate) async fn prepare(
+        &self,
+        tenant: &TenantId,
+        statements: Vec<Statement>,
+        authority: &Value,
+        array: bool,
+    ) -> Result<PreparedBatch, XapiError> {
         check_unique_ids(&statements)?;
         let authority = statement::authority(authority)?;
         let now = OffsetDateTime::now_utc();
         let now = now.replace_microsecond(now.microsecond()).unwrap_or(now);
-        let ids: Vec<String> = statements.iter().map(|s| s.id().to_owned()).collect();
         let path = |i: usize| statement_path(array, i);
         // Voiding within the batch: a voiding statement cannot be voided.
         let voiding_in_batch: HashSet<&str> = statements.iter().filter(|s| s.is_voiding()).map(Statement::id).collect();
@@ -237,225 +261,25 @@ impl XapiStore {
             }
         }
         let rows = statements.into_iter().map(|s| prepare(s, now, &authority)).collect::<Result<Vec<_>, _>>()?;
-        // A concurrent writer of the same id wins the unique index: run the
-        // whole batch again once, which then compares against its row.
-        match self.write(tenant, &rows, array).await {
-            Err(XapiError::Store(StoreError::Database(e))) if is_unique_violation(&e) => {
-                self.write(tenant, &rows, array).await?;
-            }
-            other => other?,
-        }
-        Ok(ids)
-    }
-
-    /// Insert `rows` in one transaction (see [`XapiStore::post_statements`]);
-    /// `array`: the body was an array (error paths say `statement[i]`).
-    async fn write(&self, tenant: &TenantId, rows: &[Row], array: bool) -> Result<(), XapiError> {
-        let path = |i: usize| statement_path(array, i);
-        let scope = self.scope(tenant);
-        let t = scope.id().as_str().to_owned();
-        let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
-        wanted.sort();
-        wanted.dedup();
-        let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let postgres = self.store.backend() == Backend::Postgres;
-        let lock_key = write_lock_key(tenant);
         let limit = match &self.quota {
             Some(q) => q.limit(tenant).await?,
             None => None,
         };
+        Ok(PreparedBatch {
+            tenant: tenant.as_str().to_owned(),
+            rows,
+            array,
+            limit,
+            postgres: self.store.backend() == Backend::Postgres,
+            lock_key: write_lock_key(tenant),
+        })
+    }
+
+    /// Insert `batch` in one transaction of its own.
+    async fn write(&self, tenant: &TenantId, batch: &PreparedBatch) -> Result<(), XapiError> {
+        let scope = self.scope(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
-            // One statement writer per tenant at a time, so the duplicate and
-            // voiding checks below see every statement committed before
-            // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
-            // READ COMMITTED does not).
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
-            }
-            // What is stored already of the batch's ids and voiding targets.
-            let mut existing: HashMap<String, Existing> = HashMap::new();
-            for chunk in wanted.chunks(ID_CHUNK) {
-                let mut sql = Sql::default();
-                let tp = sql.bind(Bind::Text(t.clone()));
-                sql.push(&format!(
-                    "SELECT statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
-                     WHERE tenant_id = {tp} AND statement_id IN ("
-                ));
-                for (i, id) in chunk.iter().enumerate() {
-                    let p = sql.bind(Bind::Text(id.clone()));
-                    sql.push(if i == 0 { "" } else { ", " });
-                    sql.push(&p);
-                }
-                sql.push(")");
-                let q = sqlx::query_as::<_, (String, String, String, bool, bool)>(sqlx::AssertSqlSafe(sql.text.clone()));
-                for (id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
-                    existing.insert(id, Existing { digest, occurred, ts_given, voiding });
-                }
-            }
-            let mut insert: Vec<&Row> = Vec::new();
-            for (i, r) in rows.iter().enumerate() {
-                if let Some(e) = existing.get(&r.id) {
-                    let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
-                    if e.digest != r.digest || !same_time {
-                        return Err(XapiError::Conflict(format!(
-                            "{}: statement {} exists with different content",
-                            path(i),
-                            r.id
-                        )));
-                    }
-                    continue;
-                }
-                if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
-                    && existing.get(target).is_some_and(|e| e.voiding)
-                {
-                    return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
-                }
-                insert.push(r);
-            }
-            let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
-            if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
-                // The counter, counted once from the table when it is not
-                // kept yet (then kept by every write below).
-                let kept: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT statements FROM learning_usage WHERE tenant_id = $1")
-                        .bind(t.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                let used = match kept.flatten() {
-                    Some(n) => n,
-                    None => {
-                        let n: i64 =
-                            sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
-                                .bind(t.as_str())
-                                .fetch_one(&mut *conn)
-                                .await?;
-                        sqlx::query(
-                            "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
-                             VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
-                        )
-                        .bind(t.as_str())
-                        .bind(n)
-                        .execute(&mut *conn)
-                        .await?;
-                        n
-                    }
-                };
-                let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
-                if used.saturating_add(added) > max {
-                    return Err(XapiError::Forbidden(limit.refusal.clone()));
-                }
-            }
-            if added > 0 {
-                sqlx::query(
-                    "UPDATE learning_usage SET statements = statements + $2 \
-                     WHERE tenant_id = $1 AND statements IS NOT NULL",
-                )
-                .bind(t.as_str())
-                .bind(added)
-                .execute(&mut *conn)
-                .await?;
-            }
-            // New statements that a stored voiding statement already voids.
-            let mut voided_before: HashSet<String> = HashSet::new();
-            for chunk in new_ids.chunks(ID_CHUNK) {
-                let mut sql = Sql::default();
-                let tp = sql.bind(Bind::Text(t.clone()));
-                let yes = sql.bind(Bind::Bool(true));
-                sql.push(&format!(
-                    "SELECT ref_target FROM learning_xapi_statements \
-                     WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
-                ));
-                for (i, id) in chunk.iter().enumerate() {
-                    let p = sql.bind(Bind::Text(id.clone()));
-                    sql.push(if i == 0 { "" } else { ", " });
-                    sql.push(&p);
-                }
-                sql.push(")");
-                let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.clone()));
-                voided_before.extend(bound!(q, &sql.binds).fetch_all(&mut *conn).await?);
-            }
-            let voided_in_batch: HashSet<&str> =
-                insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
-            for chunk in insert.chunks(INSERT_CHUNK) {
-                let mut sql = Sql::default();
-                sql.push(
-                    "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
-                     registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
-                );
-                for (i, r) in chunk.iter().enumerate() {
-                    let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
-                    let values = [
-                        Bind::Text(t.clone()),
-                        Bind::Text(r.id.clone()),
-                        Bind::OptText(r.actor_key.clone()),
-                        Bind::Text(r.verb_id.clone()),
-                        Bind::OptText(r.activity_id.clone()),
-                        Bind::OptText(r.registration.clone()),
-                        Bind::OptText(r.ref_target.clone()),
-                        Bind::Bool(r.voiding),
-                        Bind::Bool(voided),
-                        Bind::Text(r.stored.clone()),
-                        Bind::Text(r.occurred.clone()),
-                        Bind::Bool(r.ts_given),
-                        Bind::Text(r.digest.clone()),
-                        Bind::Text(r.body.clone()),
-                    ];
-                    let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
-                    sql.push(if i == 0 { "(" } else { ", (" });
-                    sql.push(&placeholders.join(", "));
-                    sql.push(")");
-                }
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                bound!(q, &sql.binds).execute(&mut *conn).await?;
-            }
-            let related: Vec<(&str, &str, &str, bool)> = insert
-                .iter()
-                .flat_map(|r| {
-                    let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
-                    let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
-                    agents.chain(activities)
-                })
-                .collect();
-            for chunk in related.chunks(INSERT_CHUNK * 3) {
-                let mut sql = Sql::default();
-                sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
-                for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
-                    let values = [
-                        Bind::Text(t.clone()),
-                        Bind::Text((*id).to_owned()),
-                        Bind::Text((*kind).to_owned()),
-                        Bind::Text((*item).to_owned()),
-                        Bind::Bool(*direct),
-                    ];
-                    let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
-                    sql.push(if i == 0 { "(" } else { ", (" });
-                    sql.push(&placeholders.join(", "));
-                    sql.push(")");
-                }
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                bound!(q, &sql.binds).execute(&mut *conn).await?;
-            }
-            // Void the stored targets of the new voiding statements.
-            let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
-            for chunk in targets.chunks(ID_CHUNK) {
-                let mut sql = Sql::default();
-                let yes = sql.bind(Bind::Bool(true));
-                let no = sql.bind(Bind::Bool(false));
-                let tp = sql.bind(Bind::Text(t.clone()));
-                sql.push(&format!(
-                    "UPDATE learning_xapi_statements SET voided = {yes} \
-                     WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
-                ));
-                for (i, id) in chunk.iter().enumerate() {
-                    let p = sql.bind(Bind::Text((*id).to_owned()));
-                    sql.push(if i == 0 { "" } else { ", " });
-                    sql.push(&p);
-                }
-                sql.push(")");
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                bound!(q, &sql.binds).execute(&mut *conn).await?;
-            }
+            conn.write_statements(batch).await?;
         });
         Ok(())
     }
@@ -597,6 +421,240 @@ impl XapiStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
+
+/// Statements validated and prepared for one tenant's write transaction
+/// ([`XapiStore::prepare`]).
+pub(crate) struct PreparedBatch {
+    tenant: String,
+    rows: Vec<Row>,
+    array: bool,
+    limit: Option<StatementLimit>,
+    postgres: bool,
+    lock_key: i64,
+}
+
+/// Store a [`PreparedBatch`] on a connection inside the caller's write
+/// transaction (bound to the batch's tenant): all or nothing with the
+/// caller's other writes. A statement whose id is stored already is the
+/// same statement or a [`XapiError::Conflict`] (see
+/// [`XapiStore::post_statements`]); the statement limit is checked here,
+/// against the counter every write keeps.
+pub(crate) trait WriteStatements {
+    fn write_statements(&mut self, batch: &PreparedBatch) -> impl Future<Output = Result<(), XapiError>> + Send;
+}
+
+/// The one body of [`WriteStatements`] for both backends' connections.
+macro_rules! write_statements {
+    ($conn_ty:ty) => {
+        impl WriteStatements for $conn_ty {
+            async fn write_statements(&mut self, batch: &PreparedBatch) -> Result<(), XapiError> {
+                let conn = self;
+                let PreparedBatch { tenant: t, rows, array, limit, postgres, lock_key } = batch;
+                let (t, array, postgres, lock_key) = (t.as_str(), *array, *postgres, *lock_key);
+                let path = |i: usize| statement_path(array, i);
+                let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
+                wanted.sort();
+                wanted.dedup();
+                let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                    // One statement writer per tenant at a time, so the duplicate and
+                    // voiding checks below see every statement committed before
+                    // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
+                    // READ COMMITTED does not).
+                    if postgres {
+                        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
+                    }
+                    // What is stored already of the batch's ids and voiding targets.
+                    let mut existing: HashMap<String, Existing> = HashMap::new();
+                    for chunk in wanted.chunks(ID_CHUNK) {
+                        let mut sql = Sql::default();
+                        let tp = sql.bind(Bind::Text(t.to_owned()));
+                        sql.push(&format!(
+                            "SELECT statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
+                             WHERE tenant_id = {tp} AND statement_id IN ("
+                        ));
+                        for (i, id) in chunk.iter().enumerate() {
+                            let p = sql.bind(Bind::Text(id.clone()));
+                            sql.push(if i == 0 { "" } else { ", " });
+                            sql.push(&p);
+                        }
+                        sql.push(")");
+                        let q = sqlx::query_as::<_, (String, String, String, bool, bool)>(sqlx::AssertSqlSafe(sql.text.clone()));
+                        for (id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
+                            existing.insert(id, Existing { digest, occurred, ts_given, voiding });
+                        }
+                    }
+                    let mut insert: Vec<&Row> = Vec::new();
+                    for (i, r) in rows.iter().enumerate() {
+                        if let Some(e) = existing.get(&r.id) {
+                            let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
+                            if e.digest != r.digest || !same_time {
+                                return Err(XapiError::Conflict(format!(
+                                    "{}: statement {} exists with different content",
+                                    path(i),
+                                    r.id
+                                )));
+                            }
+                            continue;
+                        }
+                        if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
+                            && existing.get(target).is_some_and(|e| e.voiding)
+                        {
+                            return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
+                        }
+                        insert.push(r);
+                    }
+                    let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
+                    if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
+                        // The counter, counted once from the table when it is not
+                        // kept yet (then kept by every write below).
+                        let kept: Option<Option<i64>> =
+                            sqlx::query_scalar("SELECT statements FROM learning_usage WHERE tenant_id = $1")
+                                .bind(t)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                        let used = match kept.flatten() {
+                            Some(n) => n,
+                            None => {
+                                let n: i64 =
+                                    sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
+                                        .bind(t)
+                                        .fetch_one(&mut *conn)
+                                        .await?;
+                                sqlx::query(
+                                    "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+                                     VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
+                                )
+                                .bind(t)
+                                .bind(n)
+                                .execute(&mut *conn)
+                                .await?;
+                                n
+                            }
+                        };
+                        let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
+                        if used.saturating_add(added) > max {
+                            return Err(XapiError::Forbidden(limit.refusal.clone()));
+                        }
+                    }
+                    if added > 0 {
+                        sqlx::query(
+                            "UPDATE learning_usage SET statements = statements + $2 \
+                             WHERE tenant_id = $1 AND statements IS NOT NULL",
+                        )
+                        .bind(t)
+                        .bind(added)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    // New statements that a stored voiding statement already voids.
+                    let mut voided_before: HashSet<String> = HashSet::new();
+                    for chunk in new_ids.chunks(ID_CHUNK) {
+                        let mut sql = Sql::default();
+                        let tp = sql.bind(Bind::Text(t.to_owned()));
+                        let yes = sql.bind(Bind::Bool(true));
+                        sql.push(&format!(
+                            "SELECT ref_target FROM learning_xapi_statements \
+                             WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
+                        ));
+                        for (i, id) in chunk.iter().enumerate() {
+                            let p = sql.bind(Bind::Text(id.clone()));
+                            sql.push(if i == 0 { "" } else { ", " });
+                            sql.push(&p);
+                        }
+                        sql.push(")");
+                        let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.clone()));
+                        voided_before.extend(bound!(q, &sql.binds).fetch_all(&mut *conn).await?);
+                    }
+                    let voided_in_batch: HashSet<&str> =
+                        insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
+                    for chunk in insert.chunks(INSERT_CHUNK) {
+                        let mut sql = Sql::default();
+                        sql.push(
+                            "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
+                             registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
+                        );
+                        for (i, r) in chunk.iter().enumerate() {
+                            let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
+                            let values = [
+                                Bind::Text(t.to_owned()),
+                                Bind::Text(r.id.clone()),
+                                Bind::OptText(r.actor_key.clone()),
+                                Bind::Text(r.verb_id.clone()),
+                                Bind::OptText(r.activity_id.clone()),
+                                Bind::OptText(r.registration.clone()),
+                                Bind::OptText(r.ref_target.clone()),
+                                Bind::Bool(r.voiding),
+                                Bind::Bool(voided),
+                                Bind::Text(r.stored.clone()),
+                                Bind::Text(r.occurred.clone()),
+                                Bind::Bool(r.ts_given),
+                                Bind::Text(r.digest.clone()),
+                                Bind::Text(r.body.clone()),
+                            ];
+                            let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
+                            sql.push(if i == 0 { "(" } else { ", (" });
+                            sql.push(&placeholders.join(", "));
+                            sql.push(")");
+                        }
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                        bound!(q, &sql.binds).execute(&mut *conn).await?;
+                    }
+                    let related: Vec<(&str, &str, &str, bool)> = insert
+                        .iter()
+                        .flat_map(|r| {
+                            let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
+                            let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
+                            agents.chain(activities)
+                        })
+                        .collect();
+                    for chunk in related.chunks(INSERT_CHUNK * 3) {
+                        let mut sql = Sql::default();
+                        sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
+                        for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
+                            let values = [
+                                Bind::Text(t.to_owned()),
+                                Bind::Text((*id).to_owned()),
+                                Bind::Text((*kind).to_owned()),
+                                Bind::Text((*item).to_owned()),
+                                Bind::Bool(*direct),
+                            ];
+                            let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
+                            sql.push(if i == 0 { "(" } else { ", (" });
+                            sql.push(&placeholders.join(", "));
+                            sql.push(")");
+                        }
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                        bound!(q, &sql.binds).execute(&mut *conn).await?;
+                    }
+                    // Void the stored targets of the new voiding statements.
+                    let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
+                    for chunk in targets.chunks(ID_CHUNK) {
+                        let mut sql = Sql::default();
+                        let yes = sql.bind(Bind::Bool(true));
+                        let no = sql.bind(Bind::Bool(false));
+                        let tp = sql.bind(Bind::Text(t.to_owned()));
+                        sql.push(&format!(
+                            "UPDATE learning_xapi_statements SET voided = {yes} \
+                             WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
+                        ));
+                        for (i, id) in chunk.iter().enumerate() {
+                            let p = sql.bind(Bind::Text((*id).to_owned()));
+                            sql.push(if i == 0 { "" } else { ", " });
+                            sql.push(&p);
+                        }
+                        sql.push(")");
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                        bound!(q, &sql.binds).execute(&mut *conn).await?;
+                    }
+                Ok(())
+            }
+        }
+    };
+}
+
+write_statements!(sqlx::SqliteConnection);
+write_statements!(sqlx::PgConnection);
 
 /// The row for `s`, with what the LRS sets filled in.
 fn prepare(s: Statement, now: OffsetDateTime, authority: &Value) -> Result<Row, XapiError> {

@@ -1608,6 +1608,41 @@ async fn roles_decide_before_anything_is_looked_up() {
     on_sqlite(roles_flow).await;
 }
 
+/// A server started after the learners were written (by `plexus learning
+/// seed`, or before a restart) finds them in the store, not in its caches:
+/// the seeded learners take assessments and get content.
+async fn cold_cache_flow(store: Store) {
+    let seeded = open(&store).await;
+    seeded.seed_demo(&TenantId::new("acme"), 3, 4).await.unwrap();
+    drop(seeded);
+    let m = open(&store).await;
+    let cx = learner("acme", "learner-001");
+    let start = ok(
+        &m,
+        &cx,
+        "generate_assessment",
+        json!({"userId": "learner-001", "topic": "all", "assessmentType": "adaptive"}),
+    )
+    .await;
+    let id = start["assessmentId"].as_str().unwrap().to_owned();
+    let item = start["item"]["id"].as_str().unwrap().to_owned();
+    let answered =
+        ok(&m, &cx, "submit_assessment_response", json!({"assessmentId": id, "itemId": item, "response": "A"})).await;
+    assert_eq!(answered["answered"], 1);
+    assert_eq!(answered["itemId"], item.as_str());
+    let content = ok(&m, &cx, "get_personalized_content", json!({"userId": "learner-001", "subject": "algebra"})).await;
+    assert!(content.is_object(), "{content}");
+    // The learner had history from the seed: the answer is recorded beside it.
+    let mine = count(&store, "acme", "learning_events").await.unwrap();
+    assert!(mine > 1, "{mine}");
+}
+
+#[tokio::test]
+async fn a_fresh_server_finds_the_learners_already_stored() {
+    on_sqlite(cold_cache_flow).await;
+    on_postgres("cold caches", cold_cache_flow).await;
+}
+
 // ------------------------------------------------------------ PostgreSQL
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Learning: submit_assessment_response and get_personalized_content over MCP
+# HTTP (2026-07-28, stateless) with the full trust pipeline (API key
+# authentication, tenancy, rate limits, role policy, durable hash-chained
+# audit) across 100 tenants, each with the seeded demo course (16 skills, a
+# calibrated 96-item bank, simulated learners' history), at 8 and 64
+# concurrent clients.
+#
+# Every client is a learner with its own key (4 per tenant, 400 in all) and
+# runs adaptive assessments back to back (`plexus-bench --scenario
+# assessment`): generate_assessment, then submit_assessment_response to the
+# item presented (a random option) until the assessment stops at its target
+# standard error or item limit. Each answer is one call that scores it,
+# updates the EAP estimate, selects the next item, stores the xAPI statement
+# and traces the skill's mastery (BKT), durably. The echo tool of the same
+# server is measured in the same run as the pipeline's own floor.
+#
+# usage: scripts/bench-learning.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory)
+#   BACKEND=postgres runs on a fresh database of the PostgreSQL at
+#   127.0.0.1:5432 (dropped at the end) instead of SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10s}"
+tenants=100; per_tenant=4
+cargo build -q --release -p plexus -p plexus-bench
+bin=$PWD/target/release/plexus
+bench=$PWD/target/release/plexus-bench
+pid=""
+work=$(mktemp -d)
+pg_db=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  [ -n "$pid" ] && wait "$pid" 2>/dev/null
+  [ -n "$pg_db" ] && psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" 2>/dev/null
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+data="$work/data"
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+  pg_db="bench_learning_$$"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
+  export PLEXUS_STORAGE_URL="postgres://postgres@127.0.0.1:5432/$pg_db"
+  echo "backend: PostgreSQL ($pg_db)"
+else
+  echo "backend: SQLite ($data/plexus.db)"
+fi
+
+python3 - "$work" "$tenants" "$per_tenant" <<'PY'
+import hashlib, json, sys
+work, tenants, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+key = lambda t, u: "pk_" + hashlib.sha256(f"bench {t} {u}".encode()).hexdigest()[:32]
+tools = ["echo", "generate_assessment", "submit_assessment_response", "get_personalized_content"]
+entries, assess, content = [], [], []
+for i in range(1, tenants + 1):
+    t = f"t{i:03d}"
+    for j in range(1, per + 1):
+        u = f"learner-{j:03d}"
+        k = key(t, u)
+        entries.append(f'[[auth.api_keys]]\nname = "{u}"\nsha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n'
+                       f'tenant = "{t}"\nroles = ["learner"]\n')
+        h = {"X-API-Key": k}
+        assess.append({"headers": h, "arguments": {"userId": u, "topic": "all", "assessmentType": "adaptive"}})
+        for subject in ("algebra", "geometry"):
+            content.append({"headers": h, "arguments": {"userId": u, "subject": subject}})
+with open(f"{work}/serve.toml", "w") as f:
+    f.write('[modules]\nenabled = ["system", "learning"]\n\n' + "".join(entries))
+    f.write(f'[roles.learner]\ntools = {json.dumps(tools)}\n[limits]\nprincipal_per_second = 1000000\ntenant_per_second = 1000000\n')
+for name, lines in (("assess", assess), ("content", content)):
+    with open(f"{work}/{name}.jsonl", "w") as f:
+        f.writelines(json.dumps(l) + "\n" for l in lines)
+with open(f"{work}/tenants", "w") as f:
+    f.write(" ".join(f"--tenant t{i:03d}" for i in range(1, tenants + 1)))
+with open(f"{work}/echo-key", "w") as f:
+    f.write(key("t001", "learner-001"))
+PY
+
+echo "== $tenants tenants, each with the demo course and 10 simulated learners"
+started=$(date +%s.%N)
+# (The tenants exist once the store is opened: the keys in the configuration name them.)
+# shellcheck disable=SC2046
+"$bin" learning seed --config "$work/serve.toml" --data-dir "$data" --learners 10 $(cat "$work/tenants") | tail -1
+echo "seeded in $(python3 -c "import sys,time; print('%.1f s' % (time.time() - float(sys.argv[1])))" "$started")"
+
+"$bin" serve --http 127.0.0.1:18402 --config "$work/serve.toml" --data-dir "$data" > "$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do curl -sf http://127.0.0.1:18402/healthz > /dev/null && break; sleep 0.1; done
+report() {
+  python3 -c '
+import json, sys
+j = json.load(sys.stdin); l = j["latency_ms"]
+line = "%-26s clients %3d: %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  calls %d" % (
+    sys.argv[1], j["concurrency"], j["ok_rps"], l["p50"], l["p99"], j["errors"]["total"], j["requests"])
+if j["errors"]["total"]:
+    line += "  " + json.dumps(j["errors"]["by_kind"])
+a = j.get("also")
+if a:
+    al = a["latency_ms"] or {}
+    line += "\n%-26s             %7d starts     p50 %6.2f ms  p99 %6.2f ms  errors %d" % (
+        "  (" + a["tool"] + ")", a["ok"], al.get("p50", 0), al.get("p99", 0), sum(a["errors"].values()))
+print(line)' "$1"
+}
+url=http://127.0.0.1:18402/mcp
+echo "== over MCP HTTP with the trust pipeline ($duration per run, 2 s warmup)"
+for c in 8 64; do
+  "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $(cat "$work/echo-key")" \
+    -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"
+  "$bench" --url $url --scenario assessment --calls-file "$work/assess.jsonl" \
+    -c "$c" -d "$duration" --warmup 2s --json | report submit_assessment_response
+  "$bench" --url $url --tool get_personalized_content --calls-file "$work/content.jsonl" \
+    -c "$c" -d "$duration" --warmup 2s --json | report get_personalized_content
+done
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+summary="SELECT count(DISTINCT tenant_id), count(*), sum(CASE WHEN status = 'finished' THEN 1 ELSE 0 END) FROM learning_sessions"
+if [ -n "$pg_db" ]; then
+  row=$(psql -At -F ' ' -h 127.0.0.1 -U postgres -d "$pg_db" -c "$summary")
+else
+  row=$(python3 -c 'import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())' "$data/plexus.db" "$summary")
+fi
+read -r in_tenants started finished <<< "$row"
+echo "assessments started $started in $in_tenants tenants, finished $finished"
+"$bin" audit verify --config "$work/serve.toml" --data-dir "$data" | tail -1
