@@ -6,10 +6,13 @@
 # commit with fdatasync: an order is acknowledged only once it is on disk)
 # and the venue's matching, at 1, 8 and 64 concurrent clients.
 #
-# The orders alternate: a buy of 100 7203.T at 3000.0 for fund-a-tokyo, a
-# sell of 100 at 3000.0 for fund-b-global, so they cross and positions stay
-# near flat (the duplicate-order window is turned off: every order repeats
-# the price and quantity). The echo tool of the same server is measured in
+# The orders go round four lines: fund-a-tokyo buys 100 7203.T at 3000.0,
+# fund-b-global sells them, then fund-b buys and fund-a sells, so orders
+# cross. Under concurrency some of an account's buys meet its own sells,
+# which self-trade prevention cancels, so positions drift: the trader
+# role's credit and position limits are set far out of reach (every check
+# still runs), and the duplicate-order window is turned off (every order
+# repeats the price and quantity). The echo tool of the same server is measured in
 # the same run as the pipeline's own floor.
 #
 # usage: scripts/bench-trading.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory)
@@ -30,6 +33,15 @@ enabled = ["system", "trading"]
 [trading]
 duplicate_window_ms = 0
 otr_limit = 1000000.0
+[trading.roles.trader]
+max_order_qty = 100000
+max_order_notional = 100000000.0
+collar_bps = 500
+credit_limit = 1e15
+max_position = 1000000000000
+[trading.roles.market-maker]
+max_order_qty = 1000000
+collar_bps = 1000
 [[auth.api_keys]]
 name = "trader-bench"
 sha256 = "$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)"
@@ -44,7 +56,8 @@ TOML
 python3 - "$work/orders.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[1], "w") as f:
-    for side, account in (("buy", "fund-a-tokyo"), ("sell", "fund-b-global")):
+    for side, account in (("buy", "fund-a-tokyo"), ("sell", "fund-b-global"),
+                          ("buy", "fund-b-global"), ("sell", "fund-a-tokyo")):
         f.write(json.dumps({"order": {"portfolioId": account, "symbol": "7203.T", "side": side,
                                       "price": 3000.0, "quantity": 100}}) + "\n")
 PY
