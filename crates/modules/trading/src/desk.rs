@@ -16,9 +16,10 @@
 //! **Restart.** Opening replays the journal through the same code as live
 //! commands: the venue, the orders, the fills, the positions, the risk
 //! state, the surveillance history and the recent trades are rebuilt, so
-//! every acknowledged order is there after `kill -9`. What is not journaled
-//! is what changes nothing on the venue: refused orders (they are in the
-//! platform's audit log) and kill switches (configuration).
+//! every acknowledged order is there after `kill -9`. A refused order of a
+//! known account and symbol is journaled as a note the books ignore
+//! ([`Command::Refused`]), so compliance reports count it after a restart;
+//! kill switches are not journaled (configuration).
 //!
 //! Accounts and beneficial owners get stable numeric ids from their names
 //! (FNV-1a), so the journal stays valid when the configuration lists
@@ -33,7 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::engine::{
-    Cancel, CancelReason, ClientOrderId, Command, Event, NewOrder, OrderStatus, RejectReason as VenueReject, Venue,
+    Cancel, CancelReason, ClientOrderId, Command, Event, NewOrder, OrderStatus, Refused, RejectReason as VenueReject,
+    Venue,
 };
 use crate::journal::{Journal, JournalError, OpenOptions, Sync};
 use crate::oms::Position;
@@ -632,6 +634,18 @@ impl State {
             if let Command::ClientOrderId(c) = cmd {
                 self.pending_client_id = Some(c.clone());
             }
+            if let Command::Refused(r) = cmd {
+                self.surveillance.record(surveillance::Event::Rejected(surveillance::OrderRejected {
+                    ts_ns,
+                    order_id: None,
+                    account: r.account,
+                    symbol: r.symbol,
+                    side: r.side,
+                    qty: 0,
+                    price: None,
+                    reason: r.reason.clone(),
+                }));
+            }
             for e in &events {
                 self.on_event(e, ts_ns, metrics);
             }
@@ -884,7 +898,8 @@ impl State {
         }
     }
 
-    /// Record a refusal for compliance, then report it.
+    /// Record a refusal for compliance (journaled, so reports of refusals
+    /// survive a restart), then report it.
     fn refuse(
         &mut self,
         req: &OrderRequest,
@@ -892,18 +907,13 @@ impl State {
         code: &str,
         message: String,
         ts: u64,
+        out: &mut Vec<Command>,
     ) -> OrderReport {
         if let Some((account, symbol)) = ids {
-            self.surveillance.record(surveillance::Event::Rejected(surveillance::OrderRejected {
-                ts_ns: ts,
-                order_id: None,
-                account,
-                symbol,
-                side: req.side,
-                qty: 0,
-                price: None,
-                reason: code.to_owned(),
-            }));
+            let note = Command::Refused(Refused { account, symbol, side: req.side, reason: code.to_owned() });
+            if self.apply(&note, ts, None) {
+                out.push(note);
+            }
         }
         Self::rejected(req, code, message, ts)
     }
@@ -940,18 +950,18 @@ impl State {
         let ids = Some((account, symbol));
         let qty = match inst.qty_from_decimal(req.qty) {
             Ok(q) => q,
-            Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts)),
+            Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts, out)),
         };
         let price = match (req.order_type, req.price) {
             (OrderType::Limit, Some(p)) => match inst.price_from_decimal(p) {
                 Ok(p) => p,
-                Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts)),
+                Err(e) => return Ok(self.refuse(req, ids, unit_code(&e), e.to_string(), ts, out)),
             },
             (OrderType::Limit, None) => {
-                return Ok(self.refuse(req, ids, "missing_price", "a limit order needs a price".into(), ts));
+                return Ok(self.refuse(req, ids, "missing_price", "a limit order needs a price".into(), ts, out));
             }
             (OrderType::Market, Some(_)) => {
-                return Ok(self.refuse(req, ids, "invalid_order", "a market order takes no price".into(), ts));
+                return Ok(self.refuse(req, ids, "invalid_order", "a market order takes no price".into(), ts, out));
             }
             (OrderType::Market, None) => 0,
         };
@@ -966,7 +976,7 @@ impl State {
         // Risk first.
         let metrics = match self.risk.check(&intent) {
             Ok(m) => m,
-            Err(r) => return Ok(self.refuse(req, ids, r.reason.as_str(), r.message, ts)),
+            Err(r) => return Ok(self.refuse(req, ids, r.reason.as_str(), r.message, ts, out)),
         };
         // Then compliance: the order-to-trade ratio, counting this order.
         let otr = self.surveillance.check_order_to_trade(account, ts);
@@ -975,7 +985,7 @@ impl State {
                 "order-to-trade ratio {:.1} ({} orders, {} trades in the window) is above the limit {:.1}",
                 otr.ratio, otr.orders, otr.trades, otr.limit
             );
-            return Ok(self.refuse(req, ids, "order_to_trade_ratio", msg, ts));
+            return Ok(self.refuse(req, ids, "order_to_trade_ratio", msg, ts, out));
         }
         // Then the venue.
         let id = self.venue.next_order_id();
@@ -990,7 +1000,7 @@ impl State {
         }
         let cmd = Command::New(order);
         if let Err(r) = self.venue.check(&cmd) {
-            return Ok(self.refuse(req, ids, r.as_str(), venue_message(r), ts));
+            return Ok(self.refuse(req, ids, r.as_str(), venue_message(r), ts, out));
         }
         if let Some(c) = &req.client_order_id {
             let note = Command::ClientOrderId(ClientOrderId { order_id: id, account, client_order_id: c.clone() });

@@ -177,7 +177,27 @@ pub enum Command {
     /// The client's own id of the order that follows it in the journal
     /// (the OMS's idempotency key); the books ignore it.
     ClientOrderId(ClientOrderId),
+    /// An order the desk refused before it reached the books (pre-trade
+    /// risk, compliance, the venue's own checks): kept so that what is
+    /// reported about refusals survives a restart; the books ignore it.
+    Refused(Refused),
 }
+
+/// See [`Command::Refused`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The account of the refused order.
+    pub account: AccountId,
+    /// Its symbol.
+    pub symbol: SymbolId,
+    pub side: Side,
+    /// The reason code (`price_collar`, `credit_limit`, ...): 1 to
+    /// [`MAX_REFUSAL_REASON`] bytes of lowercase ASCII letters, digits and `_`.
+    pub reason: String,
+}
+
+/// The longest refusal reason code, in bytes.
+pub const MAX_REFUSAL_REASON: usize = 64;
 
 /// See [`Command::ClientOrderId`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +223,7 @@ impl Command {
             Self::Cancel(_) => CommandKind::Cancel,
             Self::Replace(_) => CommandKind::Replace,
             Self::ClientOrderId(_) => CommandKind::ClientOrderId,
+            Self::Refused(_) => CommandKind::Refused,
         }
     }
 }
@@ -239,6 +260,8 @@ pub enum CommandKind {
     Replace,
     /// [`Command::ClientOrderId`].
     ClientOrderId,
+    /// [`Command::Refused`].
+    Refused,
 }
 
 impl CommandKind {
@@ -251,6 +274,7 @@ impl CommandKind {
             Self::Cancel => "cancel",
             Self::Replace => "replace",
             Self::ClientOrderId => "client_order_id",
+            Self::Refused => "refused",
         }
     }
 }

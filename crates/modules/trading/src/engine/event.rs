@@ -43,6 +43,8 @@ pub enum RejectReason {
     /// its side would hold more open quantity than a `u64` counts.
     BookFull,
     InvalidClientOrderId,
+    /// A [`crate::engine::Command::Refused`] whose reason is not a code.
+    InvalidRefusal,
 }
 
 impl RejectReason {
@@ -65,6 +67,7 @@ impl RejectReason {
             Self::InvalidInstrument => "invalid_instrument",
             Self::BookFull => "book_full",
             Self::InvalidClientOrderId => "invalid_client_order_id",
+            Self::InvalidRefusal => "invalid_refusal",
         }
     }
 }

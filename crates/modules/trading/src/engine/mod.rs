@@ -44,7 +44,10 @@ mod event;
 mod venue;
 
 pub use book::Book;
-pub use command::{Cancel, ClientOrderId, Command, CommandKind, MAX_CLIENT_ORDER_ID, NewOrder, Replace, StpMode};
+pub use command::{
+    Cancel, ClientOrderId, Command, CommandKind, MAX_CLIENT_ORDER_ID, MAX_REFUSAL_REASON, NewOrder, Refused, Replace,
+    StpMode,
+};
 pub use event::{
     BookSnapshot, CancelReason, DepthLevel, Discard, Event, EventSink, LevelSnapshot, OrderState, OrderStatus,
     RejectReason, Trade, VenueSnapshot,

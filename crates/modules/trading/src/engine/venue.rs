@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::book::Book;
-use super::command::{ClientOrderId, Command, MAX_CLIENT_ORDER_ID};
+use super::command::{ClientOrderId, Command, MAX_CLIENT_ORDER_ID, MAX_REFUSAL_REASON, Refused};
 use super::digest::Digest;
 use super::event::{Event, EventSink, OrderState, RejectReason, VenueSnapshot};
 use crate::types::{Instrument, MAX_PRICE, MAX_QTY, OrderId, SymbolId};
@@ -86,6 +86,7 @@ impl Venue {
                 Ok(())
             }
             Command::ClientOrderId(c) => check_client_order_id(c),
+            Command::Refused(r) => check_refused(r),
         }
     }
 
@@ -108,6 +109,7 @@ impl Venue {
                 self.books.get(r.symbol as usize).ok_or(RejectReason::UnknownSymbol)?.check_replace(r)
             }
             Command::ClientOrderId(c) => check_client_order_id(c),
+            Command::Refused(r) => check_refused(r),
         }
     }
 
@@ -119,6 +121,7 @@ impl Venue {
             Command::Cancel(c) => (c.symbol, c.id),
             Command::Replace(r) => (r.symbol, r.id),
             Command::ClientOrderId(c) => (u32::MAX, c.order_id),
+            Command::Refused(r) => (r.symbol, 0),
         };
         Event::Rejected { kind: cmd.kind(), symbol, id, reason }
     }
@@ -214,6 +217,13 @@ impl Venue {
 }
 
 /// A client order id is 1 to 64 bytes without control characters.
+fn check_refused(r: &Refused) -> Result<(), RejectReason> {
+    let ok = !r.reason.is_empty()
+        && r.reason.len() <= MAX_REFUSAL_REASON
+        && r.reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok { Ok(()) } else { Err(RejectReason::InvalidRefusal) }
+}
+
 fn check_client_order_id(c: &ClientOrderId) -> Result<(), RejectReason> {
     let ok = !c.client_order_id.is_empty()
         && c.client_order_id.len() <= MAX_CLIENT_ORDER_ID

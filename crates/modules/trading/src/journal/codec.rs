@@ -8,12 +8,13 @@
 //! | 3   | `Cancel`        | symbol u32, id u64                                                              |
 //! | 4   | `Replace`       | symbol u32, id u64, price i64, qty u64                                          |
 //! | 5   | `ClientOrderId` | order id u64, account u32, length u8, the client's id (UTF-8)                   |
+//! | 6   | `Refused`       | account u32, symbol u32, side u8, length u8, the reason code (ASCII)            |
 //!
 //! A variant's layout never changes once written: a new field means a new
 //! tag (e.g. a `New` v2 under tag 5), so old files stay readable. A reader
 //! that meets a tag it does not know fails loudly rather than skipping it.
 
-use crate::engine::{Cancel, ClientOrderId, Command, NewOrder, Replace, StpMode};
+use crate::engine::{Cancel, ClientOrderId, Command, NewOrder, Refused, Replace, StpMode};
 use crate::types::{Instrument, OrderType, Side, TimeInForce};
 
 const TAG_ADD_INSTRUMENT: u8 = 1;
@@ -21,6 +22,7 @@ const TAG_NEW: u8 = 2;
 const TAG_CANCEL: u8 = 3;
 const TAG_REPLACE: u8 = 4;
 const TAG_CLIENT_ORDER_ID: u8 = 5;
+const TAG_REFUSED: u8 = 6;
 
 /// Why a record's payload (whose checksum is fine) is not a command this
 /// build knows.
@@ -112,6 +114,15 @@ pub(super) fn encode(cmd: &Command, buf: &mut Vec<u8>) {
             buf.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
             buf.extend_from_slice(id);
         }
+        Command::Refused(r) => {
+            buf.push(TAG_REFUSED);
+            buf.extend_from_slice(&r.account.to_le_bytes());
+            buf.extend_from_slice(&r.symbol.to_le_bytes());
+            buf.push(side_byte(r.side));
+            let reason = &r.reason.as_bytes()[..r.reason.len().min(usize::from(u8::MAX))];
+            buf.push(u8::try_from(reason.len()).unwrap_or(u8::MAX));
+            buf.extend_from_slice(reason);
+        }
     }
 }
 
@@ -119,6 +130,14 @@ const fn side_byte(side: Side) -> u8 {
     match side {
         Side::Buy => 0,
         Side::Sell => 1,
+    }
+}
+
+fn side_of(value: u8) -> Result<Side, DecodeError> {
+    match value {
+        0 => Ok(Side::Buy),
+        1 => Ok(Side::Sell),
+        value => Err(DecodeError::InvalidValue { field: "side", value }),
     }
 }
 
@@ -145,11 +164,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
             let symbol = r.u32()?;
             let account = r.u32()?;
             let owner = r.u32()?;
-            let side = match r.u8()? {
-                0 => Side::Buy,
-                1 => Side::Sell,
-                value => return Err(DecodeError::InvalidValue { field: "side", value }),
-            };
+            let side = side_of(r.u8()?)?;
             let order_type = match r.u8()? {
                 0 => OrderType::Limit,
                 1 => OrderType::Market,
@@ -194,6 +209,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
             let len = usize::from(r.u8()?);
             let id = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8)?.to_owned();
             Command::ClientOrderId(ClientOrderId { order_id, account, client_order_id: id })
+        }
+        TAG_REFUSED => {
+            let (account, symbol) = (r.u32()?, r.u32()?);
+            let side = side_of(r.u8()?)?;
+            let len = usize::from(r.u8()?);
+            let reason = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8)?.to_owned();
+            Command::Refused(Refused { account, symbol, side, reason })
         }
         tag => return Err(DecodeError::UnknownTag(tag)),
     };
@@ -260,6 +282,7 @@ mod tests {
             Command::Cancel(Cancel { symbol: 1, id: 2 }),
             Command::Replace(Replace { symbol: 1, id: 2, price: -3, qty: 4 }),
             Command::ClientOrderId(ClientOrderId { order_id: 9, account: 3, client_order_id: "注文-7".into() }),
+            Command::Refused(Refused { account: 4, symbol: 2, side: Side::Sell, reason: "price_collar".into() }),
         ];
         for cmd in &cmds {
             let mut buf = Vec::new();

@@ -109,7 +109,7 @@ async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_carry_reason_codes_and_are_never_journaled() {
+async fn refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across_a_restart() {
     let dir = tempdir();
     let path = dir.join("trading.journal");
     let desk = Desk::open(config(&path)).unwrap();
@@ -140,9 +140,21 @@ async fn refusals_carry_reason_codes_and_are_never_journaled() {
     assert_eq!(killed.reason.as_ref().map(|(c, _)| c.as_str()), Some("account_kill_switch"));
     let (report, _) = desk.compliance(0, u64::MAX);
     assert_eq!(report.rejections_by_reason.get("off_tick"), Some(&1), "{:?}", report.rejections_by_reason);
+    // Unknown accounts and symbols have no account or symbol to report under.
+    assert_eq!(report.rejections, 9, "{:?}", report.rejections_by_reason);
+    let book = desk.market("7203.T", 5, 10).unwrap();
     desk.close();
-    // One instrument listing and two accepted orders.
-    assert_eq!(records(&path), 3);
+    // One instrument listing, two accepted orders and the nine refusals
+    // that name an account and a symbol (notes the books ignore).
+    assert_eq!(records(&path), 12);
+    let again = Desk::open(config(&path)).unwrap();
+    let (after, _) = again.compliance(0, u64::MAX);
+    assert_eq!(after.rejections, report.rejections);
+    assert_eq!(after.rejections_by_reason, report.rejections_by_reason);
+    let replayed = again.market("7203.T", 5, 10).unwrap();
+    assert_eq!((replayed.bid, replayed.ask, replayed.last), (book.bid, book.ask, book.last));
+    assert_eq!(again.open_orders("alpha").unwrap().len(), 1);
+    again.close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
