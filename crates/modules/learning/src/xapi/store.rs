@@ -54,6 +54,16 @@ impl Sql {
     fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
+
+    /// Bind each of `ids` and push `$a, $b, …)`: the rest of an `IN (` list.
+    fn push_ids<'i>(&mut self, ids: impl IntoIterator<Item = &'i str>) {
+        for (i, id) in ids.into_iter().enumerate() {
+            let p = self.bind(Bind::Text(id.to_owned()));
+            self.push(if i == 0 { "" } else { ", " });
+            self.push(&p);
+        }
+        self.push(")");
+    }
 }
 
 /// `$query` with every value of `$binds` bound in order.
@@ -473,12 +483,7 @@ macro_rules! write_statements {
                             "SELECT statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
                              WHERE tenant_id = {tp} AND statement_id IN ("
                         ));
-                        for (i, id) in chunk.iter().enumerate() {
-                            let p = sql.bind(Bind::Text(id.clone()));
-                            sql.push(if i == 0 { "" } else { ", " });
-                            sql.push(&p);
-                        }
-                        sql.push(")");
+                        sql.push_ids(chunk.iter().map(String::as_str));
                         let q = sqlx::query_as::<_, (String, String, String, bool, bool)>(sqlx::AssertSqlSafe(sql.text.clone()));
                         for (id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
                             existing.insert(id, Existing { digest, occurred, ts_given, voiding });
@@ -557,12 +562,7 @@ macro_rules! write_statements {
                             "SELECT ref_target FROM learning_xapi_statements \
                              WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
                         ));
-                        for (i, id) in chunk.iter().enumerate() {
-                            let p = sql.bind(Bind::Text(id.clone()));
-                            sql.push(if i == 0 { "" } else { ", " });
-                            sql.push(&p);
-                        }
-                        sql.push(")");
+                        sql.push_ids(chunk.iter().map(String::as_str));
                         let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.clone()));
                         voided_before.extend(bound!(q, &sql.binds).fetch_all(&mut *conn).await?);
                     }
@@ -638,12 +638,7 @@ macro_rules! write_statements {
                             "UPDATE learning_xapi_statements SET voided = {yes} \
                              WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
                         ));
-                        for (i, id) in chunk.iter().enumerate() {
-                            let p = sql.bind(Bind::Text((*id).to_owned()));
-                            sql.push(if i == 0 { "" } else { ", " });
-                            sql.push(&p);
-                        }
-                        sql.push(")");
+                        sql.push_ids(chunk.iter().copied());
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
                         bound!(q, &sql.binds).execute(&mut *conn).await?;
                     }
