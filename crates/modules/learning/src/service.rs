@@ -1174,7 +1174,7 @@ impl Service {
         // Parameters first (fitted to the demo's answers), so that the
         // mastery traced event by event below uses them.
         let sequences = crate::analytics::answer_sequences(&log.events);
-        self.store_fits(tenant, &sequences).await?;
+        self.store_fits(tenant, sequences).await?;
 
         let home = self.home(tenant);
         let authority = activity::learner_agent(&home, "demo");
@@ -1203,7 +1203,7 @@ impl Service {
     async fn store_fits(
         &self,
         tenant: &TenantId,
-        sequences: &BTreeMap<String, Vec<Vec<bool>>>,
+        sequences: BTreeMap<String, Vec<Vec<bool>>>,
     ) -> Result<Vec<SkillFit>, LearningError> {
         store_fits(&self.store, &self.params, tenant, sequences, None).await
     }
@@ -1267,7 +1267,7 @@ async fn refit(
         }
         last = Some((skill, user));
     }
-    store_fits(store, params, tenant, &sequences, answers).await
+    store_fits(store, params, tenant, sequences, answers).await
 }
 
 /// Fit each skill's parameters (EM, or the defaults with too few answers)
@@ -1276,12 +1276,11 @@ async fn store_fits(
     store: &Store,
     params: &Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
     tenant: &TenantId,
-    sequences: &BTreeMap<String, Vec<Vec<bool>>>,
+    sequences: BTreeMap<String, Vec<Vec<bool>>>,
     answers: Option<i64>,
 ) -> Result<Vec<SkillFit>, LearningError> {
     // EM over every answer of the tenant is CPU work of many milliseconds:
     // off the async workers, so that calls keep being answered meanwhile.
-    let sequences = sequences.clone();
     let fits: Vec<SkillFit> = tokio::task::spawn_blocking(move || {
         let options = EmOptions::default();
         sequences

@@ -55,6 +55,15 @@ impl Sql {
         self.text.push_str(s);
     }
 
+    /// Bind `values` and push `($a, $b, …)`, after a comma unless `first`: one
+    /// row of a multi-row `INSERT … VALUES`.
+    fn push_row(&mut self, first: bool, values: impl IntoIterator<Item = Bind>) {
+        let placeholders: Vec<String> = values.into_iter().map(|b| self.bind(b)).collect();
+        self.push(if first { "(" } else { ", (" });
+        self.push(&placeholders.join(", "));
+        self.push(")");
+    }
+
     /// Bind each of `ids` and push `$a, $b, …)`: the rest of an `IN (` list.
     fn push_ids<'i>(&mut self, ids: impl IntoIterator<Item = &'i str>) {
         for (i, id) in ids.into_iter().enumerate() {
@@ -592,10 +601,7 @@ macro_rules! write_statements {
                                 Bind::Text(r.digest.clone()),
                                 Bind::Text(r.body.clone()),
                             ];
-                            let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
-                            sql.push(if i == 0 { "(" } else { ", (" });
-                            sql.push(&placeholders.join(", "));
-                            sql.push(")");
+                            sql.push_row(i == 0, values);
                         }
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
                         bound!(q, &sql.binds).execute(&mut *conn).await?;
@@ -619,10 +625,7 @@ macro_rules! write_statements {
                                 Bind::Text((*item).to_owned()),
                                 Bind::Bool(*direct),
                             ];
-                            let placeholders: Vec<String> = values.into_iter().map(|b| sql.bind(b)).collect();
-                            sql.push(if i == 0 { "(" } else { ", (" });
-                            sql.push(&placeholders.join(", "));
-                            sql.push(")");
+                            sql.push_row(i == 0, values);
                         }
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
                         bound!(q, &sql.binds).execute(&mut *conn).await?;
