@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from conftest import _stop
@@ -171,5 +172,125 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_order(plexus_bin: str, tmp_
         again = call(url, "alice", "place_order", order("fund-a-tokyo", "buy", price, qty, clientOrderId=cid))["structuredContent"]
         assert again["orderId"] == oid and again["repeated"] is True
         print(json.dumps({"acknowledged_before_kill": len(acked), "open_after_restart": len(open_orders)}))
+    finally:
+        _stop(proc)
+
+
+class CoinbaseStyleVenue:
+    """A local Coinbase-style market-data server (`level2_batch`, `matches`,
+    `heartbeat`): answers the subscription with a snapshot, then sends what
+    the test pushes."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[str] | None = None
+        self.port = 0
+        self.ready = threading.Event()
+        self.subscribed = threading.Event()
+        threading.Thread(target=self.loop.run_until_complete, args=(self.main(),), daemon=True).start()
+        assert self.ready.wait(10)
+
+    async def main(self) -> None:
+        import asyncio
+
+        from websockets.asyncio.server import serve
+
+        self.queue = asyncio.Queue()
+
+        async def handler(ws) -> None:
+            request = json.loads(await ws.recv())
+            assert request["type"] == "subscribe", request
+            await ws.send(json.dumps({"type": "subscriptions", "channels": request["channels"]}))
+            await ws.send(json.dumps({"type": "snapshot", "product_id": "BTC-USD",
+                                      "bids": [["94990.50", "0.25"], ["94980.00", "1.5"]],
+                                      "asks": [["95010.00", "0.4"]]}))
+            self.subscribed.set()
+            while True:
+                await ws.send(await self.queue.get())
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self.ready.set()
+            await asyncio.Future()
+
+    def push(self, message: dict) -> None:
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, json.dumps(message))
+
+
+def test_an_external_feed_is_shown_and_announced_beside_the_internal_venue(plexus_bin: str, tmp_path: Path) -> None:
+    """`[[trading.feeds]]` through the binary: get_market_data shows the feed's
+    book next to the internal venue's, and a legacy subscriber to
+    `market://BTC-USD@coinbase/quote` hears the feed's updates."""
+    import anyio
+    from mcp import Client
+
+    venue = CoinbaseStyleVenue()
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(
+        f"""
+[modules]
+enabled = ["system", "trading"]
+
+[auth]
+anonymous_roles = ["admin"]
+
+[[trading.feeds]]
+name = "coinbase"
+style = "coinbase"
+url = "ws://127.0.0.1:{venue.port}"
+symbols = ["BTC-USD"]
+""",
+        encoding="utf-8",
+    )
+    proc, port = start(
+        [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--allow-anonymous"],
+        tmp_path / "log",
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    uri = "market://BTC-USD@coinbase/quote"
+    try:
+        assert venue.subscribed.wait(20), "plexus never subscribed to the feed"
+
+        def market() -> dict:
+            status, reply = modern_call(url, "get_market_data", {"symbols": ["BTC-USD"], "dataTypes": ["quotes", "orderbook"]}, key=None)
+            assert status == 200 and "result" in reply, reply
+            return reply["result"]["structuredContent"]
+
+        deadline = time.monotonic() + 20
+        while (feed := [s for s in market()["symbols"] if s["venue"] == "coinbase"]) == [] or feed[0]["feed"]["status"] != "live":
+            assert time.monotonic() < deadline, market()
+            time.sleep(0.05)
+        venues = [s["venue"] for s in market()["symbols"]]
+        assert venues == ["internal", "coinbase"], venues
+        q = feed[0]["quote"]
+        assert (q["bid"], q["bidSize"], q["ask"], q["askSize"]) == (94990.5, 0.25, 95010.0, 0.4), q
+        assert [lvl["price"] for lvl in feed[0]["orderbook"]["bids"]] == [94990.5, 94980.0]
+
+        async def legacy() -> str:
+            got = anyio.Event()
+            heard: list[str] = []
+
+            async def handler(message) -> None:
+                root = getattr(message, "root", message)
+                if getattr(root, "method", "") == "notifications/resources/updated":
+                    heard.append(str(root.params.uri))
+                    if str(root.params.uri) == uri:
+                        got.set()
+
+            with anyio.fail_after(30):
+                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=handler) as client:
+                    await client.subscribe_resource(uri)
+                    venue.push({"type": "l2update", "product_id": "BTC-USD", "time": "2026-11-22T00:00:00.000000Z",
+                                "changes": [["buy", "95000.00", "2.0"]]})
+                    await got.wait()
+                    read = await client.read_resource(uri)
+                    return read.contents[0].text
+
+        quote = json.loads(anyio.run(legacy))
+        assert quote["venue"] == "coinbase" and quote["quote"]["bid"] == 95000.0 and quote["quote"]["bidSize"] == 2.0, quote
+        assert quote["feed"]["status"] == "live" and quote["feed"]["style"] == "coinbase", quote
     finally:
         _stop(proc)

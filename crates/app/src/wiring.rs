@@ -40,6 +40,8 @@ pub struct ModuleDeps {
     pub ops: Option<Arc<plexus_ops::Hub>>,
     /// The trading desk, when serving it.
     pub trading: Option<plexus_trading::desk::Desk>,
+    /// The trading module's external market-data feeds (`[[trading.feeds]]`), started.
+    pub trading_feeds: Vec<Arc<plexus_trading::feeds::FeedHandle>>,
     /// The learning module, when serving it (open: its tables migrated).
     pub learning: Option<Arc<plexus_learning::Learning>>,
 }
@@ -134,6 +136,7 @@ impl ModuleDeps {
             health_remotes: Vec::new(),
             ops: None,
             trading: None,
+            trading_feeds: Vec::new(),
             learning: None,
         }
     }
@@ -188,7 +191,9 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
                 Arc::new(plexus_ops::Ops::new(Arc::clone(hub))) as Arc<dyn Module>
             }),
             // Offline listings have no desk: the trading tools are listed by a serving process.
-            "trading" => deps.trading.as_ref().and_then(|desk| trading_module(config, desk, &deps.bus).ok()),
+            "trading" => {
+                deps.trading.as_ref().and_then(|desk| trading_module(config, desk, &deps.trading_feeds, &deps.bus).ok())
+            }
             // Offline listings have no store: the learning tools are listed by a serving process.
             "learning" => deps.learning.clone().map(|l| l as Arc<dyn Module>),
             _ => None,
@@ -401,16 +406,39 @@ pub fn watch_policy(path: std::path::PathBuf, policy: Arc<SharedPolicy>, every: 
 }
 
 /// The trading module over an open desk, its market data announced on `bus`.
-fn trading_module(config: &Config, desk: &plexus_trading::desk::Desk, bus: &Bus) -> anyhow::Result<Arc<dyn Module>> {
+fn trading_module(
+    config: &Config,
+    desk: &plexus_trading::desk::Desk,
+    feeds: &[Arc<plexus_trading::feeds::FeedHandle>],
+    bus: &Bus,
+) -> anyhow::Result<Arc<dyn Module>> {
     let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;
-    plexus_trading::tools::notify_on(desk, bus.clone(), std::time::Duration::from_millis(50));
+    plexus_trading::tools::notify_on(desk, feeds, bus.clone(), std::time::Duration::from_millis(50));
     Ok(Arc::new(plexus_trading::Trading::new(plexus_trading::tools::Ctx {
         desk: desk.clone(),
         traders: checked.traders,
         history: plexus_trading::history::History::simulated(&checked.volatility),
         sectors: checked.sectors,
         simulated: config.trading.simulate,
+        feeds: feeds.to_vec(),
     })))
+}
+
+/// Start the external market-data feeds of `[[trading.feeds]]` (they connect
+/// in the background and keep reconnecting; a feed that is down only marks
+/// its own data).
+pub fn start_feeds(config: &Config) -> anyhow::Result<Vec<Arc<plexus_trading::feeds::FeedHandle>>> {
+    let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;
+    checked
+        .feeds
+        .into_iter()
+        .map(|f| {
+            let name = f.name.clone();
+            plexus_trading::feeds::FeedHandle::start(f)
+                .map(Arc::new)
+                .with_context(|| format!("cannot start the trading feed `{name}`"))
+        })
+        .collect()
 }
 
 /// Open the trading desk (its journal under the data directory), replaying

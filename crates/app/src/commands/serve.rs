@@ -266,6 +266,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    let trading_feeds = if trading.is_some() { wiring::start_feeds(&config)? } else { Vec::new() };
     let learning = if config.modules.iter().any(|m| m == "learning") {
         let learning = plexus_learning::Learning::open(store.clone(), config.learning.clone())
             .await
@@ -301,6 +302,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         telemetry: Some(Arc::clone(&telemetry)),
         ops,
         trading,
+        trading_feeds,
         learning,
     };
     let bus = deps.bus.clone();

@@ -361,6 +361,85 @@ macro_rules! apply_events {
     }};
 }
 
+/// Undo the events of voided statements (xAPI: a voided statement no longer
+/// counts): their rows go, and the mastery of each learner and skill an
+/// answer among them touched is recomputed by replaying the remaining
+/// answers in the order they were recorded (`seq`) from the skill's prior.
+macro_rules! unapply_voided {
+    ($conn:ident, $t:expr, $voided:expr, $params:expr, $postgres:expr) => {{
+        let t: &str = $t;
+        let voided: &[String] = $voided;
+        let params: &BTreeMap<String, BktParams> = $params;
+        let mut touched: Vec<(String, String)> = Vec::new();
+        for id in voided {
+            let gone: Option<(String, String, String, Option<bool>)> = sqlx::query_as(
+                "DELETE FROM learning_events WHERE tenant_id = $1 AND statement_id = $2 \
+                 RETURNING user_id, skill_id, kind, correct",
+            )
+            .bind(t)
+            .bind(id.as_str())
+            .fetch_optional(&mut *$conn)
+            .await?;
+            if let Some((user, skill, kind, Some(_))) = gone
+                && kind == EventKind::Answered.as_str()
+                && !skill.is_empty()
+            {
+                touched.push((user, skill));
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        if $postgres {
+            let mut users: Vec<&str> = touched.iter().map(|(u, _)| u.as_str()).collect();
+            users.dedup();
+            for u in users {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock_key("mastery", t, u))
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+        }
+        let now = fmt_time(OffsetDateTime::now_utc());
+        for (user, skill) in &touched {
+            let answers: Vec<(bool,)> = sqlx::query_as(
+                "SELECT correct FROM learning_events WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3 \
+                 AND kind = $4 AND correct IS NOT NULL ORDER BY seq",
+            )
+            .bind(t)
+            .bind(user.as_str())
+            .bind(skill.as_str())
+            .bind(EventKind::Answered.as_str())
+            .fetch_all(&mut *$conn)
+            .await?;
+            if answers.is_empty() {
+                sqlx::query("DELETE FROM learning_mastery WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3")
+                    .bind(t)
+                    .bind(user.as_str())
+                    .bind(skill.as_str())
+                    .execute(&mut *$conn)
+                    .await?;
+                continue;
+            }
+            let p = params.get(skill).copied().unwrap_or_default();
+            let p_known = answers.iter().fold(p.prior, |known, (correct,)| p.update(known, *correct));
+            let right = answers.iter().filter(|(c,)| *c).count();
+            sqlx::query(
+                "UPDATE learning_mastery SET p_known = $4, attempts = $5, correct = $6, updated_at = $7 \
+                 WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3",
+            )
+            .bind(t)
+            .bind(user.as_str())
+            .bind(skill.as_str())
+            .bind(p_known)
+            .bind(i64::try_from(answers.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(right).unwrap_or(i64::MAX))
+            .bind(now.as_str())
+            .execute(&mut *$conn)
+            .await?;
+        }
+    }};
+}
+
 impl Service {
     /// The service over `store` (migrated here) with `settings`.
     pub async fn open(store: Store, settings: LearningSettings) -> Result<Self, LearningError> {
@@ -748,8 +827,9 @@ impl Service {
     ) -> Result<(Vec<String>, Vec<Option<MasteryChange>>), LearningError> {
         let users: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
         self.ensure_learners(tenant, &users).await?;
+        let voided: Vec<String> = statements.iter().filter_map(|s| s.voided_target().map(str::to_owned)).collect();
         let ids = self.xapi.post_statements(tenant, statements, authority).await?;
-        let changes = self.apply_events(tenant, events).await?;
+        let changes = self.apply(tenant, events, &voided, true).await?;
         Ok((ids, changes))
     }
 
@@ -761,16 +841,17 @@ impl Service {
         tenant: &TenantId,
         events: &[Event],
     ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
-        self.apply(tenant, events, true).await
+        self.apply(tenant, events, &[], true).await
     }
 
     async fn apply(
         &self,
         tenant: &TenantId,
         events: &[Event],
+        voided: &[String],
         refit: bool,
     ) -> Result<Vec<Option<MasteryChange>>, LearningError> {
-        if events.is_empty() {
+        if events.is_empty() && voided.is_empty() {
             return Ok(Vec::new());
         }
         let params = self.skill_params(tenant).await?;
@@ -778,7 +859,11 @@ impl Service {
         let scope = self.store.tenant(tenant);
         let postgres = self.postgres();
         let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
-            apply_events!(conn, tenant.as_str(), events, &params, threshold, postgres)
+            let out = apply_events!(conn, tenant.as_str(), events, &params, threshold, postgres);
+            if !voided.is_empty() {
+                unapply_voided!(conn, tenant.as_str(), voided, &params, postgres);
+            }
+            out
         });
         if refit {
             self.maybe_refit(tenant, counters);
@@ -1191,7 +1276,7 @@ impl Service {
             }
             statements += batch.len();
             self.xapi.post_statements(tenant, batch, &authority).await?;
-            self.apply(tenant, &events, false).await?;
+            self.apply(tenant, &events, &[], false).await?;
         }
         // The same fit, now from the stored answers, so that the counter
         // of answers since the last fit starts at zero.

@@ -47,6 +47,8 @@ use crate::types::{AccountId, Instrument, OrderId, OrderType, Price, Qty, Side, 
 
 /// Recent trades kept per symbol.
 pub const TRADE_RING: usize = 1_000;
+/// L2 level changes kept per symbol for `market://{symbol}/deltas`.
+pub const DELTA_RING: usize = 1_000;
 
 /// An account of the desk.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +222,31 @@ pub struct TradeTick {
     pub aggressor: Side,
 }
 
+/// One change of an L2 price level: its new totals (`qty == 0`: the level is gone).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevelDelta {
+    /// The book's sequence number after this change (1, 2, ... per symbol).
+    pub sequence: u64,
+    pub side: Side,
+    pub price: f64,
+    pub qty: f64,
+    pub orders: u32,
+}
+
+/// A symbol's recent L2 changes: apply them, in order, to a book snapshot
+/// taken at sequence `n` (those with `sequence > n`) to follow the book.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookDeltas {
+    pub symbol: String,
+    /// The book's sequence number now.
+    pub sequence: u64,
+    /// Whether every change after the sequence asked for is here (the ring
+    /// keeps the last [`DELTA_RING`]); when not, take a new snapshot.
+    pub complete: bool,
+    /// Oldest first.
+    pub deltas: Vec<LevelDelta>,
+}
+
 /// A symbol's market data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketSnapshot {
@@ -231,6 +258,8 @@ pub struct MarketSnapshot {
     /// Top levels: (price, qty, orders).
     pub bids: Vec<(f64, f64, u32)>,
     pub asks: Vec<(f64, f64, u32)>,
+    /// The book's sequence number: how many L2 level changes it has had.
+    pub book_sequence: u64,
     /// Most recent first.
     pub trades: Vec<TradeTick>,
     pub volume: f64,
@@ -256,6 +285,10 @@ struct OrderRecord {
 struct SymbolData {
     trades: VecDeque<TradeTick>,
     last: Option<Price>,
+    /// The number of L2 level changes so far (the book's sequence number).
+    book_seq: u64,
+    /// The most recent level changes, oldest first (at most [`DELTA_RING`]).
+    deltas: VecDeque<(u64, Side, Price, Qty, u32)>,
 }
 
 struct State {
@@ -460,6 +493,12 @@ impl Desk {
     #[must_use]
     pub fn market(&self, symbol: &str, depth: usize, trades: usize) -> Option<MarketSnapshot> {
         self.state.lock().market(symbol, depth, trades)
+    }
+
+    /// A symbol's L2 changes after sequence `after` (0: all that are kept).
+    #[must_use]
+    pub fn book_deltas(&self, symbol: &str, after: u64) -> Option<BookDeltas> {
+        self.state.lock().book_deltas(symbol, after)
     }
 
     /// An order of `account`.
@@ -799,8 +838,41 @@ impl State {
                     }));
                 }
             }
+            Event::Level { symbol, side, price, qty, orders } => {
+                let m = self.market.entry(symbol).or_default();
+                m.book_seq += 1;
+                if m.deltas.len() == DELTA_RING {
+                    m.deltas.pop_front();
+                }
+                m.deltas.push_back((m.book_seq, side, price, qty, orders));
+            }
             _ => {}
         }
+    }
+
+    fn book_deltas(&self, symbol: &str, after: u64) -> Option<BookDeltas> {
+        let sym = self.venue.symbol(symbol)?;
+        let inst = self.venue.instrument(sym)?;
+        let data = self.market.get(&sym);
+        let sequence = data.map_or(0, |d| d.book_seq);
+        let oldest = data.and_then(|d| d.deltas.front()).map_or(sequence + 1, |d| d.0);
+        let deltas = data
+            .map(|d| {
+                d.deltas
+                    .iter()
+                    .filter(|d| d.0 > after)
+                    .map(|&(sequence, side, price, qty, orders)| LevelDelta {
+                        sequence,
+                        side,
+                        price: inst.price_to_decimal(price),
+                        qty: inst.qty_to_decimal(qty),
+                        orders,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Complete when every change after `after` is still in the ring.
+        Some(BookDeltas { symbol: inst.symbol.clone(), sequence, complete: after + 1 >= oldest, deltas })
     }
 
     fn risk_used(&self, symbol: SymbolId, m: &RiskMetrics) -> Option<RiskUsed> {
@@ -1054,6 +1126,7 @@ impl State {
             ask: asks.first().map(|l| (l.0, l.1)),
             last: data.and_then(|d| d.last).map(px),
             reference: self.risk.reference_price(sym).map(px),
+            book_sequence: data.map_or(0, |d| d.book_seq),
             bids: bids.into_iter().take(depth).collect(),
             asks: asks.into_iter().take(depth).collect(),
             high: ring.iter().map(|t| t.price).reduce(f64::max),

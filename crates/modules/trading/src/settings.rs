@@ -19,6 +19,14 @@
 //! owner = "fund-a"
 //! role = "trader"
 //! traders = ["alice", "role:trading-desk"]   # who may use it
+//! [[trading.feeds]]              # external market data (read-only; never routes orders)
+//! name = "binance"
+//! style = "binance"              # or "coinbase"
+//! url = "wss://stream.binance.com:9443/ws"
+//! snapshot_url = "http://depth-proxy.internal:8080"   # binance: REST depth snapshots (http)
+//! symbols = ["BTCUSDT", "ETHUSDT"]
+//! stale_after_ms = 5000
+//! dead_after_ms = 30000
 //! [trading.roles.trader]
 //! max_order_qty = 100000         # in the instrument's units (shares)
 //! max_order_notional = 50000000.0
@@ -58,6 +66,61 @@ pub struct TradingSettings {
     /// quantity and price as one it placed less than this long before is
     /// refused as `duplicate_order` (0 turns the check off).
     pub duplicate_window_ms: u64,
+    /// External market-data feeds (`[[trading.feeds]]`), shown beside the
+    /// internal venue by `get_market_data` and the `market://` resources.
+    pub feeds: Vec<FeedSettings>,
+}
+
+/// One external feed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSettings {
+    /// A unique name: the `venue` of its market data.
+    pub name: String,
+    /// `binance` or `coinbase`: which venue protocol the stream speaks.
+    pub style: String,
+    /// `ws://` or `wss://`.
+    pub url: String,
+    pub symbols: Vec<String>,
+    /// Binance style: the `http://` base URL of REST depth snapshots
+    /// (`/api/v3/depth`), needed to build and resync the local book.
+    #[serde(default)]
+    pub snapshot_url: Option<String>,
+    /// Nothing about a symbol within this: it is marked stale (default 5000).
+    #[serde(default)]
+    pub stale_after_ms: Option<u64>,
+    /// Nothing at all within this: the connection is reopened (default 30000).
+    #[serde(default)]
+    pub dead_after_ms: Option<u64>,
+}
+
+impl FeedSettings {
+    /// The feed handler's configuration.
+    ///
+    /// # Errors
+    /// What is wrong, naming the feed.
+    pub fn config(&self) -> Result<crate::feeds::FeedConfig, String> {
+        use crate::feeds::{FeedConfig, HttpSnapshotSource};
+        let err = |e: &dyn std::fmt::Display| format!("trading.feeds `{}`: {e}", self.name);
+        let mut config = match (self.style.as_str(), &self.snapshot_url) {
+            ("binance", Some(url)) => {
+                let source = HttpSnapshotSource::new(url).map_err(|e| err(&format!("snapshot_url: {e}")))?;
+                FeedConfig::binance(&self.name, &self.url, self.symbols.iter().cloned(), std::sync::Arc::new(source))
+            }
+            ("binance", None) => return Err(err(&"a binance-style feed needs snapshot_url (REST depth snapshots)")),
+            ("coinbase", None) => FeedConfig::coinbase(&self.name, &self.url, self.symbols.iter().cloned()),
+            ("coinbase", Some(_)) => return Err(err(&"snapshot_url is for binance-style feeds only")),
+            (other, _) => return Err(err(&format!("style must be `binance` or `coinbase`, not `{other}`"))),
+        };
+        if let Some(ms) = self.stale_after_ms {
+            config.stale_after = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.dead_after_ms {
+            config.dead_after = std::time::Duration::from_millis(ms);
+        }
+        config.check().map_err(|e| err(&e))?;
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -191,6 +254,7 @@ impl Default for TradingSettings {
             otr_min_orders: 200,
             otr_window_seconds: 60,
             duplicate_window_ms: 1_000,
+            feeds: Vec::new(),
         }
     }
 }
@@ -206,6 +270,8 @@ pub struct Checked {
     pub volatility: BTreeMap<String, f64>,
     pub sectors: BTreeMap<String, String>,
     pub pretrade: crate::pretrade::PreTradeConfig,
+    /// The external feeds, checked (start them with [`crate::feeds::FeedHandle::start`]).
+    pub feeds: Vec<crate::feeds::FeedConfig>,
 }
 
 fn money(v: Option<f64>, what: &str) -> Result<Notional, String> {
@@ -308,6 +374,16 @@ impl TradingSettings {
         }
         let pretrade =
             crate::pretrade::PreTradeConfig { duplicate_window_ns: self.duplicate_window_ms.saturating_mul(1_000_000) };
-        Ok(Checked { sync, instruments, accounts, roles, traders, volatility, sectors, pretrade })
+        let mut feeds: Vec<crate::feeds::FeedConfig> = Vec::new();
+        for f in &self.feeds {
+            if f.name.is_empty() || f.name.len() > 64 || f.name.chars().any(|c| c.is_control() || c == '/') {
+                return Err(format!("trading.feeds `{}`: a name is 1 to 64 characters, no `/`", f.name));
+            }
+            if f.name == "internal" || feeds.iter().any(|g| g.name == f.name) {
+                return Err(format!("trading.feeds: the name `{}` is taken", f.name));
+            }
+            feeds.push(f.config()?);
+        }
+        Ok(Checked { sync, instruments, accounts, roles, traders, volatility, sectors, pretrade, feeds })
     }
 }

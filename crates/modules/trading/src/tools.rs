@@ -16,14 +16,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::analytics::{self, ConcentrationLimits, Holding, RiskParams, Scenario};
-use crate::desk::{Desk, DeskError, OrderRef, OrderReport, OrderRequest};
+use crate::desk::{Desk, DeskError, MarketSnapshot, OrderRef, OrderReport, OrderRequest};
+use crate::feeds::{FeedEvent, FeedHandle, FeedReader, SymbolView};
 use crate::history::History;
 use crate::types::{OrderType, Side, TimeInForce};
 
 /// The module's name.
 pub const NAME: &str = "trading";
-/// Market data resources: `market://{symbol}/quote`, `/trades`, `/book`.
+/// Market data resources: `market://{symbol}/quote`, `/trades`, `/book`,
+/// `/deltas` (the internal venue's L2 changes); `{symbol}@{feed}` for an
+/// external feed's data.
 pub const MARKET_TEMPLATE: &str = "market://{symbol}/{view}";
+
+/// How many levels per side the market data shows.
+const DEPTH: usize = 10;
 
 /// What the tools share.
 pub struct Ctx {
@@ -34,6 +40,8 @@ pub struct Ctx {
     pub sectors: BTreeMap<String, String>,
     /// Whether the order flow is simulated (labelled in market data).
     pub simulated: bool,
+    /// External market-data feeds (read-only), shown beside the internal venue.
+    pub feeds: Vec<Arc<FeedHandle>>,
 }
 
 /// The module.
@@ -234,6 +242,96 @@ fn order_json(r: &OrderReport) -> Value {
     v
 }
 
+fn internal_entry(m: &MarketSnapshot, types: &BTreeSet<DataType>) -> Value {
+    let mut v = json!({"symbol": m.symbol, "venue": "internal", "bookSequence": m.book_sequence});
+    if types.contains(&DataType::Quotes) {
+        v["quote"] = quote_json(m.bid, m.ask, m.last);
+        v["quote"]["referencePrice"] = json!(m.reference);
+    }
+    if types.contains(&DataType::Trades) {
+        v["trades"] = json!(
+            m.trades
+                .iter()
+                .map(|t| json!({
+                    "tradeId": t.trade_id, "price": t.price, "quantity": t.qty,
+                    "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
+    if types.contains(&DataType::Orderbook) {
+        let level = |l: &(f64, f64, u32)| json!({"price": l.0, "quantity": l.1, "orders": l.2});
+        v["orderbook"] = json!({
+            "bids": m.bids.iter().map(level).collect::<Vec<_>>(),
+            "asks": m.asks.iter().map(level).collect::<Vec<_>>(),
+        });
+    }
+    if types.contains(&DataType::Analytics) {
+        v["analytics"] = json!({
+            "window": format!("the last {} trades", crate::desk::TRADE_RING),
+            "vwap": m.vwap, "volume": m.volume, "high": m.high, "low": m.low,
+        });
+    }
+    v
+}
+
+fn quote_json(bid: Option<(f64, f64)>, ask: Option<(f64, f64)>, last: Option<f64>) -> Value {
+    let mid = match (bid, ask) {
+        (Some(b), Some(a)) => Some((b.0 + a.0) / 2.0),
+        _ => None,
+    };
+    json!({
+        "bid": bid.map(|b| b.0), "bidSize": bid.map(|b| b.1),
+        "ask": ask.map(|a| a.0), "askSize": ask.map(|a| a.1),
+        "mid": mid, "last": last,
+        "spreadBps": match (bid, ask, mid) {
+            (Some(b), Some(a), Some(mid)) if mid > 0.0 => Some((a.0 - b.0) / mid * 1e4),
+            _ => None,
+        },
+    })
+}
+
+/// An external feed's view of a symbol, labelled with the feed, its status
+/// and the data's age: stale or resyncing data is shown, never passed off as live.
+fn feed_entry(feed: &FeedReader, v: &SymbolView, types: &BTreeSet<DataType>) -> Value {
+    let status = &v.status;
+    let mut out = json!({
+        "symbol": v.symbol,
+        "venue": feed.name(),
+        "feed": {
+            "style": feed.style(),
+            "status": status.as_str(),
+            "live": status.is_live(),
+            "ageMs": v.age.map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+            "updateId": v.update_id,
+            "lastError": v.last_error,
+            "connection": feed.status().to_string(),
+        },
+    });
+    if types.contains(&DataType::Quotes) {
+        let side = |l: Option<&crate::feeds::BookLevel>| l.map(|l| (l.price, l.qty));
+        let (bid, ask) = v.quote.as_ref().map_or((None, None), |q| (side(q.bid.as_ref()), side(q.ask.as_ref())));
+        out["quote"] = quote_json(bid, ask, v.last_trade.as_ref().map(|t| t.price));
+    }
+    if types.contains(&DataType::Trades) {
+        out["trades"] = json!(v.last_trade.iter().map(|t| json!({
+            "tradeId": t.trade_id, "price": t.price, "quantity": t.qty, "aggressor": t.aggressor.as_str(),
+            "time": t.venue_time_ms.map(|ms| rfc3339_ns(u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000))),
+        })).collect::<Vec<_>>());
+    }
+    if types.contains(&DataType::Orderbook) {
+        let level = |l: &crate::feeds::BookLevel| json!({"price": l.price, "quantity": l.qty});
+        out["orderbook"] = json!({
+            "bids": v.bids.iter().map(level).collect::<Vec<_>>(),
+            "asks": v.asks.iter().map(level).collect::<Vec<_>>(),
+        });
+    }
+    if types.contains(&DataType::Analytics) {
+        out["analytics"] = json!({"unavailable": "an external feed's trade history is not kept: only its last trade"});
+    }
+    out
+}
+
 async fn market_tool(ctx: Arc<Ctx>, _cx: CallContext, a: MarketArgs) -> Result<ToolOutput, ToolError> {
     if a.symbols.is_empty() || a.symbols.len() > 50 {
         return Err(ToolError::InvalidArguments("symbols: give 1 to 50 symbols".into()));
@@ -243,65 +341,37 @@ async fn market_tool(ctx: Arc<Ctx>, _cx: CallContext, a: MarketArgs) -> Result<T
     let mut out = Vec::new();
     let mut unknown = Vec::new();
     for s in &a.symbols {
-        let Some(m) = ctx.desk.market(s, 10, 50) else {
+        let before = out.len();
+        if let Some(m) = ctx.desk.market(s, DEPTH, 50) {
+            out.push(internal_entry(&m, &types));
+        }
+        for feed in &ctx.feeds {
+            if let Some(v) = feed.symbol(s, DEPTH) {
+                out.push(feed_entry(feed, &v, &types));
+            }
+        }
+        if out.len() == before {
             unknown.push(s.clone());
-            continue;
-        };
-        let mut v = json!({"symbol": m.symbol});
-        if types.contains(&DataType::Quotes) {
-            let mid = match (m.bid, m.ask) {
-                (Some(b), Some(a)) => Some((b.0 + a.0) / 2.0),
-                _ => None,
-            };
-            v["quote"] = json!({
-                "bid": m.bid.map(|b| b.0), "bidSize": m.bid.map(|b| b.1),
-                "ask": m.ask.map(|a| a.0), "askSize": m.ask.map(|a| a.1),
-                "mid": mid, "last": m.last, "referencePrice": m.reference,
-                "spreadBps": match (m.bid, m.ask, mid) {
-                    (Some(b), Some(a), Some(mid)) if mid > 0.0 => Some((a.0 - b.0) / mid * 1e4),
-                    _ => None,
-                },
-            });
         }
-        if types.contains(&DataType::Trades) {
-            v["trades"] = json!(
-                m.trades
-                    .iter()
-                    .map(|t| json!({
-                        "tradeId": t.trade_id, "price": t.price, "quantity": t.qty,
-                        "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
-                    }))
-                    .collect::<Vec<_>>()
-            );
-        }
-        if types.contains(&DataType::Orderbook) {
-            let level = |l: &(f64, f64, u32)| json!({"price": l.0, "quantity": l.1, "orders": l.2});
-            v["orderbook"] = json!({
-                "bids": m.bids.iter().map(level).collect::<Vec<_>>(),
-                "asks": m.asks.iter().map(level).collect::<Vec<_>>(),
-            });
-        }
-        if types.contains(&DataType::Analytics) {
-            v["analytics"] = json!({
-                "window": format!("the last {} trades", crate::desk::TRADE_RING),
-                "vwap": m.vwap, "volume": m.volume, "high": m.high, "low": m.low,
-            });
-        }
-        out.push(v);
     }
     if out.is_empty() {
-        return Err(failed(format!(
-            "unknown symbols: {} (listed: {})",
-            unknown.join(", "),
-            ctx.desk.symbols().join(", ")
-        )));
+        let mut listed = ctx.desk.symbols();
+        for feed in &ctx.feeds {
+            listed.extend(feed.view(0).symbols.into_iter().map(|v| format!("{}@{}", v.symbol, feed.name())));
+        }
+        return Err(failed(format!("unknown symbols: {} (listed: {})", unknown.join(", "), listed.join(", "))));
     }
     let source = if ctx.simulated {
         "Plexus internal venue; order flow SIMULATED by the demo market simulator (not real market data)"
     } else {
         "Plexus internal venue"
     };
-    Ok(ToolOutput::structured(json!({"source": source, "symbols": out, "unknownSymbols": unknown})))
+    let feeds: Vec<Value> = ctx
+        .feeds
+        .iter()
+        .map(|f| json!({"name": f.name(), "style": f.style(), "status": f.status().to_string()}))
+        .collect();
+    Ok(ToolOutput::structured(json!({"source": source, "feeds": feeds, "symbols": out, "unknownSymbols": unknown})))
 }
 
 async fn place_tool(ctx: Arc<Ctx>, cx: CallContext, a: OrderArgs) -> Result<ToolOutput, ToolError> {
@@ -495,7 +565,8 @@ impl Trading {
                 ToolDef::new(
                     "get_market_data",
                     "Quotes, recent trades, the order book and trade analytics (VWAP, volume, high, low) of symbols \
-                     on the internal venue",
+                     on the internal venue, and what the configured external feeds show for them (each entry names \
+                     its venue, with the feed's status and the data's age)",
                 )
                 .title("Get market data")
                 .read_only(),
@@ -559,12 +630,65 @@ impl Trading {
     }
 }
 
-/// `market://{symbol}/{view}` → (symbol, view).
+/// `market://{symbol}/{view}` → (symbol, feed, view); `{symbol}@{feed}` names an external feed.
 #[must_use]
-pub fn parse_uri(uri: &str) -> Option<(&str, &str)> {
+pub fn parse_uri(uri: &str) -> Option<(&str, Option<&str>, &str)> {
     let rest = uri.strip_prefix("market://")?;
     let (symbol, view) = rest.rsplit_once('/')?;
-    matches!(view, "quote" | "trades" | "book").then_some((symbol, view))
+    if !matches!(view, "quote" | "trades" | "book" | "deltas") {
+        return None;
+    }
+    match symbol.rsplit_once('@') {
+        Some((symbol, feed)) if !symbol.is_empty() && !feed.is_empty() => Some((symbol, Some(feed), view)),
+        Some(_) => None,
+        None => Some((symbol, None, view)),
+    }
+}
+
+impl Trading {
+    fn read_internal(&self, symbol: &str, view: &str) -> Option<Value> {
+        let desk = &self.ctx.desk;
+        if view == "deltas" {
+            let d = desk.book_deltas(symbol, 0)?;
+            return Some(json!({
+                "symbol": d.symbol, "venue": "internal", "sequence": d.sequence,
+                "deltas": d.deltas.iter().map(|l| json!({
+                    "sequence": l.sequence, "side": l.side.as_str(), "price": l.price, "quantity": l.qty, "orders": l.orders,
+                })).collect::<Vec<_>>(),
+                "note": format!("the last {} L2 changes, oldest first: apply those with a sequence above a book snapshot's (market://{symbol}/book) to follow the book; quantity 0 removes the level", crate::desk::DELTA_RING),
+            }));
+        }
+        let m = desk.market(symbol, 20, crate::desk::TRADE_RING)?;
+        Some(match view {
+            "quote" => {
+                json!({"symbol": m.symbol, "venue": "internal", "bid": m.bid, "ask": m.ask, "last": m.last, "referencePrice": m.reference})
+            }
+            "trades" => json!({"symbol": m.symbol, "venue": "internal", "trades": m.trades.iter().map(|t| json!({
+                "tradeId": t.trade_id, "price": t.price, "quantity": t.qty, "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
+            })).collect::<Vec<_>>()}),
+            _ => {
+                json!({"symbol": m.symbol, "venue": "internal", "sequence": m.book_sequence, "bids": m.bids, "asks": m.asks})
+            }
+        })
+    }
+
+    fn read_feed(&self, symbol: &str, feed: Option<&str>, view: &str) -> Option<Value> {
+        if view == "deltas" {
+            return None;
+        }
+        let (feed, v) = self
+            .ctx
+            .feeds
+            .iter()
+            .filter(|f| feed.is_none_or(|name| f.name() == name))
+            .find_map(|f| f.symbol(symbol, 20).map(|v| (f, v)))?;
+        let types: BTreeSet<DataType> = match view {
+            "quote" => [DataType::Quotes].into(),
+            "trades" => [DataType::Trades].into(),
+            _ => [DataType::Orderbook].into(),
+        };
+        Some(feed_entry(feed, &v, &types))
+    }
 }
 
 #[async_trait::async_trait]
@@ -581,7 +705,9 @@ impl Module for Trading {
         vec![
             ResourceTemplateSpec::new(MARKET_TEMPLATE, "market data")
                 .description(
-                    "market://7203.T/quote, market://7203.T/trades (the last 1,000), market://7203.T/book (L2)",
+                    "market://7203.T/quote, market://7203.T/trades (the last 1,000), market://7203.T/book (L2 with \
+                     its sequence number), market://7203.T/deltas (the last 1,000 L2 changes); an external \
+                     feed's data: market://BTCUSDT@binance/quote, /trades, /book",
                 )
                 .mime_type("application/json"),
         ]
@@ -592,43 +718,68 @@ impl Module for Trading {
     }
 
     async fn read(&self, _cx: &CallContext, uri: &str) -> Result<ResourceContents, ToolError> {
-        let (symbol, view) = parse_uri(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let m = self
-            .ctx
-            .desk
-            .market(symbol, 20, crate::desk::TRADE_RING)
-            .ok_or_else(|| ToolError::unknown_resource(uri))?;
-        let v = match view {
-            "quote" => {
-                json!({"symbol": m.symbol, "bid": m.bid, "ask": m.ask, "last": m.last, "referencePrice": m.reference})
-            }
-            "trades" => json!({"symbol": m.symbol, "trades": m.trades.iter().map(|t| json!({
-                "tradeId": t.trade_id, "price": t.price, "quantity": t.qty, "aggressor": t.aggressor.as_str(), "time": rfc3339_ns(t.ts_ns),
-            })).collect::<Vec<_>>()}),
-            _ => json!({"symbol": m.symbol, "bids": m.bids, "asks": m.asks}),
-        };
+        let (symbol, feed, view) = parse_uri(uri).ok_or_else(|| ToolError::unknown_resource(uri))?;
+        let v = match feed {
+            None => self.read_internal(symbol, view).or_else(|| self.read_feed(symbol, None, view)),
+            Some(_) => self.read_feed(symbol, feed, view),
+        }
+        .ok_or_else(|| ToolError::unknown_resource(uri))?;
         Ok(ResourceContents::text(uri, Some("application/json"), v.to_string()))
     }
 }
 
-/// Announce market data changes on `bus` as `market://{symbol}/…` updates,
-/// at most one per symbol and view every `every` (bursts coalesce).
-pub fn notify_on(desk: &Desk, bus: plexus_core::bus::Bus, every: std::time::Duration) {
+/// Announce market data changes on `bus` as `market://{symbol}/…` updates
+/// (the internal venue's, and each feed's as `market://{symbol}@{feed}/…`,
+/// plus `market://{symbol}/…` when the internal venue does not list the
+/// symbol), at most one per symbol and view every `every` (bursts coalesce).
+pub fn notify_on(desk: &Desk, feeds: &[Arc<FeedHandle>], bus: plexus_core::bus::Bus, every: std::time::Duration) {
+    use tokio::sync::broadcast::error::RecvError;
     let mut rx = desk.subscribe();
+    let listed: BTreeSet<String> = desk.symbols().into_iter().collect();
+    let (feed_tx, mut feed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for feed in feeds {
+        let mut events = feed.subscribe();
+        let (name, tx) = (feed.name().to_owned(), feed_tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let symbol = match events.recv().await {
+                    Ok(FeedEvent::Quote(q)) => q.symbol,
+                    Ok(FeedEvent::Trade(t)) => t.symbol,
+                    Ok(FeedEvent::Book { symbol, .. } | FeedEvent::SymbolStatus { symbol, .. }) => symbol,
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                if tx.send(format!("{symbol}@{name}")).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(feed_tx);
     tokio::spawn(async move {
         let mut pending: BTreeSet<String> = BTreeSet::new();
         let mut tick = tokio::time::interval(every);
+        let publish = |uri: String| bus.publish(plexus_core::context::Notification::ResourceUpdated(uri));
         loop {
             tokio::select! {
                 r = rx.recv() => match r {
                     Ok(symbol) => { pending.insert(symbol); }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
                 },
+                Some(key) = feed_rx.recv() => { pending.insert(key); }
                 _ = tick.tick() => {
-                    for s in std::mem::take(&mut pending) {
-                        for view in ["quote", "trades", "book"] {
-                            bus.publish(plexus_core::context::Notification::ResourceUpdated(format!("market://{s}/{view}")));
+                    for key in std::mem::take(&mut pending) {
+                        match key.split_once('@') {
+                            None => for view in ["quote", "trades", "book", "deltas"] {
+                                publish(format!("market://{key}/{view}"));
+                            },
+                            Some((symbol, _)) => for view in ["quote", "trades", "book"] {
+                                publish(format!("market://{key}/{view}"));
+                                if !listed.contains(symbol) {
+                                    publish(format!("market://{symbol}/{view}"));
+                                }
+                            },
                         }
                     }
                 }

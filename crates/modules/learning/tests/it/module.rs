@@ -1203,6 +1203,7 @@ async fn xapi_flow(store: Store) {
     assert_eq!(p["userId"], "花子");
     assert_eq!(p["mastery"][0]["skill"], "alg-1");
     assert_eq!(p["mastery"][0]["attempts"], 2);
+    let mastery_before_put = mastery_of(&m, "%E8%8A%B1%E5%AD%90").await;
 
     // PUT: 204; the same again: 204 (idempotent); different content: 409.
     let id = "2f3e4d5c-6b7a-4988-8776-655443322110";
@@ -1275,6 +1276,41 @@ async fn xapi_flow(store: Store) {
     assert_eq!(st["verb"]["id"], "http://adlnet.gov/expapi/verbs/completed");
     assert_eq!(st["result"]["duration"], "PT95.5S");
     assert_eq!(st["object"]["id"], format!("{home}/content/alg-1-v"));
+
+    // Voiding the PUT answer takes it out of the learner's mastery: the
+    // mastery is again what it was before that answer.
+    let after_put = mastery_of(&m, "%E8%8A%B1%E5%AD%90").await;
+    assert_ne!(after_put, mastery_before_put, "the wrong answer changed the mastery");
+    let void = json!({
+        "actor": {"account": {"homePage": home, "name": "lms-connector"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
+        "object": {"objectType": "StatementRef", "id": id},
+    });
+    let (status, _, body) = rest(&m, &lrs, Post, &[], &void.to_string(), Some("1.0.3")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mastery_of(&m, "%E8%8A%B1%E5%AD%90").await, mastery_before_put);
+    let (status, _, _) = rest(&m, &lrs, Get, &[("statementId", id)], "", Some("1.0.3")).await;
+    assert_eq!(status, 404, "a voided statement is read by voidedStatementId");
+}
+
+/// A learner's mastery per skill as (skill, pKnown, attempts, correct), from the progress resource.
+async fn mastery_of(m: &Learning, user: &str) -> Vec<(String, f64, i64, i64)> {
+    let progress = m.read(&teacher("acme"), &format!("learning://learners/{user}/progress")).await.unwrap();
+    let plexus_core::content::ResourceContent::Text { text, .. } = &progress.contents[0] else { panic!("not text") };
+    let p: Value = serde_json::from_str(text).unwrap();
+    let mut out: Vec<(String, f64, i64, i64)> = p["mastery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let f = |k: &str| x[k].as_f64().unwrap_or_else(|| panic!("{k} in {x}"));
+            #[allow(clippy::cast_possible_truncation)]
+            let n = |k: &str| f(k) as i64;
+            (x["skill"].as_str().unwrap().to_owned(), f("pKnown"), n("attempts"), n("correct"))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 #[tokio::test]

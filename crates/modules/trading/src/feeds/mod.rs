@@ -143,6 +143,23 @@ impl FeedConfig {
         Self::with_venue(name, url, symbols, Venue::Binance(BinanceConfig::new(snapshots)))
     }
 
+    /// Check the configuration without starting anything.
+    ///
+    /// # Errors
+    /// [`FeedError::InvalidConfig`] naming the setting.
+    pub fn check(&self) -> Result<(), FeedError> {
+        validate(self)
+    }
+
+    /// `"binance"` or `"coinbase"`.
+    #[must_use]
+    pub const fn style(&self) -> &'static str {
+        match self.venue {
+            Venue::Binance(_) => "binance",
+            Venue::Coinbase(_) => "coinbase",
+        }
+    }
+
     /// A Coinbase-style feed with the same defaults (heartbeats arrive every
     /// second per product, so 5 s without one is stale).
     #[must_use]
@@ -211,6 +228,7 @@ pub struct FeedHandle {
 #[derive(Debug, Clone)]
 pub struct FeedReader {
     shared: Arc<Shared>,
+    style: &'static str,
 }
 
 impl FeedHandle {
@@ -253,6 +271,7 @@ impl FeedHandle {
         };
         let backoff = Backoff::new(config.backoff.clone());
         let symbols = config.symbols.len();
+        let style = config.style();
         let task = match config.venue {
             Venue::Binance(venue) => runtime.spawn(
                 Runner {
@@ -279,7 +298,10 @@ impl FeedHandle {
                 .run(),
             ),
         };
-        Ok((Self { reader: FeedReader { shared }, shutdown, task: parking_lot::Mutex::new(Some(task)) }, receiver))
+        Ok((
+            Self { reader: FeedReader { shared, style }, shutdown, task: parking_lot::Mutex::new(Some(task)) },
+            receiver,
+        ))
     }
 
     /// A cloneable reader of this feed's state.
@@ -325,6 +347,18 @@ impl FeedReader {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// `"binance"` or `"coinbase"`.
+    #[must_use]
+    pub const fn style(&self) -> &'static str {
+        self.style
+    }
+
+    /// Whether the feed carries `symbol` (Binance symbols in any case).
+    #[must_use]
+    pub fn carries(&self, symbol: &str) -> bool {
+        self.shared.index_of(symbol).or_else(|| self.shared.index_of(&symbol.to_ascii_uppercase())).is_some()
     }
 
     /// The connection's status (`Stale` when nothing arrived within `stale_after`).

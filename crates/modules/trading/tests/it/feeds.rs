@@ -806,3 +806,161 @@ async fn wss_uses_the_injected_tls_configuration_and_a_failed_handshake_is_a_rec
     feed.shutdown_and_wait().await;
     assert_eq!(feed.status(), FeedStatus::Stopped);
 }
+
+/// `[[trading.feeds]]` as a user writes it, started and shown by the module.
+fn module_with_feed(url: &str) -> (plexus_trading::Trading, Arc<FeedHandle>, std::path::PathBuf) {
+    use plexus_trading::settings::TradingSettings;
+    let settings: TradingSettings = serde_json::from_value(json!({"feeds": [{
+        "name": "cb", "style": "coinbase", "url": url, "symbols": [PRODUCT],
+        "stale_after_ms": 2000, "dead_after_ms": 5000,
+    }]}))
+    .expect("settings");
+    let checked = settings.check().expect("checked");
+    let mut feed = checked.feeds[0].clone();
+    feed.ping_interval = None;
+    feed.backoff = backoff();
+    let feed = Arc::new(FeedHandle::start(feed).expect("start"));
+    let dir = std::env::temp_dir().join(format!("plexus-trading-feed-{}-{}", std::process::id(), url.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join(format!("journal-{}", url.rsplit(':').next().unwrap()));
+    let desk = plexus_trading::desk::Desk::open(plexus_trading::desk::DeskConfig {
+        journal: journal.clone(),
+        sync: checked.sync,
+        instruments: checked.instruments,
+        accounts: checked.accounts,
+        roles: checked.roles,
+        restricted: Vec::new(),
+        pretrade: checked.pretrade,
+        surveillance: plexus_trading::surveillance::SurveillanceConfig::default(),
+        max_batch: 64,
+    })
+    .expect("desk");
+    let module = plexus_trading::Trading::new(plexus_trading::tools::Ctx {
+        desk,
+        traders: checked.traders,
+        history: plexus_trading::history::History::simulated(&checked.volatility),
+        sectors: checked.sectors,
+        simulated: false,
+        feeds: vec![Arc::clone(&feed)],
+    });
+    (module, feed, journal)
+}
+
+async fn market_data(module: &plexus_trading::Trading, args: Value) -> Result<Value, plexus_core::ToolError> {
+    use plexus_core::Module;
+    let out = module.call(&plexus_core::CallContext::detached("t"), "get_market_data", args).await?;
+    Ok(out.structured.expect("structured"))
+}
+
+async fn read(module: &plexus_trading::Trading, uri: &str) -> Result<Value, plexus_core::ToolError> {
+    use plexus_core::Module;
+    let contents = module.read(&plexus_core::CallContext::detached("t"), uri).await?;
+    match &contents.contents[0] {
+        plexus_core::content::ResourceContent::Text { text, .. } => Ok(serde_json::from_str(text).unwrap()),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_feed_shows_beside_the_internal_venue_with_its_status() {
+    let venue = CoinbaseVenue::new(coinbase_initial());
+    let mut script = vec![last_match(10, 100)];
+    script.extend((0..6).map(l2));
+    script.push(matched(11, 105, Side::Sell));
+    script.push(CbStep::Heartbeat { sequence: 106, last_trade_id: 11 });
+    script.push(CbStep::Sleep(Duration::from_secs(30)));
+    let url = venue.serve(script).await;
+    let (module, feed, journal) = module_with_feed(&url);
+    eventually("the feed's book", || coinbase_synced(&feed, &venue) && feed.counters().trades == 1).await;
+
+    // BTC-USD is listed on the internal venue too: both answer, each naming its venue.
+    let v = market_data(&module, json!({"symbols": [PRODUCT], "dataTypes": ["quotes", "orderbook", "trades"]}))
+        .await
+        .unwrap();
+    let entries = v["symbols"].as_array().unwrap();
+    assert_eq!(entries.iter().map(|e| e["venue"].as_str().unwrap()).collect::<Vec<_>>(), ["internal", "cb"], "{v}");
+    let cb = &entries[1];
+    let (bids, asks) = venue.book.lock().levels();
+    assert_eq!(cb["feed"]["status"], "live");
+    assert_eq!(cb["feed"]["style"], "coinbase");
+    assert_eq!(cb["quote"]["bid"].as_f64(), Some(bids[0].price), "{cb}");
+    assert_eq!(cb["quote"]["ask"].as_f64(), Some(asks[0].price), "{cb}");
+    assert_eq!(cb["quote"]["bidSize"].as_f64(), Some(bids[0].qty));
+    assert_eq!(cb["quote"]["last"].as_f64(), Some(500.05));
+    let book_bids: Vec<f64> =
+        cb["orderbook"]["bids"].as_array().unwrap().iter().map(|l| l["price"].as_f64().unwrap()).collect();
+    assert_eq!(book_bids, bids.iter().take(10).map(|l| l.price).collect::<Vec<_>>());
+    assert_eq!(cb["trades"][0]["tradeId"], 11);
+    assert_eq!(cb["trades"][0]["aggressor"], "buy", "the maker sold: the taker bought");
+    assert_eq!(v["feeds"][0]["name"], "cb");
+
+    // Resources: `@feed` names the feed; the plain URI is the internal venue's.
+    let book = read(&module, &format!("market://{PRODUCT}@cb/book")).await.unwrap();
+    assert_eq!(
+        (book["venue"].as_str(), book["orderbook"]["asks"][0]["price"].as_f64()),
+        (Some("cb"), Some(asks[0].price))
+    );
+    let internal = read(&module, &format!("market://{PRODUCT}/book")).await.unwrap();
+    assert_eq!(internal["venue"], "internal");
+    assert_eq!(internal["sequence"], 0, "nothing traded on the internal venue yet: {internal}");
+    for bad in
+        [format!("market://{PRODUCT}@nope/quote"), format!("market://{PRODUCT}@cb/deltas"), "market://@cb/quote".into()]
+    {
+        let e = read(&module, &bad).await.unwrap_err();
+        assert_eq!(e.code(), plexus_core::ToolError::unknown_resource(&bad).code(), "{bad}: {e}");
+    }
+    // A symbol only a feed could carry, and one nobody carries.
+    let e = market_data(&module, json!({"symbols": ["ETH-USD"]})).await.unwrap_err();
+    assert!(e.to_string().contains("BTC-USD@cb"), "{e}");
+
+    // The feed stops: its data stays readable, labelled as not live.
+    feed.shutdown_and_wait().await;
+    let v = market_data(&module, json!({"symbols": [PRODUCT]})).await.unwrap();
+    assert_eq!(
+        (v["symbols"][1]["feed"]["status"].as_str(), v["symbols"][1]["feed"]["live"].as_bool()),
+        (Some("stopped"), Some(false)),
+        "{v}"
+    );
+    assert_eq!(v["symbols"][1]["quote"]["bid"].as_f64(), Some(bids[0].price));
+    let _ = std::fs::remove_file(journal);
+}
+
+#[test]
+fn feed_settings_are_checked_naming_the_feed() {
+    use plexus_trading::settings::TradingSettings;
+    let check = |feed: Value| {
+        let settings: TradingSettings = serde_json::from_value(json!({"feeds": [feed]})).expect("settings");
+        settings.check().map(|_| ()).unwrap_err()
+    };
+    let base = json!({"name": "b", "style": "binance", "url": "ws://127.0.0.1:1/ws", "symbols": ["BTCUSDT"]});
+    assert!(check(base.clone()).contains("feeds `b`: a binance-style feed needs snapshot_url"));
+    let mut f = base.clone();
+    f["snapshot_url"] = json!("https://api.binance.com");
+    assert!(check(f.clone()).contains("snapshot_url"), "{}", check(f));
+    f["snapshot_url"] = json!("http://127.0.0.1:2");
+    f["style"] = json!("kraken");
+    assert!(check(f.clone()).contains("style must be `binance` or `coinbase`, not `kraken`"));
+    f["style"] = json!("binance");
+    f["url"] = json!("http://127.0.0.1:1");
+    assert!(check(f.clone()).contains("ws:// or wss://"), "{}", check(f.clone()));
+    f["url"] = json!("ws://127.0.0.1:1");
+    f["symbols"] = json!([]);
+    assert!(check(f.clone()).contains("no symbols"));
+    f["symbols"] = json!(["X"]);
+    f["stale_after_ms"] = json!(10_000);
+    f["dead_after_ms"] = json!(1_000);
+    assert!(check(f.clone()).contains("dead_after must not be shorter than stale_after"));
+    f["name"] = json!("internal");
+    f["dead_after_ms"] = json!(20_000);
+    assert!(check(f).contains("the name `internal` is taken"));
+    let two: TradingSettings = serde_json::from_value(json!({"feeds": [
+        {"name": "c", "style": "coinbase", "url": "ws://127.0.0.1:1", "symbols": ["BTC-USD"]},
+        {"name": "c", "style": "coinbase", "url": "ws://127.0.0.1:2", "symbols": ["ETH-USD"]},
+    ]}))
+    .unwrap();
+    assert!(two.check().map(|_| ()).unwrap_err().contains("the name `c` is taken"));
+    let unknown = serde_json::from_value::<TradingSettings>(
+        json!({"feeds": [{"name": "c", "style": "coinbase", "url": "ws://x", "symbols": [], "colour": 1}]}),
+    );
+    assert!(unknown.unwrap_err().to_string().contains("unknown field `colour`"));
+}
