@@ -38,5 +38,8 @@ if [ ! -x "$venv/bin/pytest" ]; then
 fi
 (cd tests/e2e && .venv/bin/pytest -q)
 
+echo "== web console in headless Chromium"
+bash scripts/test-console.sh
+
 echo "== MCP conformance suite"
 bash tests/conformance/run.sh "$PLEXUS_BIN"

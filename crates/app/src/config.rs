@@ -243,6 +243,8 @@ struct RawServer {
     page_size: Option<usize>,
     drain_timeout_ms: Option<u64>,
     fast_path: Option<bool>,
+    /// Serve the web console at `/console` (default true).
+    console: Option<bool>,
     /// `false` drops authentication, tenancy, limits, policy and audit from
     /// the pipeline: only for measuring what they cost. Never in production.
     trust_layers: Option<bool>,
@@ -361,6 +363,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Serve plain stateless tool calls without rmcp's session machinery.
     pub fast_path: bool,
+    /// Serve the web console at `/console`.
+    pub console: bool,
     /// Authentication, tenancy, limits, policy and audit in the pipeline.
     pub trust_layers: bool,
     pub data_dir: PathBuf,
@@ -777,6 +781,7 @@ impl Config {
             page_size,
             drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
             fast_path: s.fast_path.unwrap_or(true),
+            console: s.console.unwrap_or(true),
             trust_layers: s.trust_layers.unwrap_or(true),
             data_dir,
             modules,

@@ -19,11 +19,101 @@ pub struct TargetStats {
     latency: Mutex<Latency>,
 }
 
-/// The latency histogram and the exact sum of what it recorded.
+/// The latency histogram and the exact sum of what it recorded, and the
+/// last hour minute by minute.
 #[derive(Debug)]
 struct Latency {
     us: Histogram<u64>,
     sum_us: u64,
+    minutes: Box<[Minute; MINUTES]>,
+}
+
+/// Minutes of history kept per target (the console's last hour).
+pub const MINUTES: usize = 60;
+/// Latency buckets per minute: bucket `i` holds latencies in
+/// `[2^(i/4), 2^((i+1)/4))` µs (19% wide), the last one everything from
+/// 2^24 µs (16.8 s) up.
+const BUCKETS: usize = 96;
+
+/// One minute of one target: calls, errors and a coarse latency histogram
+/// (a few hundred bytes, so an hour of every target stays small).
+#[derive(Debug, Clone, Copy)]
+struct Minute {
+    /// Minutes since the Unix epoch this slot holds (slots are reused round-robin).
+    minute: u64,
+    calls: u32,
+    errors: u32,
+    buckets: [u32; BUCKETS],
+}
+
+impl Minute {
+    const EMPTY: Self = Self { minute: 0, calls: 0, errors: 0, buckets: [0; BUCKETS] };
+}
+
+fn bucket_of(us: u64) -> usize {
+    // floor(4 * log2(us)), from the bit length and the next two bits.
+    let us = us.max(1);
+    let exp = 63 - us.leading_zeros() as usize;
+    let frac = if exp >= 2 { ((us >> (exp - 2)) & 0b11) as usize } else { ((us << (2 - exp)) & 0b11) as usize };
+    (exp * 4 + frac).min(BUCKETS - 1)
+}
+
+/// The upper edge of bucket `i` in µs (what a quantile in it reports).
+fn bucket_upper_us(i: usize) -> u64 {
+    let exp = i / 4;
+    let frac = (i % 4) as u64 + 1;
+    // (4 + frac) / 4 * 2^exp, rounded up
+    ((4 + frac) << exp).div_ceil(4)
+}
+
+/// One minute of a target (or of all of them), for charts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinutePoint {
+    /// The minute's start, seconds since the Unix epoch.
+    pub start_unix: u64,
+    pub calls: u64,
+    pub errors: u64,
+    /// Latency quantiles in µs, as the upper edge of the bucket they fall in
+    /// (at most 19% above the true value); 0 in a minute without calls.
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+}
+
+/// The last hour of one target, oldest minute first (minutes without calls included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSeries {
+    pub target: String,
+    pub minutes: Vec<MinutePoint>,
+}
+
+impl TargetSeries {
+    pub fn calls(&self) -> u64 {
+        self.minutes.iter().map(|m| m.calls).sum()
+    }
+    pub fn errors(&self) -> u64 {
+        self.minutes.iter().map(|m| m.errors).sum()
+    }
+}
+
+fn quantile_of(buckets: &[u64; BUCKETS], total: u64, q: f64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return bucket_upper_us(i);
+        }
+    }
+    bucket_upper_us(BUCKETS - 1)
+}
+
+fn unix_minute(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
 }
 
 /// Latency quantiles, count and sum of one target, read at one instant.
@@ -41,7 +131,8 @@ impl TargetStats {
     fn new() -> Self {
         // 1 us .. 60 s at 3 significant digits.
         let h = Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid");
-        Self { calls: AtomicU64::new(0), errors: AtomicU64::new(0), latency: Mutex::new(Latency { us: h, sum_us: 0 }) }
+        let latency = Latency { us: h, sum_us: 0, minutes: Box::new([Minute::EMPTY; MINUTES]) };
+        Self { calls: AtomicU64::new(0), errors: AtomicU64::new(0), latency: Mutex::new(latency) }
     }
 
     /// Latency at quantile `q` (0..=1) in microseconds.
@@ -169,15 +260,66 @@ impl Telemetry {
 
     /// Record one finished call.
     pub fn record(&self, target: &str, elapsed: Duration, ok: bool) {
+        self.record_at(target, elapsed, ok, SystemTime::now());
+    }
+
+    /// Record one call that finished at `at` (tests replay time with it).
+    pub fn record_at(&self, target: &str, elapsed: Duration, ok: bool, at: SystemTime) {
         let s = self.stats(target);
         s.calls.fetch_add(1, Ordering::Relaxed);
         if !ok {
             s.errors.fetch_add(1, Ordering::Relaxed);
         }
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, 60_000_000);
+        let minute = unix_minute(at);
         let mut l = s.latency.lock();
         l.us.saturating_record(us);
         l.sum_us = l.sum_us.saturating_add(us);
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = &mut l.minutes[(minute % MINUTES as u64) as usize];
+        if slot.minute != minute {
+            *slot = Minute { minute, ..Minute::EMPTY };
+        }
+        slot.calls = slot.calls.saturating_add(1);
+        if !ok {
+            slot.errors = slot.errors.saturating_add(1);
+        }
+        let b = &mut slot.buckets[bucket_of(us)];
+        *b = b.saturating_add(1);
+    }
+
+    /// The last hour up to `now`, minute by minute: one series per target
+    /// that had calls in it (sorted by calls, most first), and the sum of
+    /// all targets first, named `*`.
+    pub fn series(&self, now: SystemTime) -> Vec<TargetSeries> {
+        let last = unix_minute(now);
+        let first = last.saturating_sub(MINUTES as u64 - 1);
+        let mut total = vec![(0u64, 0u64, [0u64; BUCKETS]); MINUTES];
+        let mut out = Vec::new();
+        for (name, stats) in self.snapshot() {
+            let l = stats.latency.lock();
+            let mut mine = vec![(0u64, 0u64, [0u64; BUCKETS]); MINUTES];
+            let mut any = false;
+            for slot in l.minutes.iter().filter(|m| m.calls > 0 && (first..=last).contains(&m.minute)) {
+                #[allow(clippy::cast_possible_truncation)]
+                let i = (slot.minute - first) as usize;
+                for acc in [&mut mine[i], &mut total[i]] {
+                    acc.0 += u64::from(slot.calls);
+                    acc.1 += u64::from(slot.errors);
+                    for (a, b) in acc.2.iter_mut().zip(slot.buckets.iter()) {
+                        *a += u64::from(*b);
+                    }
+                }
+                any = true;
+            }
+            drop(l);
+            if any {
+                out.push(TargetSeries { target: name, minutes: points(first, &mine) });
+            }
+        }
+        out.sort_by(|a, b| b.calls().cmp(&a.calls()).then_with(|| a.target.cmp(&b.target)));
+        out.insert(0, TargetSeries { target: "*".into(), minutes: points(first, &total) });
+        out
     }
 
     /// Record one call refused by the rate limit gate.
@@ -206,6 +348,20 @@ impl Telemetry {
     }
 }
 
+fn points(first: u64, acc: &[(u64, u64, [u64; BUCKETS])]) -> Vec<MinutePoint> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, (calls, errors, buckets))| MinutePoint {
+            start_unix: (first + i as u64) * 60,
+            calls: *calls,
+            errors: *errors,
+            p50_us: quantile_of(buckets, *calls, 0.50),
+            p95_us: quantile_of(buckets, *calls, 0.95),
+            p99_us: quantile_of(buckets, *calls, 0.99),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +384,54 @@ mod tests {
         assert_eq!(summary.count, 100);
         assert_eq!(summary.sum_us, (1..=100u64).map(|i| i * 10).sum::<u64>());
         assert_eq!(summary.quantiles_us.len(), 1);
+    }
+
+    #[test]
+    fn buckets_are_a_quarter_octave_wide_and_quantiles_land_within_one() {
+        for us in [1u64, 2, 3, 5, 7, 100, 1_000, 12_345, 999_999, 16_000_000] {
+            let i = bucket_of(us);
+            let lower = if i == 0 { 0 } else { bucket_upper_us(i - 1) };
+            assert!(
+                lower <= us && us < bucket_upper_us(i).max(2),
+                "{us} in bucket {i}: [{lower}, {})",
+                bucket_upper_us(i)
+            );
+            assert!(bucket_upper_us(i) as f64 <= (us as f64) * 1.19 + 1.0, "{us}: upper {}", bucket_upper_us(i));
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn the_last_hour_minute_by_minute_per_target_and_in_total() {
+        let t = Telemetry::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 * 60);
+        let at = |minute: u64, s: u64| t0 + Duration::from_secs(minute * 60 + s);
+        // Minute 0: 100 echo calls of 1..100 ms (10 errors); minute 30: 3 slow add calls.
+        for i in 1..=100u64 {
+            t.record_at("echo", Duration::from_millis(i), i % 10 != 0, at(0, i % 60));
+        }
+        for _ in 0..3 {
+            t.record_at("add", Duration::from_secs(2), true, at(30, 5));
+        }
+        let series = t.series(at(59, 30));
+        assert_eq!(series.iter().map(|s| s.target.as_str()).collect::<Vec<_>>(), ["*", "echo", "add"]);
+        let echo = &series[1];
+        assert_eq!(echo.minutes.len(), MINUTES);
+        assert_eq!(echo.minutes[0].start_unix, 1_000 * 60);
+        assert_eq!((echo.minutes[0].calls, echo.minutes[0].errors), (100, 10));
+        let p = &echo.minutes[0];
+        // True p50 = 50 ms, p95 = 95 ms, p99 = 99 ms; the buckets report at most 19% above.
+        for (got, exact) in [(p.p50_us, 50_000.0), (p.p95_us, 95_000.0), (p.p99_us, 99_000.0)] {
+            assert!((exact..=exact * 1.19).contains(&(got as f64)), "{got} vs {exact}");
+        }
+        assert_eq!(echo.minutes[1..].iter().map(|m| m.calls).sum::<u64>(), 0);
+        assert_eq!((series[2].minutes[30].calls, series[0].minutes[30].calls, series[0].calls()), (3, 3, 103));
+        // An hour later the first minute has left the window; its slot is reused by minute 60.
+        t.record_at("echo", Duration::from_millis(1), true, at(60, 0));
+        let later = t.series(at(60, 1));
+        let echo = later.iter().find(|s| s.target == "echo").unwrap();
+        assert_eq!(echo.calls(), 1, "minute 0 is gone, minute 60 counts once");
+        assert_eq!(later[0].calls(), 4);
     }
 
     #[test]

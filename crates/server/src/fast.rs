@@ -102,14 +102,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, parts: &http::request::Parts, bo
         return None;
     }
 
-    let rpeer = RmcpPeer {
-        peer: None,
-        era: Era::Stateless,
-        progress_token: None,
-        log_threshold: None,
-        capabilities: peer::capabilities(Some(&caps)),
-        bus: shared.bus.clone(),
-    };
+    let rpeer = RmcpPeer::stateless(peer::capabilities(Some(&caps)), shared.bus.clone());
     let mut cx = CallContext::new(request_id(&req.id), Era::Stateless, Arc::new(rpeer));
     apply_http(&mut cx, parts);
     let args = serde_json::Value::Object(params.arguments.clone().unwrap_or_default());

@@ -44,6 +44,8 @@ pub struct HttpOptions {
     /// Serve plain stateless `tools/call` requests without rmcp's
     /// per-request session machinery (see `fast.rs`).
     pub fast_path: bool,
+    /// Serve the web console at `/console`.
+    pub console: bool,
     /// OAuth 2.1 Protected Resource Metadata (RFC 9728), served at
     /// `/.well-known/oauth-protected-resource` (and with the resource's
     /// path appended) and named in every 401's `WWW-Authenticate`.
@@ -97,6 +99,7 @@ impl Default for HttpOptions {
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(10),
             fast_path: true,
+            console: true,
             protected_resource: None,
         }
     }
@@ -456,6 +459,7 @@ pub(crate) async fn serve(
             }
         }
     });
+    let console_metrics = Arc::clone(&metrics);
     let ready = Arc::new(AtomicBool::new(true));
     let ready_probe = Arc::clone(&ready);
     let app =
@@ -483,6 +487,7 @@ pub(crate) async fn serve(
                     }
                 }),
             );
+    let app = if opts.console { app.merge(crate::console::router(Arc::clone(&shared), console_metrics)) } else { app };
     let app = match shared.access.clone() {
         Some(access) => app.layer(axum::middleware::from_fn_with_state(access, ip_guard)),
         None => app,

@@ -10,6 +10,7 @@
 //! Architecture invariant: this crate depends on no module and not on
 //! plexus-store; the app hands it the pipeline and the ports.
 
+mod console;
 mod convert;
 mod fast;
 mod handler;

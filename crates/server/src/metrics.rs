@@ -66,6 +66,20 @@ impl Metrics {
         Self { telemetry, audit, in_flight, started: Instant::now() }
     }
 
+    /// The telemetry the pipeline records into, if any.
+    pub(crate) fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
+    }
+
+    /// Calls in flight, the audit queue and the uptime, now.
+    pub(crate) fn gauges(&self) -> Gauges {
+        Gauges {
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            audit_queue_depth: self.audit.as_ref().map(|a| a.queue_depth()),
+            uptime: self.started.elapsed(),
+        }
+    }
+
     /// The current metrics as exposition text.
     pub(crate) fn render(&self) -> String {
         let gauges = Gauges {

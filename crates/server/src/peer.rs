@@ -31,6 +31,15 @@ pub(crate) fn capabilities(c: Option<&m::ClientCapabilities>) -> ClientCapabilit
     .unwrap_or_default()
 }
 
+impl RmcpPeer {
+    /// The peer of a stateless call with no MCP session behind it (the fast
+    /// path, REST routes, the console): no progress or log messages, no
+    /// server-to-client requests; notifications still reach the bus.
+    pub(crate) fn stateless(capabilities: ClientCapabilities, bus: Bus) -> Self {
+        Self { peer: None, era: Era::Stateless, progress_token: None, log_threshold: None, capabilities, bus }
+    }
+}
+
 #[async_trait::async_trait]
 impl ClientPeer for RmcpPeer {
     fn capabilities(&self) -> ClientCapabilities {

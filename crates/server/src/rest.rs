@@ -71,14 +71,7 @@ async fn handle(shared: &Arc<Shared>, route: &RouteSpec, req: Request, max_body:
         Ok(a) => a,
         Err(resp) => return into_response(resp),
     };
-    let rpeer = RmcpPeer {
-        peer: None,
-        era: Era::Stateless,
-        progress_token: None,
-        log_threshold: None,
-        capabilities: peer::capabilities(None),
-        bus: shared.bus.clone(),
-    };
+    let rpeer = RmcpPeer::stateless(peer::capabilities(None), shared.bus.clone());
     let id = format!("rest-{}", uuid::Uuid::new_v4().simple());
     let mut cx = CallContext::new(id, Era::Stateless, Arc::new(rpeer));
     apply_http(&mut cx, &parts);

@@ -386,6 +386,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         shutdown,
         drain_timeout: config.drain_timeout,
         fast_path: config.fast_path,
+        console: config.console,
         protected_resource: config.protected_resource.clone(),
     };
     server.serve_http(listener, opts).await?;

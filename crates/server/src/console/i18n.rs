@@ -1,0 +1,126 @@
+//! The console's words in English and Japanese. Every string is a field of
+//! [`Text`], so a page cannot name one that a language lacks.
+
+/// The console's languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+
+    /// From the language cookie, else the browser's first preference (ja or en).
+    pub(crate) fn of(headers: &axum::http::HeaderMap) -> Self {
+        if let Some(l) = super::session::cookie(headers, super::session::LANG_COOKIE).and_then(Lang::parse) {
+            return l;
+        }
+        let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        match accept.split(',').next().map(|l| l.trim().to_ascii_lowercase()) {
+            Some(l) if l.starts_with("ja") => Lang::Ja,
+            _ => Lang::En,
+        }
+    }
+
+    pub(crate) fn text(self) -> &'static Text {
+        match self {
+            Lang::En => &EN,
+            Lang::Ja => &JA,
+        }
+    }
+}
+
+macro_rules! strings {
+    ($($key:ident => $en:literal, $ja:literal;)*) => {
+        /// Every string of the console.
+        pub(crate) struct Text { $(pub(crate) $key: &'static str,)* }
+        const EN: Text = Text { $($key: $en,)* };
+        const JA: Text = Text { $($key: $ja,)* };
+    };
+}
+
+strings! {
+    console => "Console", "コンソール";
+    nav_overview => "Overview", "概要";
+    nav_incidents => "Incidents", "インシデント";
+    signed_in_as => "Signed in as", "サインイン中:";
+    sign_out => "Sign out", "サインアウト";
+    sign_in => "Sign in", "サインイン";
+    sign_in_intro => "Sign in with an API key. The console calls the same tools as MCP clients, with your key: your role decides what you see and may change, and every action is audited.", "API キーでサインインします。コンソールは MCP クライアントと同じツールをあなたのキーで呼び出します。表示・変更できる範囲はロールで決まり、すべての操作は監査ログに記録されます。";
+    api_key => "API key", "API キー";
+    sign_in_invalid => "This API key was not accepted.", "この API キーは受け付けられませんでした。";
+    sign_in_missing => "Enter an API key.", "API キーを入力してください。";
+    session_expired => "Your session has expired. Sign in again.", "セッションの有効期限が切れました。もう一度サインインしてください。";
+    other_language => "日本語", "English";
+    uptime => "Uptime", "稼働時間";
+    request_rate => "Requests/s (last minute)", "リクエスト/秒（直近 1 分）";
+    error_rate => "Error rate (last hour)", "エラー率（直近 1 時間）";
+    calls_last_hour => "Calls (last hour)", "呼び出し数（直近 1 時間）";
+    in_flight => "In flight", "処理中";
+    audit_queue => "Audit queue", "監査キュー";
+    latency_all => "Latency of all calls, per minute (ms)", "全呼び出しのレイテンシ（1 分ごと、ms）";
+    latency_per_tool => "Latency per tool, last hour", "ツールごとのレイテンシ（直近 1 時間）";
+    tool => "Tool", "ツール";
+    calls => "Calls", "呼び出し";
+    errors => "Errors", "エラー";
+    no_calls => "No calls in the last hour.", "直近 1 時間に呼び出しはありません。";
+    minutes_ago => "60 min ago", "60 分前";
+    now => "now", "現在";
+    active_alerts => "Active alerts", "発生中のアラート";
+    no_alerts => "No active alerts.", "発生中のアラートはありません。";
+    open_incidents => "Open incidents", "対応中のインシデント";
+    no_incidents => "No incidents.", "インシデントはありません。";
+    not_permitted => "Your role does not include this.", "あなたのロールではこの操作はできません。";
+    figures_operators => "Server figures are shown to roles that may read the ops metrics (get_ops_metrics).", "サーバーの数値は運用メトリクス（get_ops_metrics）を読めるロールに表示されます。";
+    incidents_title => "Incidents", "インシデント";
+    new_incident => "Open an incident", "インシデントを起票";
+    severity => "Severity", "重大度";
+    title => "Title", "タイトル";
+    teams => "Teams (comma-separated)", "チーム（カンマ区切り）";
+    note => "Note", "メモ";
+    status => "Status", "状態";
+    create => "Open incident", "起票する";
+    update => "Update", "更新";
+    timeline => "Timeline", "タイムライン";
+    opened => "Opened", "起票";
+    updated_at => "Updated", "更新";
+    banner_open => "Open incident", "対応中のインシデント";
+    refused => "Refused", "拒否されました";
+    live => "Live", "ライブ";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_comes_from_the_cookie_then_the_browser() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            }
+            m
+        };
+        assert_eq!(Lang::of(&h(&[])), Lang::En);
+        assert_eq!(Lang::of(&h(&[("accept-language", "ja-JP,ja;q=0.9,en;q=0.8")])), Lang::Ja);
+        assert_eq!(Lang::of(&h(&[("accept-language", "en-US,ja;q=0.5")])), Lang::En);
+        assert_eq!(Lang::of(&h(&[("accept-language", "ja"), ("cookie", "plexus_lang=en")])), Lang::En);
+        assert_eq!(Lang::of(&h(&[("cookie", "plexus_lang=fr")])), Lang::En);
+        assert_ne!(Lang::Ja.text().nav_incidents, Lang::En.text().nav_incidents);
+    }
+}

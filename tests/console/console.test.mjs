@@ -1,0 +1,196 @@
+// The web console in real headless Chromium against the real binary: sign in,
+// live figures, an incident opened on one page raising the red banner on
+// another open page without a reload, CSRF and role refusals, hostile text
+// shown as text, Japanese, and no browser console errors anywhere.
+
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { startPlexus, launchBrowser, newPage, assertNoConsoleErrors, screenshot } from './lib.mjs';
+
+const key = (who) => 'pk_' + createHash('sha256').update(`console ${who}`).digest('hex').slice(0, 32);
+const sha = (s) => createHash('sha256').update(s).digest('hex');
+const KEYS = { alice: key('alice'), carol: key('carol') };
+const HOSTILE = `<script>alert(1)</script><img src=x onerror=alert(2)>"'& 障害`;
+
+async function config(dir) {
+  const file = path.join(dir, 'plexus.toml');
+  await writeFile(
+    file,
+    `
+[modules]
+enabled = ["system", "ops"]
+
+[[auth.api_keys]]
+name = "alice"
+sha256 = "${sha(KEYS.alice)}"
+tenant = "default"
+roles = ["admin"]
+
+[[auth.api_keys]]
+name = "carol"
+sha256 = "${sha(KEYS.carol)}"
+tenant = "default"
+roles = ["viewer"]
+
+[roles.viewer]
+tools = ["list_incidents"]
+`,
+  );
+  return file;
+}
+
+async function signIn(page, url, apiKey) {
+  await page.goto(`${url}/console/overview`);
+  assert.match(new URL(page.url()).pathname, /^\/console\/login$/, 'no session: the sign-in page');
+  await page.fill('#key', apiKey);
+  await Promise.all([page.waitForURL('**/console/overview'), page.click('form[action="/console/login"] button')]);
+}
+
+test('the console: sign in, live figures, incidents and the red banner across pages', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'plexus-console-'));
+  const server = await startPlexus({ config: await config(dir), dataDir: path.join(dir, 'data') });
+  const browser = await launchBrowser();
+  const pages = [];
+  const dialogs = [];
+  const open = async (opts) => {
+    const p = await newPage(browser, opts);
+    p.on('dialog', (d) => {
+      dialogs.push(d.message());
+      d.dismiss().catch(() => {});
+    });
+    pages.push(p);
+    return p;
+  };
+  t.after(async () => {
+    await browser.close();
+    await server.stop();
+  });
+  const url = server.url;
+
+  // Sign-in: a wrong key is refused on the page, the right one opens the overview.
+  const a = await open({ lang: 'en' });
+  await a.goto(`${url}/console/login`);
+  await a.fill('#key', 'pk_not_a_key');
+  await a.click('form[action="/console/login"] button');
+  await a.getByTestId('login-error').waitFor();
+  assert.equal(await a.getByTestId('login-error').textContent(), 'This API key was not accepted.');
+  await screenshot(a, '01-sign-in-refused');
+  await signIn(a, url, KEYS.alice);
+  assert.match(await a.getByTestId('who').textContent(), /alice @ default \(admin\)/);
+
+  // Live figures: the overview's own calls show up, and the figures refresh in place.
+  const calls = Number(await a.getByTestId('calls-hour').textContent());
+  assert.ok(calls > 0, `calls in the last hour: ${calls}`);
+  assert.match(await a.getByTestId('uptime').textContent(), /^\d+ (s|min)/);
+  await a.getByTestId('latency-chart').first().waitFor();
+  assert.ok((await a.getByTestId('tool-table').locator('tbody tr').count()) >= 2, 'a row per tool');
+  await a.evaluate(() => { window.__notReloaded = true; });
+  await a.waitForFunction((before) => Number(document.querySelector('[data-testid="calls-hour"]').textContent) > before, calls, { timeout: 15000 });
+  assert.equal(await a.evaluate(() => window.__notReloaded), true, 'the figures changed without a reload');
+  await screenshot(a, '02-overview');
+
+  // Another browser, signed in on its own, live (its event stream connected), with no banner yet.
+  const b = await open({ lang: 'en' });
+  await signIn(b, url, KEYS.alice);
+  await b.locator('#live').waitFor({ state: 'visible' });
+  assert.equal(await b.getByTestId('incident-banner').count(), 0);
+  await b.evaluate(() => { window.__notReloaded = true; });
+
+  // Open a SEV1 incident with a hostile title on page A.
+  await a.goto(`${url}/console/incidents`);
+  await a.selectOption('#severity', 'sev1');
+  await a.fill('#title', HOSTILE);
+  await a.fill('#teams', 'sre, 医療');
+  await a.fill('#note', 'checkout fails for 5% of users');
+  await Promise.all([a.waitForURL('**/console/incidents'), a.click('[data-testid="new-incident"] button')]);
+  const incident = a.getByTestId('incident').first();
+  assert.equal(await incident.getAttribute('data-id'), 'INC-0001');
+  assert.equal(await incident.locator('.incident-title').textContent(), HOSTILE, 'shown as text, not markup');
+  assert.equal(await a.locator('main img').count(), 0, 'no element came out of the title');
+
+  // Page B shows the red banner without reloading.
+  const banner = b.getByTestId('incident-banner');
+  await banner.waitFor({ timeout: 10000 });
+  assert.match(await banner.textContent(), /SEV1 INC-0001/);
+  assert.equal(await banner.locator('.incident-title').textContent(), HOSTILE);
+  assert.equal(await b.evaluate(() => window.__notReloaded), true, 'the banner arrived without a reload');
+  await screenshot(b, '03-banner-on-another-page');
+  await screenshot(a, '04-incidents');
+
+  // Forged posts: no CSRF token, a wrong one, another site's origin: refused, nothing changes.
+  const csrf = await a.locator('input[name="csrf"]').first().getAttribute('value');
+  const forged = [
+    { form: { severity: 'sev2', title: 'forged', teams: 'x' } },
+    { form: { csrf: 'f'.repeat(64), severity: 'sev2', title: 'forged', teams: 'x' } },
+    { form: { csrf, severity: 'sev2', title: 'forged', teams: 'x' }, headers: { Origin: 'http://evil.example', 'Sec-Fetch-Site': 'cross-site' } },
+  ];
+  for (const f of forged) {
+    const r = await a.request.post(`${url}/console/incidents`, { ...f, maxRedirects: 0 });
+    assert.equal(r.status(), 403, JSON.stringify(f));
+  }
+  await a.reload();
+  assert.equal(await a.getByTestId('incident').count(), 1, 'the forged posts created nothing');
+
+  // A bad form is explained and keeps what was typed.
+  await a.fill('#title', 'no team');
+  await a.fill('#teams', ' , ');
+  await a.click('[data-testid="new-incident"] button');
+  await a.getByTestId('form-error').waitFor();
+  assert.match(await a.getByTestId('form-error').textContent(), /needs at least one team/);
+  assert.equal(await a.inputValue('#title'), 'no team');
+
+  // Resolving it clears page B's banner, again without a reload.
+  await a.goto(`${url}/console/incidents`);
+  const row = a.locator('[data-testid="incident"][data-id="INC-0001"]');
+  await row.locator('select[name="status"]').selectOption('resolved');
+  await row.locator('input[name="note"]').fill('rolled back');
+  await Promise.all([a.waitForURL('**/console/incidents'), row.locator('button').click()]);
+  assert.equal(await row.getByTestId('incident-status').textContent(), 'resolved');
+  await banner.waitFor({ state: 'detached', timeout: 10000 });
+  assert.equal(await b.evaluate(() => window.__notReloaded), true);
+
+  // A viewer sees incidents but gets no form, no server figures, and a forged create is refused.
+  const c = await open({ lang: 'en' });
+  await signIn(c, url, KEYS.carol);
+  assert.equal(await c.getByTestId('figures').count(), 0, 'server figures are for operators');
+  await c.goto(`${url}/console/incidents`);
+  assert.equal(await c.getByTestId('new-incident').count(), 0);
+  assert.equal(await c.getByTestId('incident').count(), 1);
+  const viewerCsrf = await c.locator('input[name="csrf"]').first().getAttribute('value');
+  const r = await c.request.post(`${url}/console/incidents`, { form: { csrf: viewerCsrf, severity: 'sev1', title: 'x', teams: 'y' }, maxRedirects: 0 });
+  assert.equal(r.status(), 403);
+  assert.match(await r.text(), /Your role does not include this/);
+  await screenshot(c, '05-viewer-incidents');
+
+  // Japanese.
+  const j = await open({ lang: 'ja' });
+  await j.goto(`${url}/console/login`);
+  assert.equal(await j.locator('h1').textContent(), 'サインイン');
+  await signIn(j, url, KEYS.alice);
+  assert.equal(await j.locator('nav a[aria-current="page"]').textContent(), '概要');
+  await screenshot(j, '06-overview-ja');
+
+  // Signing out ends the session for every page of that browser.
+  await c.click('nav form button');
+  await c.waitForURL('**/console/login');
+  await c.goto(`${url}/console/incidents`);
+  assert.match(new URL(c.url()).pathname, /^\/console\/login$/);
+
+  for (const p of pages) assertNoConsoleErrors(p);
+  assert.deepEqual(dialogs, [], 'no script ran from hostile text');
+
+  // Every change made in the console is in the audit log under the user who made it.
+  await server.stop();
+  const csv = execFileSync(process.env.PLEXUS_BIN, ['audit', 'export', '--data-dir', path.join(dir, 'data'), '--format', 'csv',
+    '--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z'], { encoding: 'utf8' });
+  const lines = csv.split('\n');
+  assert.ok(lines.some((l) => l.includes('alice') && l.includes('create_incident') && l.includes(',ok')), csv.slice(0, 2000));
+  assert.ok(lines.some((l) => l.includes('alice') && l.includes('update_incident')), 'the resolution is audited');
+  assert.ok(lines.some((l) => l.includes('carol') && l.includes('create_incident') && !l.includes(',ok')), 'the refusal is audited');
+});
