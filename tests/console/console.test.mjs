@@ -7,7 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -54,6 +54,15 @@ async function signIn(page, url, apiKey) {
 
 test('the console: sign in, live figures, incidents and the red banner across pages', async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'plexus-console-'));
+  // The teams' shared flags, as an operator would have written them.
+  await mkdir(path.join(dir, 'data', 'shared', 'config'), { recursive: true });
+  await writeFile(
+    path.join(dir, 'data', 'shared', 'config', 'feature-flags.json'),
+    JSON.stringify({
+      ai_assistant: { enabled: true, rollout: 100, teams: ['medical'], description: 'AI 面談アシスタント' },
+      new_dashboard: { enabled: false },
+    }, null, 2),
+  );
   const server = await startPlexus({ config: await config(dir), dataDir: path.join(dir, 'data') });
   const browser = await launchBrowser();
   const pages = [];
@@ -167,6 +176,63 @@ test('the console: sign in, live figures, incidents and the red banner across pa
   assert.equal(r.status(), 403);
   assert.match(await r.text(), /Your role does not include this/);
   await screenshot(c, '05-viewer-incidents');
+
+  // Flags: toggling asks for confirmation; the change reaches another open page live.
+  await b.goto(`${url}/console/flags`);
+  await b.evaluate(() => { window.__notReloaded = true; });
+  await a.goto(`${url}/console/flags`);
+  const flagRow = (p, name) => p.locator(`tr[data-flag="${name}"]`);
+  assert.equal(await flagRow(a, 'ai_assistant').getByTestId('flag-state').textContent(), 'on');
+  await flagRow(a, 'ai_assistant').getByTestId('flag-toggle').click();
+  await a.getByTestId('confirm').waitFor();
+  assert.match(await a.getByTestId('confirm').textContent(), /ai_assistant: Turn this flag off for everyone\?/);
+  await Promise.all([a.waitForURL('**/console/flags'), a.getByTestId('confirm-button').click()]);
+  assert.equal(await flagRow(a, 'ai_assistant').getByTestId('flag-state').textContent(), 'off');
+  await b.waitForFunction(() => document.querySelector('tr[data-flag="ai_assistant"] [data-testid="flag-state"]')?.textContent === 'off', null, { timeout: 10000 });
+  assert.equal(await b.evaluate(() => window.__notReloaded), true, 'the flag change arrived without a reload');
+  // The evaluation tester: off for everyone now.
+  await a.selectOption('#t-flag', 'ai_assistant');
+  await a.fill('#t-team', 'medical');
+  await a.click('[data-testid="flag-tester"] button');
+  await a.getByTestId('flag-result').waitFor();
+  assert.equal(await a.getByTestId('flag-value').textContent(), 'false');
+  assert.equal(await a.getByTestId('flag-reason').textContent(), 'DISABLED');
+  // Rollout: a bad value is explained, a good one saved.
+  await flagRow(a, 'new_dashboard').locator('input[name="rollout"]').evaluate((el) => { el.removeAttribute('max'); el.value = '250'; });
+  await flagRow(a, 'new_dashboard').locator('form:has(input[name="rollout"]) button').click();
+  await a.getByTestId('form-error').waitFor();
+  assert.match(await a.getByTestId('form-error').textContent(), /0 to 100/);
+  await flagRow(a, 'new_dashboard').locator('input[name="rollout"]').fill('25');
+  await Promise.all([a.waitForURL('**/console/flags'), flagRow(a, 'new_dashboard').locator('form:has(input[name="rollout"]) button').click()]);
+  assert.equal(await flagRow(a, 'new_dashboard').locator('input[name="rollout"]').inputValue(), '25');
+  await screenshot(a, '07-flags');
+
+  // Config registry: the flags document has three versions; roll back to the first.
+  await a.goto(`${url}/console/config`);
+  await a.getByRole('link', { name: 'config/feature-flags.json' }).click();
+  await a.getByTestId('content').waitFor();
+  assert.equal(await a.getByTestId('live-version').textContent(), '3');
+  assert.match(await a.locator('[data-testid="version"][data-version="2"] pre.diff').textContent(), /"enabled": false/);
+  await screenshot(a, '08-config-history');
+  await Promise.all([a.waitForURL('**/console/config/view?name=config%2Ffeature-flags.json'), a.locator('[data-testid="version"][data-version="1"] [data-testid="rollback"]').click()]);
+  assert.equal(await a.getByTestId('live-version').textContent(), '4');
+  const restored = JSON.parse(await a.getByTestId('content').textContent());
+  assert.deepEqual(restored.ai_assistant, { enabled: true, rollout: 100, teams: ['medical'], description: 'AI 面談アシスタント' });
+  const onDisk = JSON.parse(await readFile(path.join(dir, 'data', 'shared', 'config', 'feature-flags.json'), 'utf8'));
+  assert.equal(onDisk.ai_assistant.enabled, true, 'the rollback is live on disk too');
+  await b.waitForFunction(() => document.querySelector('tr[data-flag="ai_assistant"] [data-testid="flag-state"]')?.textContent === 'on', null, { timeout: 10000 });
+
+  // Audit: search by tool, then export the day's records as CSV.
+  await a.goto(`${url}/console/audit?target=create_incident`);
+  const auditRows = a.getByTestId('audit-records').locator('tbody tr');
+  assert.ok((await auditRows.count()) >= 1);
+  for (const text of await auditRows.allTextContents()) assert.match(text, /create_incident/);
+  await screenshot(a, '09-audit');
+  const [download] = await Promise.all([a.waitForEvent('download'), a.click('[data-testid="audit-export"] button')]);
+  const exported = await readFile(await download.path(), 'utf8');
+  assert.match(download.suggestedFilename(), /\.csv$/);
+  assert.match(exported.split('\n')[0], /principal/);
+  assert.ok(exported.includes('rollback_shared_config') && exported.includes('update_shared_config'), exported.slice(0, 1500));
 
   // Japanese.
   const j = await open({ lang: 'ja' });

@@ -60,6 +60,15 @@ pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>) -> axum::Router
         .route("/console/fragments/open-incidents", get(open_incidents_fragment))
         .route("/console/fragments/figures", get(figures_fragment))
         .route("/console/fragments/incidents", get(incidents_fragment))
+        .route("/console/flags", get(ops::flags))
+        .route("/console/flags/{flag}", post(ops::change_flag))
+        .route("/console/flags-test", post(ops::test_flag))
+        .route("/console/fragments/flags", get(ops::flags_fragment))
+        .route("/console/config", get(ops::config))
+        .route("/console/config/view", get(ops::config_view))
+        .route("/console/config/rollback", post(ops::config_rollback))
+        .route("/console/audit", get(ops::audit))
+        .route("/console/audit/export", post(ops::audit_export))
         .route("/console/events", get(events))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
@@ -246,10 +255,13 @@ macro_rules! frame {
         match $console.frame(&$s, $addr).await {
             Ok(f) => f,
             Err(Failure::SignedOut) => return no_session(NoSession::Expired, $back, false),
-            Err(Failure::NotPermitted | Failure::Refused(_)) => pages::Frame::bare(&$s),
+            Err(Failure::NotPermitted | Failure::Refused(_)) => $crate::console::pages::Frame::bare(&$s),
         }
     };
 }
+
+// After the macros, which it uses.
+mod ops;
 
 async fn root() -> Response {
     redirect("/console/overview")

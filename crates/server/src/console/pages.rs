@@ -64,7 +64,7 @@ pub(crate) struct NewIncident {
     pub(crate) note: String,
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
 }
 
@@ -73,7 +73,7 @@ pub(crate) fn alarming(incident: &Value) -> bool {
     matches!(s(incident, "severity"), "sev1" | "sev2") && s(incident, "status") != "resolved"
 }
 
-fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>, body: Markup) -> Markup {
+pub(crate) fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>, body: Markup) -> Markup {
     let t = lang.text();
     let other = if lang == Lang::En { "ja" } else { "en" };
     html! {
@@ -97,6 +97,9 @@ fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>, body: Mar
                         @if frame.is_some() {
                             a href="/console/overview" aria-current=[(current == "overview").then_some("page")] { (t.nav_overview) }
                             a href="/console/incidents" aria-current=[(current == "incidents").then_some("page")] { (t.nav_incidents) }
+                            a href="/console/flags" aria-current=[(current == "flags").then_some("page")] { (t.nav_flags) }
+                            a href="/console/config" aria-current=[(current == "config").then_some("page")] { (t.nav_config) }
+                            a href="/console/audit" aria-current=[(current == "audit").then_some("page")] { (t.nav_audit) }
                         }
                         span class="spacer" {}
                         a href={ "/console/lang/" (other) "?back=/console/" (current) } lang=(other) { (t.other_language) }
@@ -282,7 +285,7 @@ pub(crate) fn open_incidents(lang: Lang, incidents: &[Value]) -> Markup {
     }
 }
 
-fn failure(lang: Lang, e: &Failure) -> Markup {
+pub(crate) fn failure(lang: Lang, e: &Failure) -> Markup {
     let t = lang.text();
     let text = match e {
         Failure::NotPermitted => t.not_permitted.to_owned(),

@@ -36,6 +36,7 @@
     refresh('/console/fragments/open-incidents', 'open-incidents');
     refresh('/console/fragments/incidents', 'incident-list');
   });
+  events.addEventListener('flags', () => refresh('/console/fragments/flags', 'flag-table'));
   window.addEventListener('pagehide', () => events.close());
 
   if (document.getElementById('figures')) {
