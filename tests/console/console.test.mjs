@@ -234,6 +234,20 @@ test('the console: sign in, live figures, incidents and the red banner across pa
   assert.match(exported.split('\n')[0], /principal/);
   assert.ok(exported.includes('rollback_shared_config') && exported.includes('update_shared_config'), exported.slice(0, 1500));
 
+  // The audit chain verifies intact, from the page.
+  await a.goto(`${url}/console/audit`);
+  await Promise.all([a.waitForURL('**/console/audit/verify'), a.click('[data-testid="audit-verify"] button')]);
+  assert.match(await a.getByTestId('chain-result').textContent(), /^Intact/);
+  assert.ok(Number(await a.getByTestId('chain-records').first().textContent()) > 20);
+
+  // Tenants: the admin sees each tenant's tier, limits and use; a viewer is not permitted.
+  await a.goto(`${url}/console/tenants`);
+  const tenantRow = a.locator('tr[data-tenant="default"]');
+  assert.ok(Number(await tenantRow.getByTestId('tenant-calls').textContent()) > 20);
+  await screenshot(a, '10-tenants');
+  await c.goto(`${url}/console/tenants`);
+  assert.match(await c.getByTestId('form-error').textContent(), /Your role does not include this/);
+
   // Japanese.
   const j = await open({ lang: 'ja' });
   await j.goto(`${url}/console/login`);
@@ -259,4 +273,26 @@ test('the console: sign in, live figures, incidents and the red banner across pa
   assert.ok(lines.some((l) => l.includes('alice') && l.includes('create_incident') && l.includes(',ok')), csv.slice(0, 2000));
   assert.ok(lines.some((l) => l.includes('alice') && l.includes('update_incident')), 'the resolution is audited');
   assert.ok(lines.some((l) => l.includes('carol') && l.includes('create_incident') && !l.includes(',ok')), 'the refusal is audited');
+
+  // Alter one record on disk: the page reports the chain broken.
+  const auditFile = path.join(dir, 'data', 'audit', 'audit.jsonl');
+  const records = (await readFile(auditFile, 'utf8')).split('\n');
+  const altered = JSON.parse(records[3]);
+  assert.equal(altered.seq, 3);
+  altered.principal = 'mallory';
+  records[3] = JSON.stringify(altered);
+  await writeFile(auditFile, records.join('\n'));
+  const again = await startPlexus({ config: path.join(dir, 'plexus.toml'), dataDir: path.join(dir, 'data') });
+  try {
+    const v = await open({ lang: 'en' });
+    await signIn(v, again.url, KEYS.alice);
+    await v.goto(`${again.url}/console/audit`);
+    await Promise.all([v.waitForURL('**/console/audit/verify'), v.click('[data-testid="audit-verify"] button')]);
+    assert.match(await v.getByTestId('chain-result').textContent(), /^BROKEN/);
+    assert.match(await v.locator('main table').textContent(), /record 3 \(position 3\) was altered/);
+    await screenshot(v, '11-audit-broken');
+    assertNoConsoleErrors(v);
+  } finally {
+    await again.stop();
+  }
 });

@@ -44,6 +44,8 @@ pub struct ModuleDeps {
     pub trading_feeds: Vec<Arc<plexus_trading::feeds::FeedHandle>>,
     /// The learning module, when serving it (open: its tables migrated).
     pub learning: Option<Arc<plexus_learning::Learning>>,
+    /// Every tenant, for `list_tenants` (the store; absent offline).
+    pub tenants: Option<Arc<dyn plexus_core::ports::TenantLister>>,
 }
 
 /// The configured FHIR servers (`[[health.servers]]`), key files read
@@ -138,6 +140,7 @@ impl ModuleDeps {
             trading: None,
             trading_feeds: Vec::new(),
             learning: None,
+            tenants: None,
         }
     }
 }
@@ -160,7 +163,15 @@ pub fn modules(config: &Config, deps: &ModuleDeps) -> Vec<Arc<dyn Module>> {
         .iter()
         .filter_map(|name| match name.as_str() {
             "system" => {
-                Some(Arc::new(plexus_system::System::default().with_audit(Arc::clone(&deps.audit))) as Arc<dyn Module>)
+                let mut system = plexus_system::System::default().with_audit(Arc::clone(&deps.audit));
+                if let Some(lister) = &deps.tenants {
+                    let quotas = plexus_system::TierQuotas {
+                        default: config.quotas,
+                        tiers: config.tier_quotas.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    };
+                    system = system.with_tenants(Arc::clone(lister), quotas, deps.telemetry.clone());
+                }
+                Some(Arc::new(system) as Arc<dyn Module>)
             }
             "conformance" => Some(plexus_conformance::module()),
             "knowledge" => match &deps.knowledge {

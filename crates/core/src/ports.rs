@@ -43,6 +43,21 @@ pub trait TenantDirectory: Send + Sync + 'static {
     async fn tenant(&self, id: &TenantId) -> Option<TenantInfo>;
 }
 
+/// A tenant as its administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantOverview {
+    pub id: TenantId,
+    pub name: String,
+    pub tier: String,
+    pub active: bool,
+}
+
+/// Lists every tenant (administration: `list_tenants`, the console's tenants page).
+#[async_trait::async_trait]
+pub trait TenantLister: Send + Sync + 'static {
+    async fn tenants(&self) -> Result<Vec<TenantOverview>, String>;
+}
+
 /// Admits or refuses a call by rate and quota.
 pub trait RateLimiter: Send + Sync + 'static {
     /// `Err(retry_after)` when over the limit.
@@ -114,6 +129,12 @@ impl AuditQuery {
 #[async_trait::async_trait]
 pub trait AuditReader: Send + Sync + 'static {
     async fn query(&self, q: &AuditQuery) -> Result<Vec<crate::audit::AuditRecord>, AuditError>;
+
+    /// Every hash chain in full, named (the file; or one per node in the
+    /// database), for verification.
+    async fn chains(&self) -> Result<Vec<(String, Vec<crate::audit::AuditRecord>)>, AuditError> {
+        Err(AuditError("this audit log cannot be read whole".into()))
+    }
 }
 
 /// Keep the newest `limit` matches of `records`, newest first.

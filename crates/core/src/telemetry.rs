@@ -169,6 +169,9 @@ pub struct Telemetry {
     exporter: OnceLock<Arc<dyn SpanExporter>>,
     /// Counters modules register (`plexus_knowledge_cache_hits_total`, ...).
     counters: Mutex<Vec<Counter>>,
+    /// Calls and errors per tenant since the start (only tenants the
+    /// tenancy gate admitted, so bounded by the configured tenants).
+    tenant_calls: RwLock<HashMap<TenantId, Arc<(AtomicU64, AtomicU64)>>>,
 }
 
 /// A named counter a module owns and `/metrics` shows.
@@ -219,6 +222,7 @@ impl Telemetry {
             rate_limited: AtomicU64::new(0),
             rate_limited_by_tenant: Mutex::new(HashMap::new()),
             slow_call,
+            tenant_calls: RwLock::new(HashMap::new()),
             exporter: OnceLock::new(),
             counters: Mutex::new(Vec::new()),
         }
@@ -320,6 +324,29 @@ impl Telemetry {
         out.sort_by(|a, b| b.calls().cmp(&a.calls()).then_with(|| a.target.cmp(&b.target)));
         out.insert(0, TargetSeries { target: "*".into(), minutes: points(first, &total) });
         out
+    }
+
+    /// Count one finished call of an admitted tenant.
+    pub fn record_tenant(&self, tenant: &TenantId, ok: bool) {
+        // The read guard must be gone before the write lock is taken.
+        let known = self.tenant_calls.read().get(tenant).map(Arc::clone);
+        let counts = known.unwrap_or_else(|| Arc::clone(self.tenant_calls.write().entry(tenant.clone()).or_default()));
+        counts.0.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            counts.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls and errors per tenant since the start, sorted by tenant.
+    pub fn tenant_calls(&self) -> Vec<(TenantId, u64, u64)> {
+        let mut v: Vec<_> = self
+            .tenant_calls
+            .read()
+            .iter()
+            .map(|(t, c)| (t.clone(), c.0.load(Ordering::Relaxed), c.1.load(Ordering::Relaxed)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Record one call refused by the rate limit gate.
@@ -432,6 +459,15 @@ mod tests {
         let echo = later.iter().find(|s| s.target == "echo").unwrap();
         assert_eq!(echo.calls(), 1, "minute 0 is gone, minute 60 counts once");
         assert_eq!(later[0].calls(), 4);
+    }
+
+    #[test]
+    fn counts_calls_per_tenant() {
+        let t = Telemetry::default();
+        t.record_tenant(&TenantId::new("globex"), true);
+        t.record_tenant(&TenantId::new("acme"), false);
+        t.record_tenant(&TenantId::new("globex"), true);
+        assert_eq!(t.tenant_calls(), vec![(TenantId::new("acme"), 1, 1), (TenantId::new("globex"), 2, 0)]);
     }
 
     #[test]

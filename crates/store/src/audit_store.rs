@@ -386,4 +386,14 @@ impl plexus_core::ports::AuditReader for Store {
         }
         Ok(plexus_core::ports::newest_matches(all, q))
     }
+
+    async fn chains(&self) -> Result<Vec<(String, Vec<AuditRecord>)>, plexus_core::ports::AuditError> {
+        let err = |e: StoreError| plexus_core::ports::AuditError(e.to_string());
+        let mut chains = Vec::new();
+        for node in self.audit_nodes().await.map_err(err)? {
+            let records = self.audit_records(&node, 0, u64::MAX).await.map_err(err)?;
+            chains.push((format!("node {node}"), records));
+        }
+        Ok(chains)
+    }
 }

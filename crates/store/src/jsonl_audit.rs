@@ -319,6 +319,16 @@ impl plexus_core::ports::AuditReader for JsonlAuditLog {
             .map_err(|e| AuditError(e.to_string()))?;
         Ok(plexus_core::ports::newest_matches(records, q))
     }
+
+    async fn chains(&self) -> Result<Vec<(String, Vec<AuditRecord>)>, AuditError> {
+        let path = self.path.clone();
+        let name = path.display().to_string();
+        let records = tokio::task::spawn_blocking(move || read_records(&path))
+            .await
+            .map_err(|e| AuditError(e.to_string()))?
+            .map_err(|e| AuditError(e.to_string()))?;
+        Ok(vec![(name, records)])
+    }
 }
 
 #[cfg(test)]

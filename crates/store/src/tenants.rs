@@ -160,3 +160,14 @@ impl TenantDirectory for Store {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl plexus_core::ports::TenantLister for Store {
+    async fn tenants(&self) -> Result<Vec<plexus_core::ports::TenantOverview>, String> {
+        let list = self.list_tenants().await.map_err(|e| e.to_string())?;
+        Ok(list
+            .into_iter()
+            .map(|t| plexus_core::ports::TenantOverview { id: t.id, name: t.name, tier: t.tier, active: t.active })
+            .collect())
+    }
+}

@@ -304,6 +304,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         trading,
         trading_feeds,
         learning,
+        tenants: Some(Arc::new(store.clone()) as Arc<dyn plexus_core::ports::TenantLister>),
     };
     let bus = deps.bus.clone();
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;

@@ -57,6 +57,7 @@ where
         let method = call.op.method();
         let target = call.op.target_name().to_owned();
         let span = tracing::debug_span!("call", method, target = %target, request_id = %call.cx.request_id);
+        let trace = Arc::clone(&call.cx.trace);
         // What a span exporter needs once the call is done.
         let export = telemetry.exporter().is_some().then(|| {
             (
@@ -77,6 +78,12 @@ where
                     Err(e) => Some(e.code().as_str()),
                 };
                 telemetry.record(&target, elapsed, error.is_none());
+                // Per tenant: only calls the tenancy gate admitted.
+                if let Some(p) = trace.principal.get()
+                    && !matches!(&result, Err(ToolError::Unauthenticated { .. } | ToolError::TenantUnavailable(_)))
+                {
+                    telemetry.record_tenant(&p.tenant, error.is_none());
+                }
                 if let (Some(exporter), Some((trace, request_id, traceparent, start))) = (telemetry.exporter(), export)
                 {
                     exporter.export(CallSpan {

@@ -7,11 +7,18 @@
 //! - `query_audit_log(...)`: audit records of the caller's own tenant, newest
 //!   first (when the server gives the module an audit reader). Who may call
 //!   it is the policy's business: grant it to an `auditor` role.
+//! - `list_tenants()`: every tenant with its tier, state, rate limits and
+//!   calls since the start (administrators only: it lists every tenant).
+//! - `verify_audit_chain()`: checks every hash chain of the audit log from its
+//!   first record; answers counts, heads and breaks, never record contents
+//!   (it reads every tenant's records: grant it to administrators only).
 
 use std::sync::Arc;
 
 use plexus_core::context::Era;
-use plexus_core::ports::{AuditQuery, AuditReader};
+use plexus_core::ports::{AuditQuery, AuditReader, TenantLister};
+use plexus_core::ratelimit::{Limits, Quotas};
+use plexus_core::telemetry::Telemetry;
 use plexus_core::{CallContext, Module, ToolDef, ToolError, ToolOutput, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +50,72 @@ struct Identity {
     method: String,
     /// `2025-11-25` (sessions) or `2026-07-28` (stateless).
     era: String,
+}
+
+/// The rate limits of each tier (`[limits]` and `[limits.tiers.*]`).
+#[derive(Debug, Clone, Default)]
+pub struct TierQuotas {
+    /// For tiers without their own.
+    pub default: Quotas,
+    pub tiers: std::collections::BTreeMap<String, Quotas>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct TenantList {
+    tenants: Vec<TenantEntry>,
+    /// What the usage counts cover.
+    usage_since: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct TenantEntry {
+    id: String,
+    name: String,
+    tier: String,
+    /// Suspended tenants are refused every call.
+    active: bool,
+    quotas: QuotaView,
+    usage: Usage,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct QuotaView {
+    /// Calls per second per principal (none: unlimited).
+    principal_per_second: Option<f64>,
+    principal_burst: Option<u32>,
+    /// Calls per second for the whole tenant.
+    tenant_per_second: Option<f64>,
+    tenant_burst: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Usage {
+    calls: u64,
+    errors: u64,
+    rate_limited: u64,
+}
+
+/// The audit log's chains, verified.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Verification {
+    /// Every chain intact.
+    intact: bool,
+    chains: Vec<ChainReport>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct ChainReport {
+    /// The file, or `node <id>` in the database.
+    name: String,
+    records: u64,
+    /// The last record's hash.
+    head: String,
+    /// Every break found (empty: intact).
+    errors: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -141,8 +214,96 @@ pub fn module() -> Arc<dyn Module> {
 }
 
 impl System {
-    /// Add `query_audit_log`, reading from `reader`.
+    /// Add `list_tenants` over `lister`, with each tier's `quotas` and the
+    /// usage `telemetry` counted.
+    pub fn with_tenants(
+        mut self,
+        lister: Arc<dyn TenantLister>,
+        quotas: TierQuotas,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> Self {
+        self.tools = self.tools.typed(
+            ToolDef::new(
+                "list_tenants",
+                "Every tenant with its tier, whether it is active, its rate limits and its calls, errors and \
+                 rate-limit refusals since the server started",
+            )
+            .title("List tenants")
+            .read_only()
+            .idempotent(),
+            move |_cx: CallContext, _a: NoArgs| {
+                let (lister, quotas, telemetry) = (Arc::clone(&lister), quotas.clone(), telemetry.clone());
+                async move {
+                    let list = lister.tenants().await.map_err(ToolError::unavailable)?;
+                    let calls = telemetry.as_ref().map(|t| t.tenant_calls()).unwrap_or_default();
+                    let limited = telemetry.as_ref().map(|t| t.rate_limited_by_tenant()).unwrap_or_default();
+                    let limits = |l: Option<Limits>| (l.map(|l| l.rate()), l.map(|l| l.burst()));
+                    let tenants = list
+                        .into_iter()
+                        .map(|t| {
+                            let q = quotas.tiers.get(&t.tier).copied().unwrap_or(quotas.default);
+                            let (pr, pb) = limits(q.principal);
+                            let (tr, tb) = limits(q.tenant);
+                            let (c, e) = calls.iter().find(|x| x.0 == t.id).map_or((0, 0), |x| (x.1, x.2));
+                            let r = limited.iter().find(|x| x.0 == t.id).map_or(0, |x| x.1);
+                            TenantEntry {
+                                id: t.id.to_string(),
+                                name: t.name,
+                                tier: t.tier,
+                                active: t.active,
+                                quotas: QuotaView {
+                                    principal_per_second: pr,
+                                    principal_burst: pb,
+                                    tenant_per_second: tr,
+                                    tenant_burst: tb,
+                                },
+                                usage: Usage { calls: c, errors: e, rate_limited: r },
+                            }
+                        })
+                        .collect();
+                    Ok(TenantList { tenants, usage_since: "the server's start".into() })
+                }
+            },
+        );
+        self
+    }
+
+    /// Add `query_audit_log` and `verify_audit_chain`, reading from `reader`.
     pub fn with_audit(mut self, reader: Arc<dyn AuditReader>) -> Self {
+        let whole = Arc::clone(&reader);
+        self.tools = self.tools.typed(
+            ToolDef::new(
+                "verify_audit_chain",
+                "Verify the audit log's hash chains from their first records: record counts, head hashes and any break \
+                 (altered, missing or reordered records)",
+            )
+            .title("Verify the audit log")
+            .read_only()
+            .idempotent(),
+            move |_cx: CallContext, _a: NoArgs| {
+                let reader = Arc::clone(&whole);
+                async move {
+                    let chains = reader.chains().await.map_err(|e| ToolError::unavailable(e.to_string()))?;
+                    let checked = tokio::task::spawn_blocking(move || {
+                        chains
+                            .into_iter()
+                            .map(|(name, records)| match plexus_core::audit::verify(&records) {
+                                Ok(s) => ChainReport { name, records: s.records, head: s.head, errors: Vec::new() },
+                                Err(errors) => ChainReport {
+                                    name,
+                                    records: records.len() as u64,
+                                    head: records.last().map(|r| r.hash.clone()).unwrap_or_default(),
+                                    errors: errors.iter().map(ToString::to_string).collect(),
+                                },
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .map_err(ToolError::internal)?;
+                    Ok(Verification { intact: checked.iter().all(|c| c.errors.is_empty()), chains: checked })
+                }
+            },
+        );
         self.tools = self.tools.typed(
             ToolDef::new(
                 "query_audit_log",
@@ -235,5 +396,49 @@ mod tests {
         let v = out.structured.unwrap();
         assert_eq!(v["subject"], "unauthenticated");
         assert_eq!(v["era"], "2026-07-28");
+    }
+
+    struct Two;
+
+    #[async_trait::async_trait]
+    impl TenantLister for Two {
+        async fn tenants(&self) -> Result<Vec<plexus_core::ports::TenantOverview>, String> {
+            let t = |id: &str, tier: &str, active: bool| plexus_core::ports::TenantOverview {
+                id: plexus_core::TenantId::new(id),
+                name: id.to_uppercase(),
+                tier: tier.into(),
+                active,
+            };
+            Ok(vec![t("acme", "enterprise", true), t("globex", "free", false)])
+        }
+    }
+
+    #[tokio::test]
+    async fn list_tenants_shows_tiers_limits_and_use() {
+        let telemetry = Arc::new(Telemetry::default());
+        for ok in [true, true, false] {
+            telemetry.record_tenant(&plexus_core::TenantId::new("acme"), ok);
+        }
+        telemetry.record_rate_limited(&plexus_core::TenantId::new("globex"));
+        let free = Quotas { principal: Some(Limits::per_second(2.0, 4).unwrap()), tenant: None };
+        let quotas = TierQuotas { default: Quotas::unlimited(), tiers: [("free".to_owned(), free)].into() };
+        let m = System::default().with_tenants(Arc::new(Two), quotas, Some(telemetry));
+        let v = m.call(&CallContext::detached("t"), "list_tenants", json!({})).await.unwrap().structured.unwrap();
+        let acme = &v["tenants"][0];
+        assert_eq!(
+            (acme["id"].as_str(), acme["tier"].as_str(), acme["active"].as_bool()),
+            (Some("acme"), Some("enterprise"), Some(true))
+        );
+        assert_eq!(acme["usage"], json!({"calls": 3, "errors": 1, "rateLimited": 0}));
+        assert_eq!(
+            acme["quotas"]["principalPerSecond"],
+            json!(null),
+            "enterprise has no tier of its own: the default, unlimited"
+        );
+        let globex = &v["tenants"][1];
+        assert_eq!(globex["active"], false);
+        assert_eq!(globex["quotas"]["principalPerSecond"].as_f64(), Some(2.0));
+        assert_eq!(globex["quotas"]["principalBurst"], 4);
+        assert_eq!(globex["usage"]["rateLimited"], 1);
     }
 }

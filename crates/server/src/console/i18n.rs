@@ -154,6 +154,23 @@ strings! {
     export_csv => "Export CSV", "CSV をエクスポート";
     export_range => "Export the days from … to … (inclusive) as CSV", "指定期間（両端を含む）を CSV でエクスポート";
     no_records => "No records match.", "該当する記録はありません。";
+    verify_chain => "Verify the hash chain", "ハッシュチェーンを検証";
+    chain_intact => "Intact: every record is in place and unaltered.", "完全です。すべての記録が揃っており、改ざんはありません。";
+    chain_broken => "BROKEN: records were altered, removed or reordered.", "破損しています。記録の改ざん・削除・並べ替えがあります。";
+    records => "Records", "記録数";
+    head => "Head hash", "先頭ハッシュ";
+    nav_tenants => "Tenants", "テナント";
+    tenants_title => "Tenants", "テナント";
+    tenant => "Tenant", "テナント";
+    name => "Name", "名前";
+    tier => "Tier", "プラン";
+    active => "Active", "有効";
+    suspended => "suspended", "停止中";
+    per_principal => "Per principal (calls/s, burst)", "主体ごと（呼び出し/秒、バースト）";
+    per_tenant => "Per tenant (calls/s, burst)", "テナントごと（呼び出し/秒、バースト）";
+    rate_limited => "Rate-limited", "レート制限";
+    unlimited => "unlimited", "無制限";
+    usage_since => "Usage since the server started.", "使用量はサーバー起動以降のものです。";
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>) -> axum::Router
         .route("/console/config/rollback", post(ops::config_rollback))
         .route("/console/audit", get(ops::audit))
         .route("/console/audit/export", post(ops::audit_export))
+        .route("/console/audit/verify", post(ops::audit_verify))
+        .route("/console/tenants", get(ops::tenants))
         .route("/console/events", get(events))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))

@@ -543,6 +543,15 @@ pub(super) async fn audit(State(c): St, headers: HeaderMap, ext: Extensions, Que
                 }
             }
         }
+        @if frame.tools.contains("verify_audit_chain") {
+            section class="card" {
+                h2 { (t.verify_chain) }
+                form method="post" action="/console/audit/verify" data-testid="audit-verify" {
+                    input type="hidden" name="csrf" value=(frame.csrf);
+                    button type="submit" { (t.verify_chain) }
+                }
+            }
+        }
         @if frame.tools.contains("export_audit_logs") {
             section class="card" {
                 h2 { (t.export_csv) }
@@ -602,6 +611,103 @@ pub(super) async fn audit_export(State(c): St, headers: HeaderMap, ext: Extensio
             html(status, page(lang, lang.text().audit_title, "audit", Some(&frame), failure(lang, &e)))
         }
     }
+}
+
+pub(super) async fn audit_verify(
+    State(c): St,
+    headers: HeaderMap,
+    ext: Extensions,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    let s = session!(c, headers, "/console/audit", false);
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return csrf_refused();
+    }
+    let addr = client_addr(&ext);
+    let result = c.call(&s, addr, "verify_audit_chain", json!({})).await;
+    if matches!(result, Err(Failure::SignedOut)) {
+        return no_session(NoSession::Expired, "/console/audit", false);
+    }
+    let frame = frame!(c, s, addr, "/console/audit");
+    let lang = Lang::of(&headers);
+    let t = lang.text();
+    let body = html! {
+        h1 { (t.verify_chain) }
+        section class="card" {
+            @match &result {
+                Err(e) => (failure(lang, e)),
+                Ok(v) => {
+                    @if v["intact"].as_bool() == Some(true) {
+                        p class="ok" data-testid="chain-result" { (t.chain_intact) }
+                    } @else {
+                        p class="error" data-testid="chain-result" { (t.chain_broken) }
+                    }
+                    table class="tools" {
+                        thead { tr { th { (t.document) } th { (t.records) } th { (t.head) } th { (t.errors) } } }
+                        tbody { @for ch in v["chains"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                            tr {
+                                td class="mono" { (field(ch, "name")) }
+                                td data-testid="chain-records" { (ch["records"]) }
+                                td class="mono" { (field(ch, "head").get(..16).unwrap_or("")) "…" }
+                                td { (list(&ch["errors"])) }
+                            }
+                        } }
+                    }
+                }
+            }
+            p { a href="/console/audit" { "← " (t.audit_title) } }
+        }
+    };
+    let status = if matches!(result, Err(Failure::NotPermitted)) { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    html(status, page(lang, t.verify_chain, "audit", Some(&frame), body))
+}
+
+// ---------------------------------------------------------------- tenants
+
+fn rate(rate: &Value, burst: &Value, unlimited: &str) -> String {
+    match rate.as_f64() {
+        Some(r) => format!("{r} /s, {}", burst.as_u64().unwrap_or(0)),
+        None => unlimited.to_owned(),
+    }
+}
+
+pub(super) async fn tenants(State(c): St, headers: HeaderMap, ext: Extensions) -> Response {
+    let s = session!(c, headers, "/console/tenants", false);
+    let addr = client_addr(&ext);
+    let frame = frame!(c, s, addr, "/console/tenants");
+    let lang = Lang::of(&headers);
+    let t = lang.text();
+    let list = c.call(&s, addr, "list_tenants", json!({})).await;
+    let body = html! {
+        h1 { (t.tenants_title) }
+        section class="card" {
+            @match &list {
+                Err(e) => (failure(lang, e)),
+                Ok(v) => {
+                    p class="muted" { (t.usage_since) }
+                    table class="tools" data-testid="tenants" {
+                        thead { tr {
+                            th { (t.tenant) } th { (t.name) } th { (t.tier) } th { (t.active) }
+                            th { (t.per_principal) } th { (t.per_tenant) }
+                            th { (t.calls) } th { (t.errors) } th { (t.rate_limited) }
+                        } }
+                        tbody { @for x in v["tenants"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                            tr data-tenant=(field(x, "id")) {
+                                td class="mono" { (field(x, "id")) } td { (field(x, "name")) } td { (field(x, "tier")) }
+                                td { @if x["active"].as_bool() == Some(true) { "✓" } @else { span class="error" { (t.suspended) } } }
+                                td { (rate(&x["quotas"]["principalPerSecond"], &x["quotas"]["principalBurst"], t.unlimited)) }
+                                td { (rate(&x["quotas"]["tenantPerSecond"], &x["quotas"]["tenantBurst"], t.unlimited)) }
+                                td data-testid="tenant-calls" { (x["usage"]["calls"]) }
+                                td { (x["usage"]["errors"]) }
+                                td { (x["usage"]["rateLimited"]) }
+                            }
+                        } }
+                    }
+                }
+            }
+        }
+    };
+    html(StatusCode::OK, page(lang, t.tenants_title, "tenants", Some(&frame), body))
 }
 
 fn s_owned(v: &Value) -> String {

@@ -100,6 +100,7 @@ pub(crate) fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>
                             a href="/console/flags" aria-current=[(current == "flags").then_some("page")] { (t.nav_flags) }
                             a href="/console/config" aria-current=[(current == "config").then_some("page")] { (t.nav_config) }
                             a href="/console/audit" aria-current=[(current == "audit").then_some("page")] { (t.nav_audit) }
+                            a href="/console/tenants" aria-current=[(current == "tenants").then_some("page")] { (t.nav_tenants) }
                         }
                         span class="spacer" {}
                         a href={ "/console/lang/" (other) "?back=/console/" (current) } lang=(other) { (t.other_language) }
