@@ -59,6 +59,7 @@ process.on('exit', () => {
  * @param {string} [opts.bin] the plexus executable (default $PLEXUS_BIN)
  * @param {string} [opts.config] configuration file (omitted from argv if not given)
  * @param {string} [opts.dataDir] data directory (omitted from argv if not given)
+ * @param {string} [opts.http] the address to listen on (default 127.0.0.1:0, a free port)
  * @param {string[]} [opts.args] more arguments after the above
  * @param {Record<string, string>} [opts.env] extra environment (on top of process.env)
  * @param {number} [opts.timeoutMs] startup timeout (default 60 s)
@@ -69,12 +70,13 @@ export async function startPlexus({
   bin = process.env.PLEXUS_BIN,
   config,
   dataDir,
+  http = '127.0.0.1:0',
   args = [],
   env = {},
   timeoutMs = STARTUP_TIMEOUT_MS,
 } = {}) {
   if (!bin) throw new Error('startPlexus: no binary (pass {bin} or set PLEXUS_BIN, e.g. $PWD/target/debug/plexus)');
-  const argv = ['serve', '--http', '127.0.0.1:0'];
+  const argv = ['serve', '--http', http];
   if (config) argv.push('--config', config);
   if (dataDir) argv.push('--data-dir', dataDir);
   argv.push(...args);

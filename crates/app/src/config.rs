@@ -92,6 +92,8 @@ struct RawConfig {
     health: RawHealth,
     #[serde(default)]
     ops: RawOps,
+    #[serde(default)]
+    console: RawConsole,
     /// `[trading]`: absent means the demo desk's defaults.
     #[serde(default)]
     trading: Option<plexus_trading::settings::TradingSettings>,
@@ -229,6 +231,72 @@ struct RawAudit {
     sink: Option<String>,
     /// This node's name in the audit log (one hash chain per node).
     node_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    /// `[console.oidc]`: sign in to the console through an OpenID Connect provider.
+    oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: String,
+    client_id: String,
+    /// The environment variable holding the client secret (confidential clients).
+    client_secret_env: Option<String>,
+    /// `https://HOST/console/oidc/callback`, as registered at the provider.
+    redirect_url: String,
+    scopes: Option<Vec<String>>,
+    /// The resource the access token is for (default: `auth.jwt.audience`).
+    resource: Option<String>,
+    /// The provider's name on the sign-in button (default: the issuer's host).
+    label: Option<String>,
+}
+
+impl RawOidc {
+    fn validate(
+        self,
+        jwt: Option<&crate::jwks::JwtConfig>,
+        env: &dyn Env,
+    ) -> anyhow::Result<plexus_server::ConsoleOidc> {
+        let Some(jwt) = jwt else {
+            bail!("console.oidc needs [auth.jwt]: the provider's access tokens are verified like any bearer token");
+        };
+        crate::jwks::check_url(&self.issuer).map_err(|e| anyhow::anyhow!("console.oidc.issuer: {e}"))?;
+        crate::jwks::check_url(&self.redirect_url).map_err(|e| anyhow::anyhow!("console.oidc.redirect_url: {e}"))?;
+        if !self.redirect_url.trim_end_matches('/').ends_with("/console/oidc/callback") {
+            bail!("console.oidc.redirect_url must end with /console/oidc/callback, not `{}`", self.redirect_url);
+        }
+        if self.client_id.trim().is_empty() {
+            bail!("console.oidc.client_id must not be empty");
+        }
+        let client_secret = match &self.client_secret_env {
+            Some(var) => Some(
+                env.named(var)
+                    .ok_or_else(|| anyhow::anyhow!("console.oidc.client_secret_env names `{var}`, which is not set"))?,
+            ),
+            None => None,
+        };
+        let scopes = self.scopes.unwrap_or_else(|| vec!["openid".into()]);
+        if scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            bail!("console.oidc.scopes: a scope is one word");
+        }
+        let label = self.label.unwrap_or_else(|| {
+            reqwest::Url::parse(&self.issuer).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
+        });
+        Ok(plexus_server::ConsoleOidc {
+            issuer: self.issuer,
+            client_id: self.client_id,
+            client_secret,
+            redirect_url: self.redirect_url,
+            scopes,
+            resource: Some(self.resource.unwrap_or_else(|| jwt.settings.audience.clone())),
+            label,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -388,6 +456,8 @@ pub struct Config {
     pub jwt: Option<crate::jwks::JwtConfig>,
     /// OAuth Protected Resource Metadata, when `auth.resource` is set.
     pub protected_resource: Option<plexus_server::ProtectedResource>,
+    /// `[console.oidc]`: OpenID Connect sign-in for the console.
+    pub console_oidc: Option<plexus_server::ConsoleOidc>,
     /// Explicit database URL; `None` means `plexus.db` in the data directory.
     pub storage_url: Option<String>,
     /// Audit records go to the database rather than the JSON Lines file.
@@ -664,6 +734,7 @@ impl Config {
             None => None,
         };
         let jwt = raw.auth.jwt.map(crate::jwks::RawJwt::validate).transpose()?;
+        let console_oidc = raw.console.oidc.map(|o| o.validate(jwt.as_ref(), env)).transpose()?;
         let audit_in_database = match raw.audit.sink.as_deref().unwrap_or("file") {
             "file" => false,
             "database" => true,
@@ -764,6 +835,7 @@ impl Config {
             jwt,
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,
+            console_oidc,
             quotas,
             tier_quotas,
             source: None,
@@ -949,5 +1021,29 @@ max = 1000
         let e = Config::parse("[[health.servers]]\nname = 'x'\nbase_url = 'https://x'\nsytems = []\n", &env(&[]))
             .unwrap_err();
         assert!(format!("{e:#}").contains("sytems"), "{e:#}");
+    }
+
+    #[test]
+    fn console_oidc_is_checked() {
+        let jwt = "[auth.jwt]\nissuer = 'https://id.example'\naudience = 'https://mcp.example/mcp'\njwks_url = 'https://id.example/jwks'\n";
+        let oidc = "[console.oidc]\nissuer = 'https://id.example'\nclient_id = 'console'\nredirect_url = 'https://mcp.example/console/oidc/callback'\n";
+        let err = |text: &str, vars: &[(&str, &str)]| format!("{:#}", Config::parse(text, &env(vars)).unwrap_err());
+        assert!(err(oidc, &[]).contains("console.oidc needs [auth.jwt]"));
+        let ok = Config::parse(&format!("{jwt}{oidc}"), &env(&[])).unwrap().console_oidc.unwrap();
+        assert_eq!(
+            ok.resource.as_deref(),
+            Some("https://mcp.example/mcp"),
+            "the resource defaults to the JWT audience"
+        );
+        assert_eq!((ok.scopes, ok.label, ok.client_secret), (vec!["openid".to_owned()], "id.example".to_owned(), None));
+        let secret = format!("{jwt}{oidc}client_secret_env = 'CONSOLE_SECRET'\n");
+        assert!(err(&secret, &[]).contains("`CONSOLE_SECRET`, which is not set"));
+        let with = Config::parse(&secret, &env(&[("CONSOLE_SECRET", "s")])).unwrap();
+        assert_eq!(with.console_oidc.unwrap().client_secret.as_deref(), Some("s"));
+        let wrong = format!("{jwt}{}", oidc.replace("/console/oidc/callback", "/callback"));
+        assert!(err(&wrong, &[]).contains("must end with /console/oidc/callback"));
+        let plain = format!("{jwt}{}", oidc.replace("issuer = 'https://id.example'", "issuer = 'http://id.example'"));
+        assert!(err(&plain, &[]).contains("console.oidc.issuer"), "{}", err(&plain, &[]));
+        assert!(err(&format!("{jwt}{oidc}colour = 1\n"), &[]).contains("colour"));
     }
 }

@@ -46,6 +46,8 @@ pub struct HttpOptions {
     pub fast_path: bool,
     /// Serve the web console at `/console`.
     pub console: bool,
+    /// OpenID Connect sign-in for the console (beside API keys).
+    pub console_oidc: Option<crate::ConsoleOidc>,
     /// OAuth 2.1 Protected Resource Metadata (RFC 9728), served at
     /// `/.well-known/oauth-protected-resource` (and with the resource's
     /// path appended) and named in every 401's `WWW-Authenticate`.
@@ -100,6 +102,7 @@ impl Default for HttpOptions {
             drain_timeout: Duration::from_secs(10),
             fast_path: true,
             console: true,
+            console_oidc: None,
             protected_resource: None,
         }
     }
@@ -487,7 +490,11 @@ pub(crate) async fn serve(
                     }
                 }),
             );
-    let app = if opts.console { app.merge(crate::console::router(Arc::clone(&shared), console_metrics)) } else { app };
+    let app = if opts.console {
+        app.merge(crate::console::router(Arc::clone(&shared), console_metrics, opts.console_oidc.clone()))
+    } else {
+        app
+    };
     let app = match shared.access.clone() {
         Some(access) => app.layer(axum::middleware::from_fn_with_state(access, ip_guard)),
         None => app,

@@ -18,6 +18,7 @@ mod http;
 mod metrics;
 mod mrtr;
 pub mod outbound;
+pub use console::ConsoleOidc;
 mod peer;
 mod rest;
 

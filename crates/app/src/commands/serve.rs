@@ -388,6 +388,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         drain_timeout: config.drain_timeout,
         fast_path: config.fast_path,
         console: config.console,
+        console_oidc: config.console_oidc.clone(),
         protected_resource: config.protected_resource.clone(),
     };
     server.serve_http(listener, opts).await?;

@@ -63,6 +63,8 @@ strings! {
     sign_in_intro => "Sign in with an API key. The console calls the same tools as MCP clients, with your key: your role decides what you see and may change, and every action is audited.", "API キーでサインインします。コンソールは MCP クライアントと同じツールをあなたのキーで呼び出します。表示・変更できる範囲はロールで決まり、すべての操作は監査ログに記録されます。";
     api_key => "API key", "API キー";
     sign_in_invalid => "This API key was not accepted.", "この API キーは受け付けられませんでした。";
+    sign_in_with => "Sign in with", "サインイン:";
+    or_api_key => "or with an API key:", "または API キーで:";
     sign_in_missing => "Enter an API key.", "API キーを入力してください。";
     session_expired => "Your session has expired. Sign in again.", "セッションの有効期限が切れました。もう一度サインインしてください。";
     other_language => "日本語", "English";

@@ -11,8 +11,11 @@
 
 mod chart;
 mod i18n;
+pub(crate) mod oidc;
 mod pages;
 mod session;
+
+pub use oidc::ConsoleOidc;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -40,18 +43,28 @@ pub(crate) struct Console {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     sessions: Sessions,
+    oidc: Option<oidc::Oidc>,
 }
 
 type St = State<Arc<Console>>;
 
 /// The console's routes (merged into the HTTP router).
-pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>) -> axum::Router {
-    let console = Arc::new(Console { shared, metrics, sessions: Sessions::default() });
+pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, oidc: Option<ConsoleOidc>) -> axum::Router {
+    let oidc = oidc.and_then(|config| match crate::outbound::ReqwestClient::new() {
+        Ok(http) => Some(oidc::Oidc::new(config, Arc::new(http))),
+        Err(e) => {
+            tracing::error!(error = %e, "console: OpenID Connect sign-in is off: no HTTP client");
+            None
+        }
+    });
+    let console = Arc::new(Console { shared, metrics, sessions: Sessions::default(), oidc });
     axum::Router::new()
         .route("/console", get(root))
         .route("/console/", get(root))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/oidc/start", get(oidc_start))
+        .route("/console/oidc/callback", get(oidc_callback))
         .route("/console/lang/{lang}", get(set_lang))
         .route("/console/overview", get(overview))
         .route("/console/incidents", get(incidents).post(create_incident))
@@ -159,11 +172,15 @@ enum Failure {
 }
 
 impl Console {
+    fn oidc_label(&self) -> Option<&str> {
+        self.oidc.as_ref().map(|o| o.config.label.as_str())
+    }
+
     async fn run(&self, s: &Session, addr: Option<SocketAddr>, op: Operation) -> Result<Reply, ToolError> {
         let rpeer = RmcpPeer::stateless(peer::capabilities(None), self.shared.bus.clone());
         let mut cx =
             CallContext::new(format!("console-{}", uuid::Uuid::new_v4().simple()), Era::Stateless, Arc::new(rpeer));
-        cx.credential = Credential::ApiKey(s.key.clone());
+        cx.credential = s.credential.clone();
         cx.client_addr = addr;
         let _in_flight = self.shared.in_flight_guard();
         self.shared.pipeline.clone().oneshot(Call { cx, op }).await
@@ -282,7 +299,7 @@ async fn login_page(State(c): St, headers: HeaderMap, Query(q): Query<LoginQuery
     let lang = Lang::of(&headers);
     let t = lang.text();
     let message = q.expired.map(|_| t.session_expired);
-    html(StatusCode::OK, pages::login(lang, message, safe_next(q.next.as_deref())))
+    html(StatusCode::OK, pages::login(lang, message, safe_next(q.next.as_deref()), c.oidc_label()))
 }
 
 #[derive(Deserialize)]
@@ -300,11 +317,17 @@ async fn login(State(c): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Re
     }
     let key = f.key.trim();
     if key.is_empty() {
-        return html(StatusCode::OK, pages::login(lang, Some(t.sign_in_missing), &next));
+        return html(StatusCode::OK, pages::login(lang, Some(t.sign_in_missing), &next, c.oidc_label()));
     }
     match c.shared.authenticator.authenticate(&Credential::ApiKey(key.to_owned())).await {
         Ok(p) if p.method == "api_key" => {
-            let s = c.sessions.create(key.to_owned(), p.subject.clone(), p.tenant.to_string(), p.roles.clone());
+            let s = c.sessions.create(
+                Credential::ApiKey(key.to_owned()),
+                None,
+                p.subject.clone(),
+                p.tenant.to_string(),
+                p.roles.clone(),
+            );
             tracing::info!(subject = %p.subject, tenant = %p.tenant, "console sign-in");
             let mut resp = redirect(&next);
             if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&s.id, secure(&headers))) {
@@ -316,8 +339,87 @@ async fn login(State(c): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Re
             tracing::info!("console sign-in refused");
             // 200, like any form shown again with its error (a 4xx page is a
             // browser console error, and the message says what happened).
-            html(StatusCode::OK, pages::login(lang, Some(t.sign_in_invalid), &next))
+            html(StatusCode::OK, pages::login(lang, Some(t.sign_in_invalid), &next, c.oidc_label()))
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    next: Option<String>,
+}
+
+/// Send the browser to the provider, with `state` in a cookie of this browser.
+async fn oidc_start(State(c): St, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+    let lang = Lang::of(&headers);
+    let next = safe_next(q.next.as_deref());
+    let Some(oidc) = &c.oidc else {
+        return (StatusCode::NOT_FOUND, "OpenID Connect sign-in is not configured").into_response();
+    };
+    match oidc.start(next).await {
+        Ok((url, state)) => {
+            let mut resp = redirect(&url);
+            // Lax, not Strict: it must come back on the provider's redirect (a top-level GET).
+            let secure = if secure(&headers) { "; Secure" } else { "" };
+            let cookie = format!(
+                "{}={state}; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
+                oidc::STATE_COOKIE
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => html(StatusCode::OK, pages::login(lang, Some(&e.0), next, c.oidc_label())),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The provider sends the browser back: redeem the code, check the token
+/// through the pipeline's authenticator, open a session.
+async fn oidc_callback(State(c): St, headers: HeaderMap, Query(q): Query<CallbackQuery>) -> Response {
+    let lang = Lang::of(&headers);
+    let Some(oidc) = &c.oidc else {
+        return (StatusCode::NOT_FOUND, "OpenID Connect sign-in is not configured").into_response();
+    };
+    let refuse =
+        |message: String| html(StatusCode::OK, pages::login(lang, Some(&message), "/console/overview", c.oidc_label()));
+    if let Some(e) = q.error {
+        let more = q.error_description.map(|d| format!(": {d}")).unwrap_or_default();
+        return refuse(format!("the sign-in provider refused ({e}{more})"));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return refuse("the sign-in provider sent neither a code nor an error".into());
+    };
+    let (token, lifetime, next) = match oidc.finish(&code, &state, session::cookie(&headers, oidc::STATE_COOKIE)).await
+    {
+        Ok(t) => t,
+        Err(e) => return refuse(e.0),
+    };
+    let credential = Credential::Bearer(token);
+    match c.shared.authenticator.authenticate(&credential).await {
+        Ok(p) if p.method == "jwt" => {
+            let s = c.sessions.create(credential, lifetime, p.subject.clone(), p.tenant.to_string(), p.roles.clone());
+            tracing::info!(subject = %p.subject, tenant = %p.tenant, "console sign-in (OpenID Connect)");
+            let mut resp = redirect(&next);
+            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&s.id, secure(&headers))) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            let clear = format!("{}=; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age=0", oidc::STATE_COOKIE);
+            if let Ok(v) = HeaderValue::from_str(&clear) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Ok(_) => refuse("the provider's token is not a bearer token this server accepts".into()),
+        Err(e) => refuse(format!("this server does not accept the provider's access token ({e})")),
     }
 }
 

@@ -135,7 +135,7 @@ pub(crate) fn banner(lang: Lang, incidents: &[Value]) -> Markup {
     }
 }
 
-pub(crate) fn login(lang: Lang, message: Option<&str>, next: &str) -> Markup {
+pub(crate) fn login(lang: Lang, message: Option<&str>, next: &str, oidc: Option<&str>) -> Markup {
     let t = lang.text();
     page(
         lang,
@@ -147,6 +147,10 @@ pub(crate) fn login(lang: Lang, message: Option<&str>, next: &str) -> Markup {
                 h1 { (t.sign_in) }
                 p { (t.sign_in_intro) }
                 @if let Some(m) = message { p class="error" role="alert" data-testid="login-error" { (m) } }
+                @if let Some(provider) = oidc {
+                    p { a class="button" href={ "/console/oidc/start?next=" (super::ops::enc(next)) } data-testid="oidc-sign-in" { (t.sign_in_with) " " (provider) } }
+                    p class="muted" { (t.or_api_key) }
+                }
                 form method="post" action="/console/login" {
                     input type="hidden" name="next" value=(next);
                     label for="key" { (t.api_key) }
@@ -427,7 +431,7 @@ mod tests {
                 Some(&json!({"active_alerts": [{"rule": HOSTILE, "severity": HOSTILE, "condition": HOSTILE}]})),
             ),
             banner(Lang::En, std::slice::from_ref(&incident)),
-            login(Lang::En, Some(HOSTILE), HOSTILE),
+            login(Lang::En, Some(HOSTILE), HOSTILE, Some(HOSTILE)),
         ] {
             let out = markup.into_string();
             assert!(!out.contains("<script>alert") && !out.contains("<img src=x"), "{out}");

@@ -1,7 +1,8 @@
 //! Console sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie,
-//! the API key it signed in with kept server-side only (every page calls the
-//! pipeline with it, so a revoked key ends the session at its next call), a
-//! CSRF token per session, idle and absolute expiry.
+//! the credential it signed in with (an API key, or an access token from
+//! OpenID Connect) kept server-side only (every page calls the pipeline with
+//! it, so a revoked key ends the session at its next call), a CSRF token per
+//! session, idle and absolute expiry (and the token's own).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use parking_lot::Mutex;
+use plexus_core::Credential;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "plexus_console";
@@ -25,13 +27,15 @@ const MAX_SESSIONS: usize = 10_000;
 pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) csrf: String,
-    /// The API key, sent as the credential of every call the console makes.
-    pub(crate) key: String,
+    /// The API key or access token, sent as the credential of every call the console makes.
+    pub(crate) credential: Credential,
     pub(crate) subject: String,
     pub(crate) tenant: String,
     pub(crate) roles: Vec<String>,
     created: Instant,
     last_seen: Mutex<Instant>,
+    /// When the credential itself expires (an access token), if before [`ABSOLUTE`].
+    expires: Option<Instant>,
 }
 
 impl std::fmt::Debug for Session {
@@ -82,17 +86,25 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 }
 
 impl Sessions {
-    pub(crate) fn create(&self, key: String, subject: String, tenant: String, roles: Vec<String>) -> Arc<Session> {
+    pub(crate) fn create(
+        &self,
+        credential: Credential,
+        lifetime: Option<Duration>,
+        subject: String,
+        tenant: String,
+        roles: Vec<String>,
+    ) -> Arc<Session> {
         let now = Instant::now();
         let s = Arc::new(Session {
             id: token(),
             csrf: token(),
-            key,
+            credential,
             subject,
             tenant,
             roles,
             created: now,
             last_seen: Mutex::new(now),
+            expires: lifetime.map(|l| now + l),
         });
         let mut live = self.live.lock();
         live.retain(|_, s| !s.expired(now));
@@ -126,7 +138,9 @@ impl Sessions {
 
 impl Session {
     fn expired(&self, now: Instant) -> bool {
-        now.duration_since(self.created) > ABSOLUTE || now.duration_since(*self.last_seen.lock()) > IDLE
+        now.duration_since(self.created) > ABSOLUTE
+            || now.duration_since(*self.last_seen.lock()) > IDLE
+            || self.expires.is_some_and(|e| now >= e)
     }
 }
 
@@ -164,13 +178,24 @@ mod tests {
         assert_eq!(cookie(&h, "plexus"), None);
         let sessions = Sessions::default();
         assert_eq!(sessions.get(&h).unwrap_err(), NoSession::Missing);
-        let s = sessions.create("pk_x".into(), "alice".into(), "default".into(), vec!["admin".into()]);
+        let s = sessions.create(
+            Credential::ApiKey("pk_x".into()),
+            None,
+            "alice".into(),
+            "default".into(),
+            vec!["admin".into()],
+        );
         let mut h = HeaderMap::new();
         h.append("cookie", format!("{COOKIE}={}", s.id).parse().unwrap());
         assert_eq!(sessions.get(&h).unwrap().subject, "alice");
         assert!(!format!("{s:?}").contains("pk_x"), "the key never reaches a log");
         sessions.remove(&s.id);
         assert_eq!(sessions.get(&h).unwrap_err(), NoSession::Missing);
+        // A session ends with its access token.
+        let s = sessions.create(Credential::Bearer("t".into()), Some(Duration::ZERO), "bob".into(), "d".into(), vec![]);
+        let mut h = HeaderMap::new();
+        h.append("cookie", format!("{COOKIE}={}", s.id).parse().unwrap());
+        assert_eq!(sessions.get(&h).unwrap_err(), NoSession::Expired);
         assert!(
             set_cookie("x", true).contains("HttpOnly; SameSite=Strict") && set_cookie("x", true).ends_with("; Secure")
         );
