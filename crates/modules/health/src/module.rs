@@ -1003,7 +1003,7 @@ impl Health {
         let ctx = Arc::new(Ctx { store, remotes, observer: observer.to_owned() });
         let c = |ctx: &Arc<Ctx>| Arc::clone(ctx);
         let (c1, c2, c3, c4, c5, c6, c7) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
-        let (c8, c9) = (c(&ctx), c(&ctx));
+        let (c8, c9, c10) = (c(&ctx), c(&ctx), c(&ctx));
         let tools = Toolbox::new(NAME)
             .typed_rendered::<_, PatientData, _, _>(
                 ToolDef::new(
@@ -1097,6 +1097,28 @@ impl Health {
                     .read_only()
                     .idempotent(),
                 rest::capabilities_tool,
+            )
+            .typed_args(
+                ToolDef::new(
+                    "get_fhir_store_summary",
+                    "How many resources of each type your tenant's FHIR store holds, and which FHIR servers are \
+                     configured: counts only, no patient data",
+                )
+                .title("FHIR store summary")
+                .read_only()
+                .idempotent(),
+                move |cx: CallContext, _a: rest::NoArgs| {
+                    let ctx = Arc::clone(&c10);
+                    async move {
+                        let counts =
+                            ctx.store.counts(cx.tenant()).await.map_err(|e| ToolError::unavailable(e.to_string()))?;
+                        let total: i64 = counts.values().sum();
+                        let servers: Vec<String> = ctx.remotes.iter().map(|r| r.name().to_owned()).collect();
+                        Ok(ToolOutput::structured(serde_json::json!({
+                            "resources": counts, "total": total, "servers": servers,
+                        })))
+                    }
+                },
             );
         Self { tools, ctx }
     }

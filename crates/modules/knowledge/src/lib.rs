@@ -312,7 +312,25 @@ impl Knowledge {
             },
         );
         let tools = match syncer {
-            Some(syncer) => tools.typed(
+            Some(syncer) => tools
+                .typed(
+                    ToolDef::new(
+                        "list_knowledge_sources",
+                        "Your tenant's knowledge sources: kind, whether they are searched live, and when and how each \
+                         last synced",
+                    )
+                    .title("Knowledge sources")
+                    .read_only()
+                    .idempotent(),
+                    {
+                        let syncer = Arc::clone(&syncer);
+                        move |cx: CallContext, _a: NoArgs| {
+                            let syncer = Arc::clone(&syncer);
+                            async move { Ok(SourceList { sources: syncer.status(cx.tenant().as_str()) }) }
+                        }
+                    },
+                )
+                .typed(
                 ToolDef::new(
                     "sync_knowledge",
                     "Bring the index up to date with your tenant's sources (only what changed, or everything with full)",
@@ -389,6 +407,15 @@ async fn search(
 }
 
 /// `sync_knowledge`: the caller's tenant's sources, with MCP progress.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Debug, serde::Serialize, JsonSchema)]
+struct SourceList {
+    sources: Vec<sources::SourceStatus>,
+}
+
 async fn sync_tool(cx: CallContext, syncer: Arc<sources::Syncer>, a: SyncArgs) -> Result<SyncOutput, ToolError> {
     let tenant = cx.tenant().to_string();
     if let Some(name) = &a.source

@@ -293,6 +293,25 @@ pub struct Syncer {
     running: Mutex<()>,
     /// Where changed documents are announced (resource subscriptions).
     bus: std::sync::OnceLock<plexus_core::bus::Bus>,
+    /// `tenant/source` → when it last synced (RFC 3339) and how that went.
+    last: Mutex<BTreeMap<String, (String, SourceOutcome)>>,
+}
+
+/// A source as `list_knowledge_sources` shows it: what, and how its last sync went.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    /// Searched live at query time instead of indexed.
+    pub live: bool,
+    /// A sync cursor is kept: the next sync fetches only what changed.
+    pub has_cursor: bool,
+    /// When this server last synced it (RFC 3339), and the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_outcome: Option<SourceOutcome>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -347,6 +366,7 @@ impl Syncer {
             state_path,
             state: Mutex::new(state),
             running: Mutex::new(()),
+            last: Mutex::new(BTreeMap::new()),
             bus: std::sync::OnceLock::new(),
         })
     }
@@ -375,6 +395,27 @@ impl Syncer {
     /// Sync every source (of `tenant` if given; only `only` if given), from
     /// its cursor or from scratch with `full`. Blocking: run it off the
     /// async workers. `progress(source, done, total)`.
+    /// The sources of `tenant` with their sync state.
+    pub fn status(&self, tenant: &str) -> Vec<SourceStatus> {
+        let state = self.state.lock();
+        let last = self.last.lock();
+        self.sources_of(tenant)
+            .into_iter()
+            .map(|s| {
+                let key = format!("{}/{}", s.tenant, s.name);
+                let l = last.get(&key);
+                SourceStatus {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    live: s.live,
+                    has_cursor: state.contains_key(&key),
+                    last_sync: l.map(|(t, _)| t.clone()),
+                    last_outcome: l.map(|(_, o)| o.clone()),
+                }
+            })
+            .collect()
+    }
+
     pub fn sync(
         &self,
         tenant: Option<&str>,
@@ -392,9 +433,10 @@ impl Syncer {
             let cursor = if full { None } else { self.state.lock().get(&key).cloned() };
             let each = |done: usize, total: usize| progress(&s.name, done, total);
             let result = connector.sync(&self.index, &s.tenant, cursor.as_ref(), &each);
+            let before = out.len();
             match result {
                 Ok((mut report, next)) => {
-                    self.state.lock().insert(key, next);
+                    self.state.lock().insert(key.clone(), next);
                     if let Some(bus) = self.bus.get() {
                         for id in &report.changed {
                             bus.publish(plexus_core::context::Notification::ResourceUpdated(crate::document_uri(id)));
@@ -420,6 +462,12 @@ impl Syncer {
                         error: Some(e.to_string()),
                     });
                 }
+            }
+            if let Some(o) = out.get(before) {
+                let at = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                self.last.lock().insert(key, (at, o.clone()));
             }
         }
         out

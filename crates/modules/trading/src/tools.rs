@@ -141,6 +141,10 @@ struct CancelArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PortfolioArgs {
     portfolio_id: String,
@@ -560,6 +564,7 @@ impl Trading {
         let ctx = Arc::new(ctx);
         let c = |ctx: &Arc<Ctx>| Arc::clone(ctx);
         let (c1, c2, c3, c4, c5, c6) = (c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx), c(&ctx));
+        let c7 = c(&ctx);
         let tools = Toolbox::new(NAME)
             .typed_args(
                 ToolDef::new(
@@ -619,6 +624,32 @@ impl Trading {
                 .title("Compliance report")
                 .read_only(),
                 move |cx: CallContext, a: ComplianceArgs| compliance_tool(Arc::clone(&c6), cx, a),
+            )
+            .typed_args(
+                ToolDef::new(
+                    "list_portfolios",
+                    "The portfolios you may trade and the symbols listed on the internal venue and the external feeds",
+                )
+                .title("List portfolios and markets")
+                .read_only()
+                .idempotent(),
+                move |cx: CallContext, _a: NoArgs| {
+                    let ctx = Arc::clone(&c7);
+                    async move {
+                        let portfolios: Vec<String> =
+                            ctx.desk.accounts().into_iter().filter(|a| ctx.portfolio(&cx, a).is_ok()).collect();
+                        let feeds: Vec<Value> = ctx
+                            .feeds
+                            .iter()
+                            .map(|f| json!({"name": f.name(), "style": f.style(), "status": f.status().to_string(),
+                                "symbols": f.view(0).symbols.into_iter().map(|v| v.symbol).collect::<Vec<_>>()}))
+                            .collect();
+                        Ok(ToolOutput::structured(json!({
+                            "portfolios": portfolios, "symbols": ctx.desk.symbols(), "feeds": feeds,
+                            "simulated": ctx.simulated,
+                        })))
+                    }
+                },
             );
         Self { tools, ctx }
     }

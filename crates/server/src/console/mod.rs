@@ -84,6 +84,11 @@ pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, oidc: Option<Co
         .route("/console/audit/export", post(ops::audit_export))
         .route("/console/audit/verify", post(ops::audit_verify))
         .route("/console/tenants", get(ops::tenants))
+        .route("/console/modules/knowledge", get(modules::knowledge))
+        .route("/console/modules/knowledge/sync", post(modules::knowledge_sync))
+        .route("/console/modules/health", get(modules::health))
+        .route("/console/modules/trading", get(modules::trading))
+        .route("/console/modules/learning", get(modules::learning))
         .route("/console/events", get(events))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
@@ -279,7 +284,8 @@ macro_rules! frame {
     };
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
+mod modules;
 mod ops;
 
 async fn root() -> Response {

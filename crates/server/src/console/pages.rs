@@ -94,13 +94,20 @@ pub(crate) fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>
                 header {
                     nav {
                         span class="brand" { "Plexus " (t.console) }
-                        @if frame.is_some() {
+                        @if let Some(f) = frame {
                             a href="/console/overview" aria-current=[(current == "overview").then_some("page")] { (t.nav_overview) }
                             a href="/console/incidents" aria-current=[(current == "incidents").then_some("page")] { (t.nav_incidents) }
                             a href="/console/flags" aria-current=[(current == "flags").then_some("page")] { (t.nav_flags) }
                             a href="/console/config" aria-current=[(current == "config").then_some("page")] { (t.nav_config) }
                             a href="/console/audit" aria-current=[(current == "audit").then_some("page")] { (t.nav_audit) }
                             a href="/console/tenants" aria-current=[(current == "tenants").then_some("page")] { (t.nav_tenants) }
+                            @for (module, tool) in super::modules::PAGES {
+                                @if f.tools.contains(tool) {
+                                    a href={ "/console/modules/" (module) } aria-current=[(current.strip_prefix("modules/") == Some(module)).then_some("page")] {
+                                        (module_title(lang, module))
+                                    }
+                                }
+                            }
                         }
                         span class="spacer" {}
                         a href={ "/console/lang/" (other) "?back=/console/" (current) } lang=(other) { (t.other_language) }
@@ -117,6 +124,16 @@ pub(crate) fn page(lang: Lang, title: &str, current: &str, frame: Option<&Frame>
                 main { (body) }
             }
         }
+    }
+}
+
+fn module_title(lang: Lang, module: &str) -> &'static str {
+    let t = lang.text();
+    match module {
+        "knowledge" => t.module_knowledge,
+        "health" => t.module_health,
+        "trading" => t.module_trading,
+        _ => t.module_learning,
     }
 }
 

@@ -820,9 +820,10 @@ fn module_with_feed(url: &str) -> (plexus_trading::Trading, Arc<FeedHandle>, std
     feed.ping_interval = None;
     feed.backoff = backoff();
     let feed = Arc::new(FeedHandle::start(feed).expect("start"));
-    let dir = std::env::temp_dir().join(format!("plexus-trading-feed-{}-{}", std::process::id(), url.len()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("plexus-trading-feed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let journal = dir.join(format!("journal-{}", url.rsplit(':').next().unwrap()));
+    let journal = dir.join(format!("journal-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let desk = plexus_trading::desk::Desk::open(plexus_trading::desk::DeskConfig {
         journal: journal.clone(),
         sync: checked.sync,
@@ -963,4 +964,30 @@ fn feed_settings_are_checked_naming_the_feed() {
         json!({"feeds": [{"name": "c", "style": "coinbase", "url": "ws://x", "symbols": [], "colour": 1}]}),
     );
     assert!(unknown.unwrap_err().to_string().contains("unknown field `colour`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_portfolios_shows_only_the_callers_portfolios_and_every_market() {
+    use plexus_core::Module;
+    let (module, feed, journal) = module_with_feed("ws://127.0.0.1:9/never");
+    let call = |roles: &[&str]| {
+        let mut cx = plexus_core::CallContext::detached("t");
+        cx.principal = Arc::new(plexus_core::Principal {
+            subject: "someone".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ..plexus_core::Principal::unauthenticated()
+        });
+        let module = &module;
+        async move { module.call(&cx, "list_portfolios", json!({})).await.unwrap().structured.unwrap() }
+    };
+    let trader = call(&["trader"]).await;
+    assert_eq!(trader["portfolios"], json!(["fund-a-tokyo", "fund-b-global"]), "the demo desk's traders' accounts");
+    assert_eq!(trader["symbols"], json!(["7203.T", "6758.T", "AAPL", "BTC-USD"]));
+    assert_eq!(trader["feeds"][0]["name"], "cb");
+    assert_eq!(trader["feeds"][0]["symbols"], json!([PRODUCT]));
+    assert_eq!(call(&["viewer"]).await["portfolios"], json!([]), "no account names a viewer");
+    let admin = call(&["admin"]).await["portfolios"].as_array().unwrap().len();
+    assert_eq!(admin, 4, "admins may use the simulator's accounts too");
+    feed.shutdown_and_wait().await;
+    let _ = std::fs::remove_file(journal);
 }
