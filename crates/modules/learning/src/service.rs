@@ -253,6 +253,22 @@ fn u64_of(n: i64) -> u64 {
 /// Record `$events` (see [`Service::apply_events`]) on `$conn`, inside the
 /// caller's write transaction; evaluates to `(changes, Option<(answers,
 /// answers_at_fit)>)`.
+/// PostgreSQL: take the mastery lock of each learner (sorted, once each),
+/// so a learner's mastery read-modify-writes do not interleave.
+macro_rules! lock_mastery {
+    ($conn:ident, $t:expr, $users:expr) => {{
+        let mut users: Vec<&str> = $users.collect();
+        users.sort_unstable();
+        users.dedup();
+        for u in users {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key("mastery", $t, u))
+                .execute(&mut *$conn)
+                .await?;
+        }
+    }};
+}
+
 macro_rules! apply_events {
     ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {{
         let t: &str = $t;
@@ -262,15 +278,7 @@ macro_rules! apply_events {
         if $postgres {
             // One writer per learner: the mastery read-modify-write below
             // must not interleave (SQLite's BEGIN IMMEDIATE does this).
-            let mut users: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
-            users.sort_unstable();
-            users.dedup();
-            for u in users {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(lock_key("mastery", t, u))
-                    .execute(&mut *$conn)
-                    .await?;
-            }
+            lock_mastery!($conn, t, events.iter().map(|e| e.user_id.as_str()));
         }
         let mut changes: Vec<Option<MasteryChange>> = Vec::with_capacity(events.len());
         let mut answers: i64 = 0;
@@ -390,14 +398,7 @@ macro_rules! unapply_voided {
         touched.sort_unstable();
         touched.dedup();
         if $postgres {
-            let mut users: Vec<&str> = touched.iter().map(|(u, _)| u.as_str()).collect();
-            users.dedup();
-            for u in users {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(lock_key("mastery", t, u))
-                    .execute(&mut *$conn)
-                    .await?;
-            }
+            lock_mastery!($conn, t, touched.iter().map(|(u, _)| u.as_str()));
         }
         let now = fmt_time(OffsetDateTime::now_utc());
         for (user, skill) in &touched {

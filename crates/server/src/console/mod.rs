@@ -176,6 +176,15 @@ enum Failure {
     Refused(String),
 }
 
+impl Failure {
+    /// The status of a page shown again with this failure: 403 for a role
+    /// without the right, else 200 (the page explains; a 4xx page would be
+    /// a browser console error for what is an ordinary answer).
+    fn status(&self) -> StatusCode {
+        if matches!(self, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK }
+    }
+}
+
 impl Console {
     fn oidc_label(&self) -> Option<&str> {
         self.oidc.as_ref().map(|o| o.config.label.as_str())
@@ -557,18 +566,14 @@ async fn create_incident(
     if !f.note.trim().is_empty() {
         args["note"] = json!(f.note);
     }
-    let outcome = c.call(&s, addr, "create_incident", args).await;
-    if matches!(outcome, Err(Failure::SignedOut)) {
-        return no_session(NoSession::Expired, "/console/incidents", false);
-    }
-    let frame = frame!(c, s, addr, "/console/incidents");
-    let lang = Lang::of(&headers);
-    let list = incident_list(&c, &s, addr).await;
-    match outcome {
+    match c.call(&s, addr, "create_incident", args).await {
         Ok(_) => redirect("/console/incidents"),
+        Err(Failure::SignedOut) => no_session(NoSession::Expired, "/console/incidents", false),
         Err(e) => {
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, pages::incidents(lang, &frame, &list, Some(&e), &f))
+            // The page again, with the form as typed and the reason.
+            let frame = frame!(c, s, addr, "/console/incidents");
+            let list = incident_list(&c, &s, addr).await;
+            html(e.status(), pages::incidents(Lang::of(&headers), &frame, &list, Some(&e), &f))
         }
     }
 }
@@ -607,8 +612,10 @@ async fn update_incident(
         Err(e) => {
             let frame = frame!(c, s, addr, "/console/incidents");
             let list = incident_list(&c, &s, addr).await;
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, pages::incidents(Lang::of(&headers), &frame, &list, Some(&e), &pages::NewIncident::default()))
+            html(
+                e.status(),
+                pages::incidents(Lang::of(&headers), &frame, &list, Some(&e), &pages::NewIncident::default()),
+            )
         }
     }
 }

@@ -100,8 +100,10 @@ pub(super) async fn knowledge_sync(
         Err(e) => {
             let frame = frame!(c, s, addr, "/console/modules/knowledge");
             let lang = Lang::of(&headers);
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, page(lang, lang.text().module_knowledge, "modules/knowledge", Some(&frame), failure(lang, &e)))
+            html(
+                e.status(),
+                page(lang, lang.text().module_knowledge, "modules/knowledge", Some(&frame), failure(lang, &e)),
+            )
         }
     }
 }

@@ -239,8 +239,8 @@ pub(super) async fn change_flag(
     }
     let addr = client_addr(&ext);
     let lang = Lang::of(&headers);
-    let frame = frame!(c, s, addr, "/console/flags");
     if matches!(f.action.as_str(), "on" | "off") && f.confirmed != "yes" {
+        let frame = frame!(c, s, addr, "/console/flags");
         return html(StatusCode::OK, confirm_page(lang, &frame, &flag, &f));
     }
     let outcome = async {
@@ -278,9 +278,9 @@ pub(super) async fn change_flag(
         Ok(_) => redirect("/console/flags"),
         Err(Failure::SignedOut) => no_session(NoSession::Expired, "/console/flags", false),
         Err(e) => {
+            let frame = frame!(c, s, addr, "/console/flags");
             let doc = flags_doc(&c, &s, addr).await;
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, flags_page(lang, &frame, &doc, Some(&e), None))
+            html(e.status(), flags_page(lang, &frame, &doc, Some(&e), None))
         }
     }
 }
@@ -452,8 +452,7 @@ pub(super) async fn config_rollback(
             let frame = frame!(c, s, addr, "/console/config");
             let doc = c.call(&s, addr, "get_shared_config", json!({"name": f.name})).await;
             let history = c.call(&s, addr, "get_shared_config_history", json!({"name": f.name, "limit": 50})).await;
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, config_doc_page(Lang::of(&headers), &frame, &f.name, &doc, &history, Some(&e)))
+            html(e.status(), config_doc_page(Lang::of(&headers), &frame, &f.name, &doc, &history, Some(&e)))
         }
     }
 }
@@ -607,8 +606,7 @@ pub(super) async fn audit_export(State(c): St, headers: HeaderMap, ext: Extensio
         Err(e) => {
             let frame = frame!(c, s, addr, "/console/audit");
             let lang = Lang::of(&headers);
-            let status = if matches!(e, Failure::NotPermitted) { StatusCode::FORBIDDEN } else { StatusCode::OK };
-            html(status, page(lang, lang.text().audit_title, "audit", Some(&frame), failure(lang, &e)))
+            html(e.status(), page(lang, lang.text().audit_title, "audit", Some(&frame), failure(lang, &e)))
         }
     }
 }
@@ -658,7 +656,7 @@ pub(super) async fn audit_verify(
             p { a href="/console/audit" { "← " (t.audit_title) } }
         }
     };
-    let status = if matches!(result, Err(Failure::NotPermitted)) { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    let status = result.as_ref().err().map_or(StatusCode::OK, Failure::status);
     html(status, page(lang, t.verify_chain, "audit", Some(&frame), body))
 }
 
