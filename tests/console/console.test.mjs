@@ -11,10 +11,9 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { startPlexus, launchBrowser, newPage, assertNoConsoleErrors, screenshot } from './lib.mjs';
+import { apiKeysToml, startPlexus, launchBrowser, newPage, assertNoConsoleErrors, screenshot } from './lib.mjs';
 
 const key = (who) => 'pk_' + createHash('sha256').update(`console ${who}`).digest('hex').slice(0, 32);
-const sha = (s) => createHash('sha256').update(s).digest('hex');
 const KEYS = { alice: key('alice'), carol: key('carol') };
 const HOSTILE = `<script>alert(1)</script><img src=x onerror=alert(2)>"'& 障害`;
 
@@ -26,18 +25,10 @@ async function config(dir) {
 [modules]
 enabled = ["system", "ops"]
 
-[[auth.api_keys]]
-name = "alice"
-sha256 = "${sha(KEYS.alice)}"
-tenant = "default"
-roles = ["admin"]
-
-[[auth.api_keys]]
-name = "carol"
-sha256 = "${sha(KEYS.carol)}"
-tenant = "default"
-roles = ["viewer"]
-
+${apiKeysToml([
+    { name: 'alice', key: KEYS.alice, tenant: 'default', roles: ['admin'] },
+    { name: 'carol', key: KEYS.carol, tenant: 'default', roles: ['viewer'] },
+  ])}
 [roles.viewer]
 tools = ["list_incidents"]
 `,

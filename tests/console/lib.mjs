@@ -6,6 +6,7 @@
 // not used: the browser is the system Chromium (/usr/bin/chromium, or
 // $CHROMIUM_PATH).
 
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -311,4 +312,26 @@ export async function expectText(locator, text, timeoutMs = 10_000) {
       `expected ${locator} to contain ${text} within ${timeoutMs} ms; it held ${JSON.stringify(seen)}\n${err.message}`,
     );
   }
+}
+
+/**
+ * `[[auth.api_keys]]` entries (only each key's SHA-256 is written).
+ * @param {{name: string, key: string, tenant: string, roles: string[]}[]} keys
+ */
+export function apiKeysToml(keys) {
+  return keys
+    .map(({ name, key, tenant, roles }) => `[[auth.api_keys]]
+name = "${name}"
+sha256 = "${createHash('sha256').update(key).digest('hex')}"
+tenant = "${tenant}"
+roles = ${JSON.stringify(roles)}
+`)
+    .join('\n');
+}
+
+/** Sign in on the console's page with an API key; ends on the overview. */
+export async function signIn(page, url, apiKey) {
+  await page.goto(`${url}/console/login`);
+  await page.fill('#key', apiKey);
+  await Promise.all([page.waitForURL('**/console/overview'), page.click('form[action="/console/login"] button')]);
 }

@@ -87,3 +87,163 @@ def start(cmd: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
         assert proc.poll() is None, log.read_text(errors="replace")
         time.sleep(0.05)
     return proc, port
+
+
+class UpdatesHeard:
+    """A legacy client's message handler that keeps the URIs of
+    `notifications/resources/updated` (create it inside the event loop)."""
+
+    def __init__(self) -> None:
+        import anyio
+
+        self.uris: list[str] = []
+        self.got = anyio.Event()
+
+    async def __call__(self, message) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", "") == "notifications/resources/updated":
+            self.uris.append(str(root.params.uri))
+            self.got.set()
+
+
+class Switch:
+    """A TCP forwarder on a free loopback port whose target can be changed:
+    a load balancer's failover, in small. Connections made after a change
+    go to the new target; those open stay where they were."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target = target_port
+        self._sock = socket.create_server((HOST, 0))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection((HOST, self.target), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()  # like a balancer with no healthy backend
+                continue
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        import socket
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+LEGACY = "2025-11-25"
+
+
+def legacy_post(url: str, message: dict, session: str | None = None, timeout: float = 10.0) -> tuple[int, dict | str, Message]:
+    """One JSON-RPC message of the 2025-11-25 era over Streamable HTTP:
+    (HTTP status, JSON body or text, response headers)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if message.get("method") != "initialize":
+        headers["MCP-Protocol-Version"] = LEGACY
+    if session:
+        headers["Mcp-Session-Id"] = session
+    req = urllib.request.Request(url, data=json.dumps(message).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            text = resp.read().decode()
+            if resp.headers.get_content_type() == "text/event-stream":
+                # The answer is the stream's message that carries the request's id.
+                answers = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+                answers = [a for a in answers if a.get("id") == message.get("id")]
+                return resp.status, (answers[-1] if answers else ""), resp.headers
+            return resp.status, (json.loads(text) if text.strip() else ""), resp.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace"), e.headers
+
+
+def legacy_session(url: str, name: str = "e2e") -> str:
+    """Begin a 2025-11-25 session (initialize, then initialized): its id."""
+    status, body, headers = legacy_post(
+        url,
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": name, "version": "1"}},
+        },
+    )
+    assert status == 200 and body["result"]["protocolVersion"] == LEGACY, body
+    session = headers["Mcp-Session-Id"]
+    status, _, _ = legacy_post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    assert status == 202, status
+    return session
+
+
+class SseListener:
+    """A session's standalone SSE stream (GET) read in a thread: the
+    JSON-RPC messages that arrive, in order."""
+
+    def __init__(self, url: str, session: str) -> None:
+        import queue
+        import threading
+
+        self.messages: queue.Queue[dict] = queue.Queue()
+        req = urllib.request.Request(
+            url,
+            headers={"Accept": "text/event-stream", "Mcp-Session-Id": session, "MCP-Protocol-Version": LEGACY},
+            method="GET",
+        )
+        self._resp = urllib.request.urlopen(req, timeout=60)  # noqa: S310 - loopback only
+        assert self._resp.status == 200, self._resp.status
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self._resp:
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                if line.startswith("data:") and line[5:].strip():
+                    try:
+                        self.messages.put(json.loads(line[5:]))
+                    except ValueError:
+                        pass
+        except (OSError, ValueError, AttributeError):
+            pass  # closed (by close(), or by the server)
+
+    def next_method(self, method: str, timeout: float) -> dict:
+        """The next message of `method` within `timeout` seconds."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                m = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            if m.get("method") == method:
+                return m
+        raise AssertionError(f"no {method} within {timeout} s")
+
+    def close(self) -> None:
+        self._resp.close()

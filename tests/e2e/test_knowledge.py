@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import _stop
-from helpers import modern_call, start
+from helpers import UpdatesHeard, modern_call, start
 
 KEYS = {name: "pk_" + hashlib.sha256(name.encode()).hexdigest()[:32] for name in ("admin", "staff", "guest", "globex")}
 
@@ -277,22 +277,14 @@ def test_subscribers_hear_when_a_synced_document_changes(plexus_bin: str, tmp_pa
         modern_call(url, "sync_knowledge", {}, key=None)
 
         async def legacy() -> list[str]:
-            heard: list[str] = []
-            got = anyio.Event()
-
-            async def handler(message) -> None:
-                root = getattr(message, "root", message)
-                if getattr(root, "method", "") == "notifications/resources/updated":
-                    heard.append(str(root.params.uri))
-                    got.set()
-
+            heard = UpdatesHeard()
             with anyio.fail_after(30):
-                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=handler) as client:
+                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=heard) as client:
                     await client.subscribe_resource(uri)
                     deploy.write_text("# デプロイ手順\n\n金曜日も可。\n", encoding="utf-8")
                     await client.call_tool("sync_knowledge", {"source": "handbook"})
-                    await got.wait()
-            return heard
+                    await heard.got.wait()
+            return heard.uris
 
         async def modern() -> list[str]:
             with anyio.fail_after(30):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _stop
-from helpers import modern_call, start
+from helpers import UpdatesHeard, modern_call, start
 
 OFREP_SPEC = Path(__file__).resolve().parents[3] / "shared" / "data" / "ofrep" / "openapi.yaml"
 URI = "shared://config/interview-types.json"
@@ -71,24 +71,16 @@ def test_subscribers_hear_disk_edits_and_invalid_edits_change_nothing(plexus_bin
         assert MENTAL_HEALTH not in original
 
         async def legacy() -> tuple[list[str], str]:
-            heard: list[str] = []
-            got = anyio.Event()
-
-            async def handler(message) -> None:
-                root = getattr(message, "root", message)
-                if getattr(root, "method", "") == "notifications/resources/updated":
-                    heard.append(str(root.params.uri))
-                    got.set()
-
+            heard = UpdatesHeard()
             with anyio.fail_after(30):
-                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=handler) as client:
+                async with Client(url, mode="legacy", read_timeout_seconds=20, message_handler=heard) as client:
                     listed = await client.list_resources()
                     assert URI in [str(r.uri) for r in listed.resources], listed
                     await client.subscribe_resource(URI)
                     doc.write_text(json.dumps(original + [MENTAL_HEALTH], ensure_ascii=False, indent=2), encoding="utf-8")
-                    await got.wait()
+                    await heard.got.wait()
                     read = await client.read_resource(URI)
-                    return heard, read.contents[0].text
+                    return heard.uris, read.contents[0].text
 
         heard, text = anyio.run(legacy)
         assert heard == [URI]

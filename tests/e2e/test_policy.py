@@ -198,11 +198,15 @@ def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path:
         cli("tenants", "create", tenant)
         out = cli("keys", "create", "--name", f"auditor-{tenant}", "--tenant", tenant, "--roles", "auditor")
         secrets[tenant] = next(l.split()[-1] for l in out.splitlines() if l.startswith("secret:"))
+    cli("tenants", "create", "platform")
+    out = cli("keys", "create", "--name", "root", "--tenant", "platform", "--roles", "admin")
+    secrets["platform"] = next(l.split()[-1] for l in out.splitlines() if l.startswith("secret:"))
 
     proc, port = start([plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)], tmp_path / "log")
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        for tenant, secret in secrets.items():
+        for tenant in ("hospital-a", "hospital-b"):
+            secret = secrets[tenant]
             assert "result" in modern_call(url, "echo", {"text": "hello"}, key=secret)[1]
         status, reply = modern_call(url, "query_audit_log", {"target": "echo"}, key=secrets["hospital-a"])
         records = reply["result"]["structuredContent"]["records"]
@@ -222,6 +226,27 @@ def test_auditors_read_only_their_own_tenants_records(plexus_bin: str, tmp_path:
         # bad input is a tool error naming the problem, and changes nothing
         status, reply = modern_call(url, "query_audit_log", {"from": "yesterday"}, key=secrets["hospital-a"])
         assert reply["result"]["isError"] is True and "RFC 3339" in reply["result"]["content"][0]["text"], reply
+        # an auditor cannot widen the scope: no tenant argument, and the
+        # cross-tenant tool answers as if it did not exist
+        status, reply = modern_call(url, "query_audit_log", {"tenant": "hospital-b"}, key=secrets["hospital-a"])
+        assert reply["result"]["isError"] is True and "'tenant' was unexpected" in reply["result"]["content"][0]["text"]
+        status, reply = modern_call(url, "query_audit_log_all_tenants", {}, key=secrets["hospital-a"])
+        assert "not found" in reply["error"]["message"], reply
+        # a platform administrator reads across tenants, or one tenant by name
+        status, reply = modern_call(url, "query_audit_log_all_tenants", {"target": "echo"}, key=secrets["platform"])
+        records = reply["result"]["structuredContent"]["records"]
+        assert sorted((r["tenant"], r["principal"]) for r in records) == [
+            ("hospital-a", "auditor-hospital-a"),
+            ("hospital-b", "auditor-hospital-b"),
+        ], records
+        status, reply = modern_call(
+            url, "query_audit_log_all_tenants", {"tenant": "hospital-b", "target": "whoami"}, key=secrets["platform"]
+        )
+        assert [(r["tenant"], r["principal"]) for r in reply["result"]["structuredContent"]["records"]] == [
+            ("hospital-b", "auditor-hospital-b")
+        ], reply
+        status, reply = modern_call(url, "query_audit_log_all_tenants", {"limit": 0}, key=secrets["platform"])
+        assert reply["result"]["isError"] is True and "between 1 and 1000" in reply["result"]["content"][0]["text"]
     finally:
         _stop(proc)
 

@@ -284,6 +284,9 @@ pub struct ServeArgs {
     /// Serve HTTP without credentials (every caller gets the anonymous roles). Local use only.
     #[arg(long)]
     pub allow_anonymous: bool,
+    /// This node's name in a cluster and in the audit log (overrides audit.node_id).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,8 @@ pub const ENV: &[(&str, &str)] = &[
         "PLEXUS_OTLP_ENDPOINT",
         "OTLP/HTTP collector for call spans, e.g. http://127.0.0.1:4318 (telemetry.otlp_endpoint)",
     ),
+    ("PLEXUS_BUS_URL", "NATS server carrying events between cluster nodes, e.g. nats://127.0.0.1:4222 (bus.url)"),
+    ("PLEXUS_NODE_ID", "this node's name in a cluster and in the audit log (audit.node_id; as serve --node-id)"),
     ("PLEXUS_MASTER_KEY", "master key for encryption at rest: 64 hex characters (crypto.master_key_file)"),
     ("PLEXUS_LOG", "log filter, e.g. info or plexus=debug (log.level)"),
     ("PLEXUS_LOG_FORMAT", "text or json (log.format)"),
@@ -86,6 +88,8 @@ struct RawConfig {
     crypto: RawCrypto,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    bus: RawBus,
     #[serde(default)]
     knowledge: RawKnowledge,
     #[serde(default)]
@@ -171,6 +175,26 @@ struct RawTelemetry {
     /// OTLP/HTTP base URL of an OpenTelemetry collector; spans are sent to
     /// `{otlp_endpoint}/v1/traces`. Unset: no export.
     otlp_endpoint: Option<String>,
+}
+
+/// Events between the nodes of a cluster.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBus {
+    /// `nats://host:port` (comma-separated for several servers of one NATS
+    /// cluster). Unset: events stay in this process.
+    url: Option<String>,
+    /// The subject the nodes share (default `plexus.events`); clusters that
+    /// share a NATS server need one each.
+    subject: Option<String>,
+}
+
+/// The cluster bus, once validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// NATS server URLs.
+    pub servers: Vec<String>,
+    pub subject: String,
 }
 
 /// Encryption at rest. Relative paths are relative to the data directory.
@@ -472,6 +496,8 @@ pub struct Config {
     pub previous_master_key_files: Vec<PathBuf>,
     /// Where call spans go (OTLP/HTTP JSON), if anywhere.
     pub otlp_traces_url: Option<String>,
+    /// `[bus]`: events carried to and from the other nodes over NATS.
+    pub bus: Option<BusConfig>,
     /// `ops.shared_dir` as written (see [`Config::shared_dir`]).
     pub shared_dir_setting: PathBuf,
     /// `[[ops.webhooks]]` with their URLs and tokens.
@@ -556,6 +582,40 @@ pub const KNOWN_MODULES: &[&str] = &["system", "knowledge", "health", "ops", "tr
 /// Modules served when the configuration names none.
 pub const DEFAULT_MODULES: &[&str] = &["system"];
 
+/// `[bus]` checked: NATS URLs and a subject NATS accepts for publishing.
+fn bus_config(url: Option<String>, subject: Option<String>) -> anyhow::Result<Option<BusConfig>> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        if subject.is_some() {
+            bail!("bus.subject is set but bus.url is not: name the NATS server (bus.url = \"nats://127.0.0.1:4222\")");
+        }
+        return Ok(None);
+    };
+    let servers: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+    for server in &servers {
+        let scheme = server.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("nats" | "tls")) {
+            bail!("bus.url: `{server}` is not a NATS server URL (nats://host:port or tls://host:port)");
+        }
+    }
+    let subject = subject.unwrap_or_else(|| "plexus.events".into());
+    let token_ok = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !subject.split('.').all(token_ok) {
+        bail!("bus.subject: `{subject}` must be dot-separated tokens of letters, digits, - and _ (e.g. plexus.events)");
+    }
+    Ok(Some(BusConfig { servers, subject }))
+}
+
+/// A node id names a hash chain and travels in NATS headers: letters,
+/// digits, `.`, `-` and `_`, at most 64.
+fn check_node_id(id: &str) -> anyhow::Result<()> {
+    let ok =
+        (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !ok {
+        bail!("the node id `{id}` must be 1 to 64 letters, digits, `.`, `-` or `_`");
+    }
+    Ok(())
+}
+
 fn condition(role: &str, c: RawCondition) -> anyhow::Result<plexus_core::policy::Condition> {
     use plexus_core::policy::{Check, Condition, Pattern};
     let tools = Pattern::parse(&c.tools)
@@ -594,6 +654,13 @@ fn check_pattern(role: &str, p: &str) -> anyhow::Result<()> {
 
 impl Config {
     /// Parse and validate a configuration text.
+    /// Name this node (`serve --node-id`), checked like `audit.node_id`.
+    pub fn set_node_id(&mut self, id: &str) -> anyhow::Result<()> {
+        check_node_id(id)?;
+        self.node_id = id.to_owned();
+        Ok(())
+    }
+
     pub fn parse(text: &str, env: &dyn Env) -> anyhow::Result<Self> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         Self::validate(raw, env)
@@ -756,6 +823,9 @@ impl Config {
             .filter(|e| !e.trim().is_empty())
             .map(|e| crate::otlp::traces_url(&e))
             .transpose()?;
+        let bus = bus_config(env.get("PLEXUS_BUS_URL").or(raw.bus.url), raw.bus.subject)?;
+        let node_id = env.get("PLEXUS_NODE_ID").or(raw.audit.node_id).unwrap_or_else(|| "local".into());
+        check_node_id(&node_id)?;
         plexus_knowledge::sources::SourceConfig::validate_all(&raw.knowledge.sources)
             .map_err(|e| anyhow::anyhow!(e))?;
         let mut knowledge_secrets = Secrets::default();
@@ -827,11 +897,12 @@ impl Config {
             knowledge_sync_interval: Duration::from_secs(raw.knowledge.sync_interval_seconds.unwrap_or(300)),
             knowledge_sources: raw.knowledge.sources,
             otlp_traces_url,
+            bus,
             master_key_env,
             master_key_file: raw.crypto.master_key_file,
             previous_master_key_files: raw.crypto.previous_master_key_files,
             audit_in_database,
-            node_id: raw.audit.node_id.unwrap_or_else(|| "local".into()),
+            node_id,
             jwt,
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
             protected_resource,
@@ -896,6 +967,34 @@ mod tests {
         assert_eq!(c.audit_durability, plexus_store::Durability::Os { flush_every: Duration::from_millis(20) });
         let e = Config::parse("[audit]\ndurability = 'never'\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("audit.durability"), "{e}");
+    }
+
+    #[test]
+    fn the_cluster_bus_and_the_node_id() {
+        let c = Config::parse("", &env(&[])).unwrap();
+        assert_eq!((c.bus, c.node_id.as_str()), (None, "local"));
+        let c = Config::parse("[bus]\nurl = 'nats://10.0.0.1:4222, nats://10.0.0.2:4222'\n", &env(&[])).unwrap();
+        let bus = c.bus.unwrap();
+        assert_eq!(bus.servers, ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]);
+        assert_eq!(bus.subject, "plexus.events");
+        let c = Config::parse(
+            "[audit]\nnode_id = 'n1'\n",
+            &env(&[("PLEXUS_BUS_URL", "nats://127.0.0.1:4222"), ("PLEXUS_NODE_ID", "node-2")]),
+        )
+        .unwrap();
+        assert_eq!((c.bus.unwrap().servers, c.node_id.as_str()), (vec!["nats://127.0.0.1:4222".to_owned()], "node-2"));
+        for (text, expect) in [
+            ("[bus]\nurl = 'http://x:4222'\n", "is not a NATS server URL"),
+            ("[bus]\nurl = 'nats://x:4222'\nsubject = 'plexus.*'\n", "bus.subject: `plexus.*` must be"),
+            ("[bus]\nurl = 'nats://x:4222'\nsubject = 'a..b'\n", "must be dot-separated tokens"),
+            ("[bus]\nsubject = 'a.b'\n", "bus.subject is set but bus.url is not"),
+            ("[audit]\nnode_id = 'node 1'\n", "the node id `node 1` must be"),
+            ("[audit]\nnode_id = ''\n", "the node id `` must be"),
+            ("[bus]\nurls = 'nats://x'\n", "unknown field `urls`"),
+        ] {
+            let e = Config::parse(text, &env(&[])).unwrap_err().to_string();
+            assert!(e.contains(expect), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the only composition root: it alone knows every crate.
 
 pub mod cli;
+pub mod cluster;
 mod commands;
 pub mod config;
 pub mod jwks;

@@ -228,6 +228,14 @@ pub enum Notification {
     ResourceListChanged,
     ToolListChanged,
     PromptListChanged,
+    /// Between servers, never sent to a client: the legacy session
+    /// `session` now lives at the server process `by`, which carried it on
+    /// from the session store; any other process holding a copy drops it,
+    /// so a session lives in one place at a time.
+    SessionTaken {
+        session: String,
+        by: String,
+    },
 }
 
 /// The way back to the client, implemented by the server per era.

@@ -98,10 +98,20 @@ pub trait AuditSink: Send + Sync + 'static {
 #[error("audit log unavailable: {0}")]
 pub struct AuditError(pub String);
 
-/// Which audit records to read. Times are RFC 3339; records of `tenant` only.
+/// Whose audit records a query reads. Reading every tenant's records is a
+/// deliberate choice (platform administration), never a missing filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditScope {
+    /// One tenant's records.
+    Tenant(String),
+    /// Every tenant's records.
+    AllTenants,
+}
+
+/// Which audit records to read. Times are RFC 3339.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
-    pub tenant: String,
+    pub scope: AuditScope,
     /// First time included.
     pub from: Option<String>,
     /// First time excluded.
@@ -116,7 +126,11 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// Does a record match (time bounds compare as RFC 3339 UTC strings)?
     pub fn matches(&self, r: &crate::audit::AuditRecord) -> bool {
-        r.tenant == self.tenant
+        let in_scope = match &self.scope {
+            AuditScope::Tenant(t) => r.tenant == *t,
+            AuditScope::AllTenants => true,
+        };
+        in_scope
             && self.from.as_deref().is_none_or(|f| r.time.as_str() >= f)
             && self.to.as_deref().is_none_or(|t| r.time.as_str() < t)
             && self.principal.as_deref().is_none_or(|p| r.principal == p)
@@ -143,4 +157,30 @@ pub fn newest_matches(records: Vec<crate::audit::AuditRecord>, q: &AuditQuery) -
     hits.sort_by(|a, b| b.time.cmp(&a.time).then(b.seq.cmp(&a.seq)));
     hits.truncate(q.limit);
     hits
+}
+
+/// A legacy-era (2025-11-25) MCP session as kept for other nodes and
+/// restarts: the client's handshake (an opaque string in the transport's
+/// own format) and what the session has asked for since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub handshake: String,
+    /// Resource URIs the session subscribed to.
+    pub subscriptions: Vec<String>,
+    /// The log level the session set (`debug`, `info`, ...), if any.
+    pub log_level: Option<String>,
+}
+
+/// Where legacy sessions are kept so that any node can carry one on after
+/// the node that began it is gone. Errors are messages for the log.
+#[async_trait::async_trait]
+pub trait SessionRecords: Send + Sync + 'static {
+    /// The session, unless unknown (never begun, ended, or expired).
+    async fn load(&self, id: &str) -> Result<Option<SessionRecord>, String>;
+    /// A new session after its handshake (no subscriptions, no log level).
+    async fn begin(&self, id: &str, handshake: &str) -> Result<(), String>;
+    /// What the session asks for now; unknown sessions are left unknown.
+    async fn update(&self, id: &str, subscriptions: &[String], log_level: Option<&str>) -> Result<(), String>;
+    /// The client ended the session.
+    async fn end(&self, id: &str) -> Result<(), String>;
 }

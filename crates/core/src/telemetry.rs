@@ -30,6 +30,18 @@ struct Latency {
 
 /// Minutes of history kept per target (the console's last hour).
 pub const MINUTES: usize = 60;
+
+/// Calls the pipeline refused before they reached a tool (unknown or
+/// denied names, no credential, no tenant, over the rate): one series, so
+/// that names a client makes up never become series of their own.
+pub const REFUSED_TARGET: &str = "(refused)";
+
+/// Most distinct targets kept; calls of any further target count under
+/// [`OTHER_TARGETS`] (resource URIs are open-ended).
+pub const MAX_TARGETS: usize = 1000;
+
+/// The series of the targets past [`MAX_TARGETS`].
+pub const OTHER_TARGETS: &str = "(other)";
 /// Latency buckets per minute: bucket `i` holds latencies in
 /// `[2^(i/4), 2^((i+1)/4))` µs (19% wide), the last one everything from
 /// 2^24 µs (16.8 s) up.
@@ -259,7 +271,10 @@ impl Telemetry {
         if let Some(s) = self.targets.read().get(target) {
             return Arc::clone(s);
         }
-        Arc::clone(self.targets.write().entry(target.to_owned()).or_insert_with(|| Arc::new(TargetStats::new())))
+        let mut targets = self.targets.write();
+        // Names come from clients: past the cap, new ones share one series.
+        let name = if targets.len() >= MAX_TARGETS && !targets.contains_key(target) { OTHER_TARGETS } else { target };
+        Arc::clone(targets.entry(name.to_owned()).or_insert_with(|| Arc::new(TargetStats::new())))
     }
 
     /// Record one finished call.
@@ -411,6 +426,25 @@ mod tests {
         assert_eq!(summary.count, 100);
         assert_eq!(summary.sum_us, (1..=100u64).map(|i| i * 10).sum::<u64>());
         assert_eq!(summary.quantiles_us.len(), 1);
+    }
+
+    #[test]
+    fn targets_past_the_cap_share_one_series() {
+        let t = Telemetry::default();
+        for i in 0..MAX_TARGETS + 50 {
+            t.record(&format!("kb://documents/{i}"), Duration::from_micros(5), true);
+        }
+        // A target seen before the cap keeps its own series.
+        t.record("kb://documents/0", Duration::from_micros(5), false);
+        let snap = t.snapshot();
+        assert_eq!(snap.len(), MAX_TARGETS + 1);
+        let calls = |name: &str| {
+            let s = &snap.iter().find(|(n, _)| n == name).unwrap().1;
+            (s.calls.load(Ordering::Relaxed), s.errors.load(Ordering::Relaxed))
+        };
+        assert_eq!(calls(OTHER_TARGETS), (50, 0));
+        assert_eq!(calls("kb://documents/0"), (2, 1));
+        assert!(!snap.iter().any(|(n, _)| n == &format!("kb://documents/{MAX_TARGETS}")));
     }
 
     #[test]

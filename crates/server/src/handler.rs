@@ -15,6 +15,7 @@ use plexus_core::pipeline::{Call, ListKind, Operation, Pipeline, Reply};
 use plexus_core::registry::Registry;
 use rmcp::model as m;
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::transport::streamable_http_server::session::SessionRestoreMarker;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -34,6 +35,11 @@ pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn plexus_core::ports::Authenticator>,
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) access: Option<Arc<plexus_core::access::AccessList>>,
+    /// Where legacy HTTP sessions are kept for other nodes (and restarts).
+    pub(crate) sessions: Option<Arc<dyn plexus_core::ports::SessionRecords>>,
+    /// This server process among the cluster's (random, per start): the
+    /// `by` of the sessions it takes.
+    pub(crate) process: Arc<str>,
 }
 
 impl Shared {
@@ -68,6 +74,13 @@ impl Drop for InFlight {
 struct Session {
     log_level: Mutex<Option<LogLevel>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// Held while the session's state is written to the session store, so
+    /// the last write carries the latest state.
+    keeping: tokio::sync::Mutex<()>,
+    /// Set once the session's events are forwarded: a session carried on
+    /// from the store may see `initialized` twice (the replayed one, and the
+    /// client's own when it was the first message to reach this node).
+    forwarding: std::sync::atomic::AtomicBool,
 }
 
 /// One handler per session (legacy) or per request (stateless).
@@ -177,8 +190,54 @@ impl PlexusHandler {
         self.shared.codec.input_required(round, requests).map_err(|e| convert::error_data(&e))
     }
 
+    /// Write what this session asks for (subscriptions, log level) to the
+    /// session store, if there is one and the request names its session.
+    /// A failure is logged: the session goes on here, and another node
+    /// carrying it on would miss only what was not written.
+    async fn keep(&self, rcx: &RequestContext<RoleServer>) {
+        let Some(store) = &self.shared.sessions else { return };
+        let Some(id) = rcx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        let _turn = self.session.keeping.lock().await;
+        let mut subscriptions: Vec<String> = self.session.subscriptions.lock().iter().cloned().collect();
+        subscriptions.sort();
+        let level = self.session.log_level.lock().map(crate::sessions::level_name);
+        if let Err(e) = store.update(id, &subscriptions, level).await {
+            tracing::warn!(error = %e, "a session's state was not kept for other nodes");
+        }
+    }
+
+    /// A session carried on from the store (begun on another node, or
+    /// before a restart): take up its subscriptions and log level.
+    async fn recall(&self, id: &str) {
+        let Some(store) = &self.shared.sessions else { return };
+        match store.load(id).await {
+            Ok(Some(record)) => {
+                *self.session.subscriptions.lock() = record.subscriptions.into_iter().collect();
+                *self.session.log_level.lock() = record.log_level.as_deref().and_then(crate::sessions::level_named);
+                tracing::info!("a session was carried on from the session store");
+                // Any other copy (at the node that began it, say) is now stale.
+                self.shared.bus.publish(Notification::SessionTaken {
+                    session: id.to_owned(),
+                    by: self.shared.process.to_string(),
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "a carried-on session's subscriptions could not be read"),
+        }
+    }
+
     /// Forward bus events to a legacy session until its transport closes.
     fn start_forwarder(&self, peer: rmcp::Peer<RoleServer>) {
+        if self.session.forwarding.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let mut rx = self.shared.bus.subscribe();
         let session = Arc::clone(&self.session);
         tokio::spawn(async move {
@@ -204,6 +263,7 @@ impl PlexusHandler {
                     Notification::ResourceListChanged => peer.notify_resource_list_changed().await,
                     Notification::ToolListChanged => peer.notify_tool_list_changed().await,
                     Notification::PromptListChanged => peer.notify_prompt_list_changed().await,
+                    Notification::SessionTaken { .. } => continue,
                 };
                 if sent.is_err() && peer.is_transport_closed() {
                     return;
@@ -254,15 +314,19 @@ impl ServerHandler for PlexusHandler {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Some(marker) = context.extensions.get::<SessionRestoreMarker>() {
+            self.recall(&marker.id).await;
+        }
         self.start_forwarder(context.peer);
     }
 
     async fn set_level(
         &self,
         request: m::SetLevelRequestParams,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         *self.session.log_level.lock() = Some(convert::core_log_level(&request.level));
+        self.keep(&cx).await;
         Ok(())
     }
 
@@ -422,6 +486,7 @@ impl ServerHandler for PlexusHandler {
         match self.run(Operation::Subscribe { uri: req.uri.clone() }, &cx, None).await?.result {
             Ok(_) => {
                 self.session.subscriptions.lock().insert(req.uri);
+                self.keep(&cx).await;
                 Ok(())
             }
             Err(e) => Err(convert::error_data(&e)),
@@ -431,9 +496,11 @@ impl ServerHandler for PlexusHandler {
     async fn unsubscribe(
         &self,
         req: m::UnsubscribeRequestParams,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.session.subscriptions.lock().remove(&req.uri);
+        if self.session.subscriptions.lock().remove(&req.uri) {
+            self.keep(&cx).await;
+        }
         Ok(())
     }
 

@@ -410,6 +410,38 @@ fn payload_too_large(limit: usize) -> Response {
     )
 }
 
+/// Drop this process's copy of a legacy session another process took (it
+/// carried the session on from the session store): a session lives in one
+/// place at a time, so its subscriptions and event stream cannot diverge.
+fn drop_taken_sessions(shared: &Shared, sessions: Arc<LocalSessionManager>, stop: CancellationToken) {
+    use rmcp::transport::streamable_http_server::SessionManager;
+    let mut rx = shared.bus.subscribe();
+    let me = Arc::clone(&shared.process);
+    tokio::spawn(async move {
+        loop {
+            let n = tokio::select! {
+                () = stop.cancelled() => return,
+                n = rx.recv() => n,
+            };
+            match n {
+                Ok(plexus_core::context::Notification::SessionTaken { session, by }) if *by != *me => {
+                    let id: rmcp::transport::streamable_http_server::SessionId = Arc::from(session);
+                    if sessions.has_session(&id).await.unwrap_or(false) {
+                        match sessions.close_session(&id).await {
+                            Ok(()) => tracing::info!("a session taken by another node was dropped here"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a session taken by another node could not be dropped")
+                            }
+                        }
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
 /// Serve MCP over Streamable HTTP at `/mcp` until `opts.shutdown` is cancelled.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -431,10 +463,18 @@ pub(crate) async fn serve(
     if !opts.allowed_origins.is_empty() {
         config = config.with_allowed_origins(opts.allowed_origins.clone()).enforce_origin_validation();
     }
+    config.session_store = shared.sessions.as_ref().map(|s| {
+        Arc::new(crate::sessions::KeptSessions(Arc::clone(s)))
+            as Arc<dyn rmcp::transport::streamable_http_server::session::SessionStore>
+    });
+    let sessions = Arc::new(LocalSessionManager::default());
+    if shared.sessions.is_some() {
+        drop_taken_sessions(&shared, Arc::clone(&sessions), streams.clone());
+    }
     let factory_shared = Arc::clone(&shared);
     let mcp = StreamableHttpService::new(
         move || Ok(PlexusHandler::new(Arc::clone(&factory_shared), Credential::None)),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         config,
     );
     let metadata_param = match &opts.protected_resource {

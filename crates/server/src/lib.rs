@@ -21,6 +21,7 @@ pub mod outbound;
 pub use console::ConsoleOidc;
 mod peer;
 mod rest;
+mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,6 +75,9 @@ pub struct ServerParts {
     /// Live access lists: requests from a blocked address are refused at
     /// the HTTP edge with 403, before any other work.
     pub access: Option<Arc<plexus_core::access::AccessList>>,
+    /// Where legacy-era HTTP sessions are kept, so that a session carries on
+    /// at another node (or after a restart). `None` keeps them in memory.
+    pub sessions: Option<Arc<dyn plexus_core::ports::SessionRecords>>,
 }
 
 /// The MCP server.
@@ -120,6 +124,8 @@ impl Server {
             authenticator: parts.authenticator,
             in_flight,
             access: parts.access,
+            sessions: parts.sessions,
+            process: Arc::from(uuid::Uuid::new_v4().to_string()),
         };
         Self { shared: Arc::new(shared), metrics }
     }

@@ -80,6 +80,9 @@ fn open_with(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
 pub struct MasterKey {
     id: String,
     cipher: Aes256Gcm,
+    /// Derived from the key for sealing MCP request state (see
+    /// [`Keyring::request_state_key`]).
+    request_state: Zeroizing<[u8; KEY_BYTES]>,
 }
 
 impl fmt::Debug for MasterKey {
@@ -99,7 +102,11 @@ impl MasterKey {
         h.update(bytes);
         let id = format!("mk_{}", hex::encode(&h.finalize()[..8]));
         let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| StoreError::invalid("master key", "bad length"))?;
-        Ok(Self { id, cipher })
+        let mut h = Sha256::new();
+        h.update(b"plexus/request-state-key/v1|");
+        h.update(bytes);
+        let request_state = Zeroizing::new(<[u8; KEY_BYTES]>::from(h.finalize()));
+        Ok(Self { id, cipher, request_state })
     }
 
     /// The key from its text form: 64 hex characters, or the standard
@@ -211,6 +218,13 @@ impl Keyring {
     /// Every key's id, primary first.
     pub fn ids(&self) -> Vec<&str> {
         self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// The key that seals MCP request state (input-required rounds),
+    /// derived from the primary master key: every node holding the same
+    /// primary opens what another sealed.
+    pub fn request_state_key(&self) -> [u8; KEY_BYTES] {
+        *self.primary().request_state
     }
 
     /// Every key, primary first.

@@ -10,6 +10,8 @@
 //! - [`AuditStore`]: the audit log in the database, one hash chain per node,
 //!   group commit.
 //! - [`JsonlAuditLog`]: the audit log as a JSON Lines file, group commit.
+//! - Legacy-era MCP sessions ([`SessionRecords`](plexus_core::ports::SessionRecords)
+//!   on [`Store`]), so that any node can carry a session on.
 //! - Encryption at rest: a [`Keyring`] of [`MasterKey`]s wraps per-tenant
 //!   data keys; modules seal the columns they mark [`SensitiveField`]s with
 //!   [`TenantScope::seal`] and open them with [`TenantScope::open`].
@@ -24,6 +26,7 @@ mod jsonl_audit;
 mod keys;
 mod migrate;
 mod scope;
+mod sessions;
 mod tenants;
 
 pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};
@@ -34,6 +37,7 @@ pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};
 pub use keys::{ApiKey, ApiKeySecret, KEY_PREFIX, KeyPrincipal, NewApiKey, key_digest};
 pub use migrate::{CORE_MIGRATIONS, Migration, Migrations};
 pub use scope::TenantScope;
+pub use sessions::{MAX_SESSION_SUBSCRIPTIONS, SESSION_RETENTION_SECS};
 pub use tenants::{NewTenant, Tenant};
 
 /// What [`tenant_tx`] expands to; not an API.

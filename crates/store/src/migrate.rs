@@ -53,6 +53,12 @@ pub const CORE_MIGRATIONS: Migrations = Migrations {
             sqlite: include_str!("../migrations/core/0002_data_keys.sqlite.sql"),
             postgres: include_str!("../migrations/core/0002_data_keys.postgres.sql"),
         },
+        Migration {
+            version: 3,
+            name: "mcp_sessions",
+            sqlite: include_str!("../migrations/core/0003_mcp_sessions.sqlite.sql"),
+            postgres: include_str!("../migrations/core/0003_mcp_sessions.postgres.sql"),
+        },
     ],
 };
 

@@ -18,7 +18,10 @@ use crate::{logging, wiring};
 const DEMO_ADDR: &str = "127.0.0.1:8080";
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load(&args.common)?;
+    let mut config = super::load(&args.common)?;
+    if let Some(id) = &args.node_id {
+        config.set_node_id(id)?;
+    }
     logging::init(&config.log_level, config.log_json);
     if !args.stdio && args.http.is_none() && !args.demo {
         anyhow::bail!("say how to serve: --stdio, or --http ADDR (for example --http 127.0.0.1:8080)");
@@ -307,8 +310,17 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         tenants: Some(Arc::new(store.clone()) as Arc<dyn plexus_core::ports::TenantLister>),
     };
     let bus = deps.bus.clone();
+    // Cluster mode: this node's events go to the other nodes and theirs
+    // come here. A node that cannot reach the bus at start does not start
+    // (it would serve stale views unseen); later outages are reconnected.
+    if let Some(cluster) = &config.bus {
+        crate::cluster::bridge(&bus, cluster, &config.node_id).await?;
+    }
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
+    // Legacy HTTP sessions live in the database: any node of a cluster
+    // carries one on, and a restart does not end them.
+    let kept_sessions = Arc::new(store.clone()) as Arc<dyn plexus_core::ports::SessionRecords>;
     let mut ports = wiring::Ports::from_config(&config, args.allow_anonymous, audit)
         .with_store(&config, args.allow_anonymous, store)
         .with_jwt(&config);
@@ -331,6 +343,19 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     if let Some(path) = config.source.clone() {
         wiring::watch_policy(path, Arc::clone(&ports.policy), std::time::Duration::from_millis(500));
     }
+    // Request state of input-required rounds is sealed with a key every
+    // node derives from the master key, so a retry may reach any node.
+    let state_key = match config.keyring()? {
+        Some(keys) => keys.request_state_key(),
+        None => {
+            if config.bus.is_some() {
+                tracing::warn!(
+                    "no master key (crypto.master_key_file): a modern-era call that asks for input must be retried at the node that asked"
+                );
+            }
+            wiring::random_key()
+        }
+    };
     let server = Server::new(ServerParts {
         registry,
         pipeline,
@@ -339,10 +364,11 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         name: config.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: Some("Plexus hosts domain modules as MCP tools, resources and prompts.".into()),
-        state_key: wiring::random_key(),
+        state_key,
         telemetry: Some(Arc::clone(&ports.telemetry)),
         audit: Some(Arc::clone(&ports.audit)),
         access: Some(Arc::clone(&access)),
+        sessions: Some(kept_sessions),
     });
 
     if args.stdio {

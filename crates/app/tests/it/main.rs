@@ -1,5 +1,6 @@
 //! The app's one integration-test binary.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod pipeline;
 mod tidy;

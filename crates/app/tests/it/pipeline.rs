@@ -59,6 +59,31 @@ async fn a_denied_tool_looks_exactly_like_a_missing_one_but_is_audited_as_denied
 }
 
 #[tokio::test]
+async fn names_a_client_makes_up_never_become_series_of_their_own() {
+    let mut telemetry = None;
+    let p = build(Arc::new(RecordingAudit::default()), |ports| telemetry = Some(Arc::clone(&ports.telemetry)));
+    let telemetry = telemetry.unwrap();
+    run(&p, Credential::Local, tool("echo", json!({"text": "x"}))).await.unwrap();
+    for name in ["<script>alert(1)</script>", "whoami", "test_no_such_tool"] {
+        run(&p, Credential::Local, tool(name, json!({}))).await.unwrap_err();
+    }
+    // schema-invalid arguments reached a real tool: they count under it
+    run(&p, Credential::Local, tool("echo", json!({"text": 1}))).await.unwrap_err();
+    let series: Vec<_> = telemetry
+        .snapshot()
+        .into_iter()
+        .map(|(name, s)| {
+            (
+                name,
+                s.calls.load(std::sync::atomic::Ordering::Relaxed),
+                s.errors.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+        .collect();
+    assert_eq!(series, [("(refused)".to_owned(), 3, 3), ("echo".to_owned(), 2, 1)]);
+}
+
+#[tokio::test]
 async fn listings_show_only_what_the_role_may_use() {
     let p = build(Arc::new(RecordingAudit::default()), |_| {});
     let Reply::Tools(page) =

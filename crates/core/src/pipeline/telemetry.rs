@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{Call, Reply};
 use crate::error::ToolError;
-use crate::telemetry::{CallSpan, Telemetry};
+use crate::telemetry::{CallSpan, REFUSED_TARGET, Telemetry};
 
 #[derive(Clone)]
 pub struct TelemetryLayer {
@@ -77,7 +77,15 @@ where
                     Ok(_) => None,
                     Err(e) => Some(e.code().as_str()),
                 };
-                telemetry.record(&target, elapsed, error.is_none());
+                let refused = matches!(
+                    &result,
+                    Err(ToolError::NotFound { .. }
+                        | ToolError::Unauthenticated { .. }
+                        | ToolError::TenantUnavailable(_)
+                        | ToolError::InsufficientScope(_)
+                        | ToolError::RateLimited { .. })
+                );
+                telemetry.record(if refused { REFUSED_TARGET } else { &target }, elapsed, error.is_none());
                 // Per tenant: only calls the tenancy gate admitted.
                 if let Some(p) = trace.principal.get()
                     && !matches!(&result, Err(ToolError::Unauthenticated { .. } | ToolError::TenantUnavailable(_)))

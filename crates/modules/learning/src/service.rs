@@ -860,6 +860,31 @@ impl Service {
         let scope = self.store.tenant(tenant);
         let postgres = self.postgres();
         let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
+            if postgres && !voided.is_empty() {
+                // Every learner this call touches, locked in one sorted
+                // round before any other lock: the new events' learners and
+                // the voided answers' learners. Two rounds (events first,
+                // then voids) could each be sorted and still deadlock
+                // against another call taking them the other way round.
+                // The macros below take the same locks again, at no cost
+                // (a transaction's advisory locks are re-entrant).
+                let mut owners: Vec<String> = Vec::with_capacity(voided.len());
+                for id in voided {
+                    let owner: Option<(String,)> = sqlx::query_as(
+                        "SELECT user_id FROM learning_events WHERE tenant_id = $1 AND statement_id = $2",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    owners.extend(owner.map(|(u,)| u));
+                }
+                lock_mastery!(
+                    conn,
+                    tenant.as_str(),
+                    events.iter().map(|e| e.user_id.as_str()).chain(owners.iter().map(String::as_str))
+                );
+            }
             let out = apply_events!(conn, tenant.as_str(), events, &params, threshold, postgres);
             if !voided.is_empty() {
                 unapply_voided!(conn, tenant.as_str(), voided, &params, postgres);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plexus_core::content::Content;
-use plexus_core::ports::AuditQuery;
+use plexus_core::ports::{AuditQuery, AuditScope};
 use plexus_core::{ToolDef, ToolError, ToolOutput, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,7 @@ async fn audit_records(
         .as_ref()
         .ok_or_else(|| ToolError::Unavailable { message: "no audit log is attached".into(), source: None })?;
     let q = AuditQuery {
-        tenant: tenant.to_owned(),
+        scope: AuditScope::Tenant(tenant.to_owned()),
         from: Some(from.to_owned()),
         to: Some(to.to_owned()),
         principal: None,

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use plexus_core::context::Era;
-use plexus_core::ports::{AuditQuery, AuditReader, TenantLister};
+use plexus_core::ports::{AuditQuery, AuditReader, AuditScope, TenantLister};
 use plexus_core::ratelimit::{Limits, Quotas};
 use plexus_core::telemetry::Telemetry;
 use plexus_core::{CallContext, Module, ToolDef, ToolError, ToolOutput, ToolSpec, Toolbox};
@@ -135,11 +135,43 @@ struct AuditQueryArgs {
     limit: Option<u32>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AllTenantsAuditArgs {
+    /// Only this tenant's records (default: every tenant).
+    tenant: Option<String>,
+    /// First time included, RFC 3339.
+    from: Option<String>,
+    /// First time excluded, RFC 3339.
+    to: Option<String>,
+    /// Only calls by this principal.
+    principal: Option<String>,
+    /// Only calls of this tool, prompt or resource.
+    target: Option<String>,
+    /// Only this outcome: ok, denied, tool_error, invalid_arguments, ...
+    outcome: Option<String>,
+    /// Most records returned, newest first (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+impl AllTenantsAuditArgs {
+    /// The tenant scope and the filters.
+    fn split(self) -> (AuditScope, AuditQueryArgs) {
+        let scope = match self.tenant.as_deref().map(str::trim) {
+            None | Some("") => AuditScope::AllTenants,
+            Some(t) => AuditScope::Tenant(t.to_owned()),
+        };
+        let Self { from, to, principal, target, outcome, limit, .. } = self;
+        (scope, AuditQueryArgs { from, to, principal, target, outcome, limit })
+    }
+}
+
 /// One audit record as an auditor sees it.
 #[derive(Debug, Serialize, JsonSchema)]
 struct AuditEntry {
     seq: u64,
     time: String,
+    tenant: String,
     request_id: String,
     principal: String,
     operation: String,
@@ -162,6 +194,43 @@ fn check_time(field: &str, v: &Option<String>) -> Result<(), ToolError> {
         }
         _ => Ok(()),
     }
+}
+
+/// The newest records of `scope` that match `a`.
+async fn audit_page(reader: &dyn AuditReader, scope: AuditScope, a: AuditQueryArgs) -> Result<AuditPage, ToolError> {
+    check_time("from", &a.from)?;
+    check_time("to", &a.to)?;
+    let limit = a.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ToolError::InvalidArguments("`limit` must be between 1 and 1000".into()));
+    }
+    let q = AuditQuery {
+        scope,
+        from: a.from,
+        to: a.to,
+        principal: a.principal,
+        target: a.target,
+        outcome: a.outcome,
+        limit: limit as usize,
+    };
+    let records = reader.query(&q).await.map_err(|e| ToolError::unavailable(e.to_string()))?;
+    let records = records
+        .into_iter()
+        .map(|r| AuditEntry {
+            seq: r.seq,
+            time: r.time,
+            tenant: r.tenant,
+            request_id: r.request_id,
+            principal: r.principal,
+            operation: r.operation,
+            target: r.target,
+            outcome: r.outcome,
+            latency_us: r.latency_us,
+            args_digest: r.args_digest,
+            hash: r.hash,
+        })
+        .collect();
+    Ok(AuditPage { records })
 }
 
 /// The system module.
@@ -304,6 +373,7 @@ impl System {
                 }
             },
         );
+        let own = Arc::clone(&reader);
         self.tools = self.tools.typed(
             ToolDef::new(
                 "query_audit_log",
@@ -313,41 +383,24 @@ impl System {
             .read_only()
             .idempotent(),
             move |cx: CallContext, a: AuditQueryArgs| {
+                let reader = Arc::clone(&own);
+                async move { audit_page(&*reader, AuditScope::Tenant(cx.tenant().to_string()), a).await }
+            },
+        );
+        self.tools = self.tools.typed(
+            ToolDef::new(
+                "query_audit_log_all_tenants",
+                "Read the audit log across every tenant, or of one named tenant (platform administrators): who called \
+                 what, when, with which outcome (newest first)",
+            )
+            .title("Query every tenant's audit log")
+            .read_only()
+            .idempotent(),
+            move |_cx: CallContext, a: AllTenantsAuditArgs| {
                 let reader = Arc::clone(&reader);
                 async move {
-                    check_time("from", &a.from)?;
-                    check_time("to", &a.to)?;
-                    let limit = a.limit.unwrap_or(100);
-                    if !(1..=1000).contains(&limit) {
-                        return Err(ToolError::InvalidArguments("`limit` must be between 1 and 1000".into()));
-                    }
-                    let q = AuditQuery {
-                        tenant: cx.tenant().to_string(),
-                        from: a.from,
-                        to: a.to,
-                        principal: a.principal,
-                        target: a.target,
-                        outcome: a.outcome,
-                        limit: limit as usize,
-                    };
-                    let records = reader.query(&q).await.map_err(|e| ToolError::unavailable(e.to_string()))?;
-                    Ok(AuditPage {
-                        records: records
-                            .into_iter()
-                            .map(|r| AuditEntry {
-                                seq: r.seq,
-                                time: r.time,
-                                request_id: r.request_id,
-                                principal: r.principal,
-                                operation: r.operation,
-                                target: r.target,
-                                outcome: r.outcome,
-                                latency_us: r.latency_us,
-                                args_digest: r.args_digest,
-                                hash: r.hash,
-                            })
-                            .collect(),
-                    })
+                    let (scope, query) = a.split();
+                    audit_page(&*reader, scope, query).await
                 }
             },
         );
@@ -396,6 +449,70 @@ mod tests {
         let v = out.structured.unwrap();
         assert_eq!(v["subject"], "unauthenticated");
         assert_eq!(v["era"], "2026-07-28");
+    }
+
+    struct Log(Vec<plexus_core::audit::AuditRecord>);
+
+    #[async_trait::async_trait]
+    impl AuditReader for Log {
+        async fn query(
+            &self,
+            q: &AuditQuery,
+        ) -> Result<Vec<plexus_core::audit::AuditRecord>, plexus_core::ports::AuditError> {
+            Ok(plexus_core::ports::newest_matches(self.0.clone(), q))
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_queries_keep_to_their_tenant_unless_they_read_every_tenant() {
+        let mut prev = String::new();
+        let records: Vec<_> =
+            [("default", "ann", "echo"), ("u", "bob", "echo"), ("u", "bob", "whoami"), ("default", "ann", "whoami")]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tenant, principal, target))| {
+                    let r = plexus_core::audit::AuditRecord::chain(
+                        i as u64,
+                        &prev,
+                        plexus_core::audit::AuditEvent {
+                            time: format!("2026-11-22T10:00:0{i}Z"),
+                            request_id: format!("r{i}"),
+                            session: None,
+                            principal: principal.into(),
+                            tenant: tenant.into(),
+                            operation: "tools/call".into(),
+                            target: target.into(),
+                            args_digest: String::new(),
+                            outcome: "ok".into(),
+                            latency_us: 1,
+                            client_addr: None,
+                        },
+                    );
+                    prev = r.hash.clone();
+                    r
+                })
+                .collect();
+        let m = System::default().with_audit(Arc::new(Log(records)));
+        let cx = CallContext::detached("r");
+        assert_eq!(cx.tenant().as_str(), "default");
+        let seen = |out: ToolOutput| {
+            out.structured.unwrap()["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{}/{}/{}", r["tenant"].as_str().unwrap(), r["seq"], r["target"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let own = m.call(&cx, "query_audit_log", json!({})).await.unwrap();
+        assert_eq!(seen(own), ["default/3/whoami", "default/0/echo"]);
+        let err = m.call(&cx, "query_audit_log", json!({"tenant": "u"})).await.unwrap_err();
+        assert!(err.to_string().contains("unknown field `tenant`"), "{err}");
+        let all = m.call(&cx, "query_audit_log_all_tenants", json!({"target": "echo"})).await.unwrap();
+        assert_eq!(seen(all), ["u/1/echo", "default/0/echo"]);
+        let one = m.call(&cx, "query_audit_log_all_tenants", json!({"tenant": "u", "limit": 1})).await.unwrap();
+        assert_eq!(seen(one), ["u/2/whoami"]);
+        let blank = m.call(&cx, "query_audit_log_all_tenants", json!({"tenant": " "})).await.unwrap();
+        assert_eq!(seen(blank).len(), 4, "a blank tenant is no filter");
     }
 
     struct Two;

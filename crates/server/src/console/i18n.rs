@@ -148,6 +148,7 @@ strings! {
     no_documents => "No documents.", "文書はありません。";
     audit_title => "Audit log", "監査ログ";
     audit_scope => "Records of your tenant; newest first, at most 200.", "あなたのテナントの記録（新しい順、最大 200 件）。";
+    audit_scope_all => "Records of every tenant, or of the tenant named; newest first, at most 200.", "全テナント、または指定したテナントの記録（新しい順、最大 200 件）。";
     principal => "Principal", "主体";
     outcome => "Outcome", "結果";
     from => "From", "開始";

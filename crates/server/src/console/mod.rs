@@ -79,6 +79,8 @@ pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, oidc: Option<Co
         .route("/console/fragments/flags", get(ops::flags_fragment))
         .route("/console/config", get(ops::config))
         .route("/console/config/view", get(ops::config_view))
+        .route("/console/fragments/config", get(ops::config_fragment))
+        .route("/console/fragments/config-doc", get(ops::config_doc_fragment))
         .route("/console/config/rollback", post(ops::config_rollback))
         .route("/console/audit", get(ops::audit))
         .route("/console/audit/export", post(ops::audit_export))
@@ -620,8 +622,8 @@ async fn update_incident(
     }
 }
 
-/// Server-Sent Events: `incidents`, `flags` or `config` when the shared
-/// registry changes (the page then fetches what it shows through the
+/// Server-Sent Events: `incidents`, `flags` or `config` (any other shared
+/// document) when the shared registry changes (the page then fetches what it shows through the
 /// pipeline, as the user), a comment every 15 s to keep proxies from
 /// closing the stream. The events name a kind of change, never content.
 async fn events(State(c): St, headers: HeaderMap) -> Response {
@@ -668,10 +670,9 @@ fn kind_of(uri: &str) -> Option<&'static str> {
         Some("incidents")
     } else if name == "config/feature-flags.json" {
         Some("flags")
-    } else if name.starts_with("config/") {
-        Some("config")
     } else {
-        None
+        // Every other shared document is on the config registry's page.
+        Some("config")
     }
 }
 
@@ -750,6 +751,6 @@ mod tests {
         assert_eq!(kind_of("shared://config/feature-flags.json"), Some("flags"));
         assert_eq!(kind_of("shared://config/interview-types.json"), Some("config"));
         assert_eq!(kind_of("kb://documents/x"), None);
-        assert_eq!(kind_of("shared://reports/x.md"), None);
+        assert_eq!(kind_of("shared://reports/x.md"), Some("config"));
     }
 }

@@ -305,6 +305,39 @@ pub(super) async fn test_flag(State(c): St, headers: HeaderMap, ext: Extensions,
 
 // ----------------------------------------------------------------- config
 
+/// The shared documents and any refused edits (the config page's live part).
+fn config_list(lang: Lang, docs: &Result<Value, Failure>) -> Markup {
+    let t = lang.text();
+    html! {
+        @match docs {
+            Err(e) => (failure(lang, e)),
+            Ok(v) => {
+                @let documents = v["documents"].as_array().map(Vec::as_slice).unwrap_or_default();
+                @if documents.is_empty() { p class="muted" { (t.no_documents) } }
+                @else {
+                    table class="tools" data-testid="documents" {
+                        thead { tr { th { (t.document) } th { (t.version) } th { (t.format) } th { (t.updated_at) } th { (t.author) } } }
+                        tbody { @for d in documents {
+                            tr data-document=(field(d, "name")) {
+                                td class="mono" { a href={ "/console/config/view?name=" (enc(field(d, "name"))) } { (field(d, "name")) } }
+                                td data-testid="document-version" { (d["version"]) } td { (field(d, "format")) }
+                                td class="mono" { (field(d, "updatedAt")) } td { (field(d, "author")) }
+                            }
+                        } }
+                    }
+                }
+                @let problems = v["problems"].as_array().map(Vec::as_slice).unwrap_or_default();
+                @if !problems.is_empty() {
+                    h2 { (t.problems) }
+                    ul data-testid="problems" { @for p in problems {
+                        li { span class="mono" { (field(p, "name")) } ": " (list(&p["errors"])) }
+                    } }
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn config(State(c): St, headers: HeaderMap, ext: Extensions) -> Response {
     let s = session!(c, headers, "/console/config", false);
     let addr = client_addr(&ext);
@@ -314,35 +347,16 @@ pub(super) async fn config(State(c): St, headers: HeaderMap, ext: Extensions) ->
     let docs = c.call(&s, addr, "list_shared_configs", json!({})).await;
     let body = html! {
         h1 { (t.config_title) }
-        section class="card" {
-            @match &docs {
-                Err(e) => (failure(lang, e)),
-                Ok(v) => {
-                    @let documents = v["documents"].as_array().map(Vec::as_slice).unwrap_or_default();
-                    @if documents.is_empty() { p class="muted" { (t.no_documents) } }
-                    @else {
-                        table class="tools" data-testid="documents" {
-                            thead { tr { th { (t.document) } th { (t.version) } th { (t.format) } th { (t.updated_at) } th { (t.author) } } }
-                            tbody { @for d in documents {
-                                tr {
-                                    td class="mono" { a href={ "/console/config/view?name=" (enc(field(d, "name"))) } { (field(d, "name")) } }
-                                    td { (d["version"]) } td { (field(d, "format")) } td class="mono" { (field(d, "updatedAt")) } td { (field(d, "author")) }
-                                }
-                            } }
-                        }
-                    }
-                    @let problems = v["problems"].as_array().map(Vec::as_slice).unwrap_or_default();
-                    @if !problems.is_empty() {
-                        h2 { (t.problems) }
-                        ul { @for p in problems {
-                            li { span class="mono" { (field(p, "name")) } ": " (list(&p["errors"])) }
-                        } }
-                    }
-                }
-            }
-        }
+        section class="card" id="config-list" { (config_list(lang, &docs)) }
     };
     html(StatusCode::OK, page(lang, t.config_title, "config", Some(&frame), body))
+}
+
+pub(super) async fn config_fragment(State(c): St, headers: HeaderMap, ext: Extensions) -> Response {
+    let s = session!(c, headers, "/console/config", true);
+    let addr = client_addr(&ext);
+    let docs = c.call(&s, addr, "list_shared_configs", json!({})).await;
+    html(StatusCode::OK, config_list(Lang::of(&headers), &docs))
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,11 +385,27 @@ fn config_doc_page(
     error: Option<&Failure>,
 ) -> Markup {
     let t = lang.text();
-    let may_roll_back = frame.tools.contains("rollback_shared_config");
-    let live = doc.as_ref().ok().and_then(|d| d["version"].as_u64());
     let body = html! {
         h1 class="mono" { (name) }
         @if let Some(e) = error { (failure(lang, e)) }
+        div id="config-doc" data-name=(name) { (config_doc(lang, frame, name, doc, history)) }
+    };
+    page(lang, t.config_title, "config", Some(frame), body)
+}
+
+/// A document's live content and its versions with diffs and rollback
+/// buttons (the document page's live part).
+fn config_doc(
+    lang: Lang,
+    frame: &Frame,
+    name: &str,
+    doc: &Result<Value, Failure>,
+    history: &Result<Value, Failure>,
+) -> Markup {
+    let t = lang.text();
+    let may_roll_back = frame.tools.contains("rollback_shared_config");
+    let live = doc.as_ref().ok().and_then(|d| d["version"].as_u64());
+    html! {
         section class="card" {
             h2 { (t.content) @if let Some(v) = live { " · " (t.version) " " span data-testid="live-version" { (v) } } }
             @match doc {
@@ -408,8 +438,7 @@ fn config_doc_page(
                 },
             }
         }
-    };
-    page(lang, t.config_title, "config", Some(frame), body)
+    }
 }
 
 pub(super) async fn config_view(
@@ -422,9 +451,34 @@ pub(super) async fn config_view(
     let s = session!(c, headers, &enc(&back), false);
     let addr = client_addr(&ext);
     let frame = frame!(c, s, addr, &enc(&back));
-    let doc = c.call(&s, addr, "get_shared_config", json!({"name": q.name})).await;
-    let history = c.call(&s, addr, "get_shared_config_history", json!({"name": q.name, "limit": 50})).await;
+    let (doc, history) = doc_and_history(&c, &s, addr, &q.name).await;
     html(StatusCode::OK, config_doc_page(Lang::of(&headers), &frame, &q.name, &doc, &history, None))
+}
+
+async fn doc_and_history(
+    c: &Console,
+    s: &super::Session,
+    addr: Option<std::net::SocketAddr>,
+    name: &str,
+) -> (Result<Value, Failure>, Result<Value, Failure>) {
+    let doc = c.call(s, addr, "get_shared_config", json!({"name": name})).await;
+    let history = c.call(s, addr, "get_shared_config_history", json!({"name": name, "limit": 50})).await;
+    (doc, history)
+}
+
+pub(super) async fn config_doc_fragment(
+    State(c): St,
+    headers: HeaderMap,
+    ext: Extensions,
+    Query(q): Query<DocQuery>,
+) -> Response {
+    let s = session!(c, headers, "/console/config", true);
+    let addr = client_addr(&ext);
+    let Ok(frame) = c.frame(&s, addr).await else {
+        return (StatusCode::UNAUTHORIZED, "sign in again").into_response();
+    };
+    let (doc, history) = doc_and_history(&c, &s, addr, &q.name).await;
+    html(StatusCode::OK, config_doc(Lang::of(&headers), &frame, &q.name, &doc, &history))
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,8 +504,7 @@ pub(super) async fn config_rollback(
         Err(Failure::SignedOut) => no_session(NoSession::Expired, "/console/config", false),
         Err(e) => {
             let frame = frame!(c, s, addr, "/console/config");
-            let doc = c.call(&s, addr, "get_shared_config", json!({"name": f.name})).await;
-            let history = c.call(&s, addr, "get_shared_config_history", json!({"name": f.name, "limit": 50})).await;
+            let (doc, history) = doc_and_history(&c, &s, addr, &f.name).await;
             html(e.status(), config_doc_page(Lang::of(&headers), &frame, &f.name, &doc, &history, Some(&e)))
         }
     }
@@ -459,8 +512,14 @@ pub(super) async fn config_rollback(
 
 // ------------------------------------------------------------------ audit
 
+/// The platform administrators' audit search.
+const ALL_TENANTS: &str = "query_audit_log_all_tenants";
+
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct AuditQuery {
+    /// Platform administrators only (`query_audit_log_all_tenants`).
+    #[serde(default)]
+    tenant: String,
     #[serde(default)]
     principal: String,
     #[serde(default)]
@@ -497,8 +556,11 @@ pub(super) async fn audit(State(c): St, headers: HeaderMap, ext: Extensions, Que
     let frame = frame!(c, s, addr, "/console/audit");
     let lang = Lang::of(&headers);
     let t = lang.text();
+    // Platform administrators search every tenant; everyone else their own.
+    let all_tenants = frame.tools.contains(ALL_TENANTS);
     let mut args = json!({"limit": 200});
-    for (k, v) in [("principal", &q.principal), ("target", &q.target), ("outcome", &q.outcome)] {
+    let filters = [("tenant", &q.tenant), ("principal", &q.principal), ("target", &q.target), ("outcome", &q.outcome)];
+    for (k, v) in filters.into_iter().skip(usize::from(!all_tenants)) {
         if !v.trim().is_empty() {
             args[k] = json!(v.trim());
         }
@@ -508,13 +570,16 @@ pub(super) async fn audit(State(c): St, headers: HeaderMap, ext: Extensions, Que
             args[k] = json!(i);
         }
     }
-    let records = c.call(&s, addr, "query_audit_log", args).await;
+    let records = c.call(&s, addr, if all_tenants { ALL_TENANTS } else { "query_audit_log" }, args).await;
     let day = today();
     let body = html! {
         h1 { (t.audit_title) }
         section class="card" {
-            p class="muted" { (t.audit_scope) }
+            p class="muted" { (if all_tenants { t.audit_scope_all } else { t.audit_scope }) }
             form method="get" action="/console/audit" class="row" data-testid="audit-search" {
+                @if all_tenants {
+                    input name="tenant" placeholder=(t.tenant) aria-label=(t.tenant) value=(q.tenant);
+                }
                 input name="principal" placeholder=(t.principal) aria-label=(t.principal) value=(q.principal);
                 input name="target" placeholder=(t.tool) aria-label=(t.tool) value=(q.target);
                 input name="outcome" placeholder=(t.outcome) aria-label=(t.outcome) value=(q.outcome);
@@ -529,10 +594,15 @@ pub(super) async fn audit(State(c): St, headers: HeaderMap, ext: Extensions, Que
                     @if rows.is_empty() { p class="muted" { (t.no_records) } }
                     @else {
                         table class="tools" data-testid="audit-records" {
-                            thead { tr { th { "#" } th { (t.time) } th { (t.principal) } th { "" } th { (t.tool) } th { (t.outcome) } th { "µs" } } }
+                            thead { tr {
+                                th { "#" } th { (t.time) } @if all_tenants { th { (t.tenant) } }
+                                th { (t.principal) } th { "" } th { (t.tool) } th { (t.outcome) } th { "µs" }
+                            } }
                             tbody { @for r in rows {
                                 tr {
-                                    td { (r["seq"]) } td class="mono" { (field(r, "time")) } td { (field(r, "principal")) }
+                                    td { (r["seq"]) } td class="mono" { (field(r, "time")) }
+                                    @if all_tenants { td data-testid="audit-tenant" { (field(r, "tenant")) } }
+                                    td { (field(r, "principal")) }
                                     td class="mono" { (field(r, "operation")) } td class="mono" { (field(r, "target")) }
                                     td { (field(r, "outcome")) } td { (r["latency_us"]) }
                                 }

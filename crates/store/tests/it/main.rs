@@ -50,4 +50,5 @@ storage_suite!(
     sealed_fields_open_only_in_their_tenant_and_field,
     master_rotation_rewraps_every_data_key,
     module_tables_are_bound_to_their_tenant,
+    sessions_are_kept_updated_and_ended,
 );

@@ -340,20 +340,20 @@ pub(crate) async fn migrations_are_idempotent_and_checked(db: Arc<TestDb>) {
     let (a, b) = tokio::join!(Store::open(db.url()), Store::open(db.url()));
     let (a, b) = (a.unwrap(), b.unwrap());
     b.close().await;
-    assert_eq!(a.applied_migrations("core").await.unwrap(), [1, 2]);
+    assert_eq!(a.applied_migrations("core").await.unwrap(), [1, 2, 3]);
     tenant(&a, "acme").await;
     assert_eq!(a.migrate(&CORE_MIGRATIONS).await.unwrap(), 0);
     a.close().await;
 
     let store = db.open().await;
-    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2]);
+    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2, 3]);
     assert!(store.get_tenant(&tid("acme")).await.unwrap().is_some(), "data survives");
 
     // another owner's set, applied once
     assert_eq!(store.migrate(&ITEST).await.unwrap(), 2);
     assert_eq!(store.migrate(&ITEST).await.unwrap(), 0);
     assert_eq!(store.applied_migrations("itest").await.unwrap(), [1, 2]);
-    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2]);
+    assert_eq!(store.applied_migrations("core").await.unwrap(), [1, 2, 3]);
 
     // an edited script is refused
     static EDITED: Migrations = Migrations {
@@ -592,4 +592,46 @@ pub(crate) async fn module_tables_are_bound_to_their_tenant(db: Arc<TestDb>) {
         assert!(cross.is_err(), "writing another tenant's row is refused by the policy");
         assert_eq!(note_bodies(&acme).await.unwrap(), ["東京の在庫", "Osaka stock"]);
     }
+}
+
+pub(crate) async fn sessions_are_kept_updated_and_ended(db: Arc<TestDb>) {
+    use plexus_core::ports::{SessionRecord, SessionRecords};
+    // two nodes on one database
+    let (a, b) = (db.open().await, db.open().await);
+    let hs = r#"{"protocolVersion":"2025-11-25","clientInfo":{"name":"クライアント","version":"1"}}"#;
+    assert_eq!(b.load("s-1").await.unwrap(), None, "unknown before it begins");
+    a.begin("s-1", hs).await.unwrap();
+    assert_eq!(
+        b.load("s-1").await.unwrap(),
+        Some(SessionRecord { handshake: hs.into(), subscriptions: vec![], log_level: None }),
+        "another node sees the session a node began"
+    );
+    let subs = vec!["shared://config/設定.json".to_owned(), "kb://documents/a%20b".to_owned()];
+    b.update("s-1", &subs, Some("debug")).await.unwrap();
+    let got = a.load("s-1").await.unwrap().unwrap();
+    assert_eq!((got.subscriptions, got.log_level.as_deref()), (subs.clone(), Some("debug")));
+
+    // an update of an unknown session leaves it unknown
+    assert!(!a.update_session("s-none", &subs, None).await.unwrap());
+    assert_eq!(a.load("s-none").await.unwrap(), None);
+
+    // beginning again (an id reused) starts from nothing
+    a.begin("s-1", hs).await.unwrap();
+    assert_eq!(b.load("s-1").await.unwrap().unwrap().subscriptions, Vec::<String>::new());
+
+    // bad input is refused and changes nothing
+    for bad in ["", "a\nb"] {
+        let e = a.begin_session(bad, hs).await.unwrap_err();
+        assert!(matches!(e, StoreError::Invalid { field: "session id", .. }), "{e}");
+    }
+    let many: Vec<String> = (0..=plexus_store::MAX_SESSION_SUBSCRIPTIONS).map(|i| format!("r://{i}")).collect();
+    let e = a.update_session("s-1", &many, None).await.unwrap_err();
+    assert!(e.to_string().contains("at most 10000"), "{e}");
+    assert_eq!(b.load("s-1").await.unwrap().unwrap().subscriptions, Vec::<String>::new());
+
+    // the client ends it: gone for every node
+    b.end("s-1").await.unwrap();
+    assert_eq!(a.load("s-1").await.unwrap(), None);
+    a.close().await;
+    b.close().await;
 }

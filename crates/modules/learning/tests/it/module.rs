@@ -1318,6 +1318,57 @@ async fn the_xapi_routes_follow_the_specification() {
     on_sqlite(xapi_flow).await;
 }
 
+/// Two posts at once, each an answer of one learner and the voiding of the
+/// other learner's answer: each locks both learners in one sorted round, so
+/// neither waits for the other in a cycle (PostgreSQL would abort one with a
+/// deadlock), and every learner's mastery counts exactly its answers left.
+#[tokio::test]
+async fn crossed_answers_and_voids_never_deadlock_on_postgres() {
+    on_postgres("crossed answers and voids", |store| async move {
+        use RouteMethod::Post;
+        let m = open(&store).await;
+        import_course(&m, "acme", 20).await;
+        let lrs = who("acme", "lms-connector", &["xapi"]);
+        let home = m.service().home(&TenantId::new("acme"));
+        let answered = |user: &str, item: usize| {
+            json!({
+                "actor": {"account": {"homePage": home, "name": user}},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+                "object": {"id": format!("{home}/items/item-{item:05}")},
+                "result": {"success": true, "duration": "PT30S"}
+            })
+        };
+        let void = |id: &str| {
+            json!({
+                "actor": {"account": {"homePage": home, "name": "lms-connector"}},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
+                "object": {"objectType": "StatementRef", "id": id},
+            })
+        };
+        let post = |body: Value| {
+            let (m, lrs) = (&m, &lrs);
+            async move {
+                let (status, _, body) = rest(m, lrs, Post, &[], &body.to_string(), Some("1.0.3")).await;
+                assert_eq!(status, 200, "{body}");
+                body.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            }
+        };
+        for round in 0..20 {
+            let ids = post(json!([answered("ann", round % 4), answered("bob", round % 4)])).await;
+            let (ann, bob) = (&ids[0], &ids[1]);
+            tokio::join!(
+                post(json!([answered("ann", 4 + round % 4), void(bob)])),
+                post(json!([answered("bob", 4 + round % 4), void(ann)])),
+            );
+        }
+        for user in ["ann", "bob"] {
+            let attempts: i64 = mastery_of(&m, user).await.iter().map(|x| x.2).sum();
+            assert_eq!(attempts, 20, "{user}: the 20 answers not voided");
+        }
+    })
+    .await;
+}
+
 // ------------------------------------------------------------- Japanese
 
 async fn japanese_flow(store: Store) {

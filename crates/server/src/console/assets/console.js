@@ -37,6 +37,15 @@
     refresh('/console/fragments/incidents', 'incident-list');
   });
   events.addEventListener('flags', () => refresh('/console/fragments/flags', 'flag-table'));
+  // The registry's pages show every shared document, the flags and the
+  // incidents included.
+  const doc = document.getElementById('config-doc');
+  for (const kind of ['config', 'flags', 'incidents']) {
+    events.addEventListener(kind, () => {
+      refresh('/console/fragments/config', 'config-list');
+      if (doc) refresh('/console/fragments/config-doc?name=' + encodeURIComponent(doc.dataset.name), 'config-doc');
+    });
+  }
   window.addEventListener('pagehide', () => events.close());
 
   if (document.getElementById('figures')) {

@@ -1,0 +1,396 @@
+"""Cluster mode's event bus with real processes: two `plexus serve` nodes
+joined by the machine's NATS server (`[bus] url`). A change made on node A
+reaches an MCP client subscribed on node B, of either protocol era, and a
+node that cannot reach NATS at start refuses to start and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import _stop
+from helpers import UpdatesHeard, modern_call, start
+
+NATS = os.environ.get("PLEXUS_TEST_NATS_URL", "nats://127.0.0.1:4222")
+URI = "shared://config/banner.json"
+
+
+def nats_reachable() -> bool:
+    host, _, port = NATS.removeprefix("nats://").partition(":")
+    try:
+        socket.create_connection((host, int(port or 4222)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_node(plexus_bin: str, cfg: Path, tmp_path: Path, node: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`plexus serve` as cluster node `node` (data in tmp_path/node, log in
+    tmp_path/node.log) with the shared document banner.json: (process, port)."""
+    data = tmp_path / node
+    (data / "shared" / "config").mkdir(parents=True, exist_ok=True)
+    (data / "shared" / "config" / "banner.json").write_text(json.dumps({"message": "平常運転"}), encoding="utf-8")
+    cmd = [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data), "--node-id", node, "--allow-anonymous"]
+    return start(cmd, tmp_path / f"{node}.log")
+
+
+def cluster_config(tmp_path: Path, modules: str, pg_url: str, audit_in_db: bool) -> Path:
+    """A cluster's plexus.toml on `pg_url` and the machine's NATS (skips
+    without NATS): its path."""
+    if not nats_reachable():
+        pytest.skip(f"NATS is not reachable at {NATS}: the cluster tests need it")
+    audit = '[audit]\nsink = "database"\n' if audit_in_db else ""
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(
+        f'[modules]\nenabled = [{modules}]\n[storage]\nurl = "{pg_url}"\n{audit}'
+        f'[bus]\nurl = "{NATS}"\nsubject = "plexus.e2e.{uuid.uuid4().hex}"\n',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+@pytest.fixture()
+def nodes(plexus_bin: str, tmp_path: Path):
+    if not nats_reachable():
+        pytest.skip(f"NATS is not reachable at {NATS}: the cluster bus tests need it")
+    subject = f"plexus.e2e.{uuid.uuid4().hex}"
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(f'[modules]\nenabled = ["system", "ops"]\n[bus]\nurl = "{NATS}"\nsubject = "{subject}"\n', encoding="utf-8")
+    started = []
+    try:
+        for node in ("a", "b"):
+            started.append(start_node(plexus_bin, cfg, tmp_path, node))
+        yield [f"http://127.0.0.1:{port}/mcp" for _, port in started], tmp_path
+    finally:
+        for proc, _ in started:
+            _stop(proc)
+
+
+def change_on(url: str, message: str) -> None:
+    status, reply = modern_call(url, "update_shared_config", {"name": "config/banner.json", "content": {"message": message}}, key=None)
+    assert status == 200 and reply["result"]["isError"] is False, reply
+
+
+def test_a_change_on_one_node_reaches_subscribers_on_another(nodes) -> None:
+    import anyio
+    from mcp import Client
+
+    (a, b), tmp_path = nodes
+
+    async def legacy() -> list[str]:
+        heard = UpdatesHeard()
+        with anyio.fail_after(30):
+            async with Client(b, mode="legacy", read_timeout_seconds=20, message_handler=heard) as client:
+                await client.subscribe_resource(URI)
+                await anyio.to_thread.run_sync(change_on, a, "計画停止 02:00-04:00")
+                await heard.got.wait()
+        return heard.uris
+
+    assert anyio.run(legacy) == [URI]
+
+    async def modern() -> str:
+        with anyio.fail_after(30):
+            async with Client(b, mode="2026-07-28", read_timeout_seconds=20) as client:
+                async with client.listen(resource_subscriptions=[URI]) as sub:
+                    await anyio.to_thread.run_sync(change_on, a, "復旧しました")
+                    async for event in sub:
+                        return str(getattr(event, "uri", event))
+        return ""
+
+    assert URI in anyio.run(modern)
+    # Node B's log names the cluster it joined.
+    assert "events shared with the cluster over NATS" in (tmp_path / "b.log").read_text(errors="replace")
+
+
+def test_a_node_that_cannot_reach_nats_does_not_start(plexus_bin: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text('[bus]\nurl = "nats://127.0.0.1:9"\n', encoding="utf-8")
+    r = subprocess.run(
+        [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--http", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode != 0
+    assert "cannot reach the cluster bus at nats://127.0.0.1:9" in r.stderr, r.stderr
+    r = subprocess.run(
+        [plexus_bin, "serve", "--node-id", "no spaces", "--data-dir", str(tmp_path / "data"), "--http", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode != 0 and "the node id `no spaces` must be" in r.stderr, r.stderr
+
+
+@pytest.fixture()
+def pg_schema():
+    """A schema and role of their own on the CI machine's PostgreSQL
+    (`PLEXUS_TEST_POSTGRES_URL`), dropped afterwards."""
+    import shutil
+
+    admin = os.environ.get("PLEXUS_TEST_POSTGRES_URL", "")
+    if not admin:
+        assert "CI" not in os.environ, "CI must set PLEXUS_TEST_POSTGRES_URL"
+        pytest.skip("PLEXUS_TEST_POSTGRES_URL is not set: the shared-database cluster test needs PostgreSQL")
+    psql = shutil.which("psql")
+    assert psql, "psql (postgresql-client) is needed to prepare the test schema"
+    role = f"plexus_e2e_{uuid.uuid4().hex[:12]}"
+
+    def sql(statement: str) -> None:
+        subprocess.run([psql, admin, "-q", "-v", "ON_ERROR_STOP=1", "-c", statement], check=True, capture_output=True, timeout=30)
+
+    sql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+    sql(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+    sql(f"ALTER ROLE {role} SET search_path = {role}")
+    host = admin.split("://", 1)[1].split("@", 1)[-1]
+    try:
+        yield f"postgres://{role}:pw@{host}"
+    finally:
+        sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        sql(f"DROP SCHEMA {role} CASCADE")
+        sql(f"DROP ROLE {role}")
+
+
+def test_two_nodes_on_one_database_survive_a_kill_with_every_acknowledged_call_audited(
+    plexus_bin: str, tmp_path: Path, pg_schema: str
+) -> None:
+    """Each node writes its own audit hash chain into the shared database; a
+    node killed with SIGKILL mid-load leaves its chain intact, the client
+    carries on with the other node, and every acknowledged call is in the log."""
+    import hashlib
+
+    cfg = cluster_config(tmp_path, '"system"', pg_schema, audit_in_db=True)
+    procs = {}
+    urls = {}
+    try:
+        for node in ("a", "b"):
+            procs[node], port = start_node(plexus_bin, cfg, tmp_path, node)
+            urls[node] = f"http://127.0.0.1:{port}/mcp"
+
+        acked: dict[str, str] = {}  # text -> the node that answered
+        refused_by_b = 0
+        for i in range(80):
+            if i == 40:
+                procs["b"].kill()  # SIGKILL: no drain, no goodbye
+                procs["b"].wait(timeout=10)
+            text = f"call-{i:03d}"
+            first = "ab"[i % 2]
+            for node in (first, "a" if first == "b" else "b"):
+                try:
+                    status, reply = modern_call(urls[node], "echo", {"text": text}, key=None, timeout=5)
+                except OSError:
+                    refused_by_b += node == "b"
+                    continue  # that node is gone: the client tries the other
+                assert status == 200 and reply["result"]["content"][0]["text"] == text, reply
+                acked[text] = node
+                break
+        assert len(acked) == 80, "every call was answered by one node or the other"
+        assert refused_by_b >= 19, refused_by_b
+        assert sum(n == "b" for n in acked.values()) == 20, "b answered its share until it was killed"
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([plexus_bin, *args, "--config", str(cfg), "--data-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=60)
+
+    verified = cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    chains = {line.rsplit("(", 1)[1].rstrip(")"): line for line in verified.stdout.splitlines() if line.startswith("audit log intact")}
+    assert set(chains) == {"node a", "node b"}, verified.stdout
+    exported = cli("audit", "export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+    assert exported.returncode == 0, exported.stderr
+    digests = {json.loads(line)["args_digest"] for line in exported.stdout.splitlines() if '"echo"' in line}
+    for text in acked:
+        canonical = json.dumps({"text": text}, separators=(",", ":")).encode()
+        assert hashlib.sha256(canonical).hexdigest() in digests, f"{text} answered by node {acked[text]} is not in the audit log"
+
+
+def test_a_legacy_session_carries_on_at_another_node_after_its_node_is_killed(
+    plexus_bin: str, tmp_path: Path, pg_schema: str
+) -> None:
+    """Legacy (2025-11-25) sessions are kept in the shared database: when the
+    node that began one is killed, the next node the balancer picks carries
+    it on with the same session id, its subscriptions included, for a real
+    client (the Python SDK) and at the protocol level alike."""
+    import urllib.request
+
+    import anyio
+    from mcp import Client
+
+    from helpers import SseListener, Switch, legacy_post, legacy_session
+
+    cfg = cluster_config(tmp_path, '"system", "ops"', pg_schema, audit_in_db=False)
+    procs, ports = {}, {}
+    switch = None
+    try:
+        for node in ("a", "b"):
+            procs[node], ports[node] = start_node(plexus_bin, cfg, tmp_path, node)
+        url = {n: f"http://127.0.0.1:{p}/mcp" for n, p in ports.items()}
+
+        # A session begun on a, at the protocol level: subscribed, log level set.
+        raw = legacy_session(url["a"], "監視端末")
+        status, body, _ = legacy_post(url["a"], {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}, raw)
+        assert status == 200 and body["result"] == {}, body
+        status, body, _ = legacy_post(url["a"], {"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel", "params": {"level": "debug"}}, raw)
+        assert status == 200 and "error" not in body, body
+
+        # A real client behind a balancer that sends it to a, then (a gone) to b.
+        switch = Switch(ports["a"])
+        front = f"http://127.0.0.1:{switch.port}/mcp"
+
+        def kill_a() -> None:
+            procs["a"].kill()  # SIGKILL: no drain, no goodbye
+            procs["a"].wait(timeout=10)
+            switch.target = ports["b"]
+            time.sleep(0.5)  # the switch has closed the client's connections to a
+
+        async def sdk() -> tuple[str, str]:
+            with anyio.fail_after(60):
+                async with Client(front, mode="legacy", read_timeout_seconds=20) as client:
+                    before = await client.call_tool("echo", {"text": "切替前"})
+                    await anyio.to_thread.run_sync(kill_a)
+                    after = await client.call_tool("echo", {"text": "切替後"})
+                    return before.content[0].text, after.content[0].text
+
+        assert anyio.run(sdk) == ("切替前", "切替後"), "the SDK's session carried on at b"
+        assert "a session was carried on from the session store" in (tmp_path / "b.log").read_text(errors="replace")
+
+        # The raw session at b: same id, calls answered, subscription kept.
+        status, body, _ = legacy_post(url["b"], {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "続行"}}}, raw)
+        assert status == 200 and body["result"]["content"][0]["text"] == "続行", body
+        listener = SseListener(url["b"], raw)
+        try:
+            change_on(url["b"], "計画停止 02:00-04:00")
+            note = listener.next_method("notifications/resources/updated", timeout=10)
+            assert note["params"]["uri"] == URI, note
+        finally:
+            listener.close()
+
+        # A session id nobody issued is still unknown; an ended one is ended everywhere.
+        status, _, _ = legacy_post(url["b"], {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, "never-issued-0000")
+        assert status == 404, status
+        req = urllib.request.Request(url["b"], method="DELETE", headers={"Mcp-Session-Id": raw, "MCP-Protocol-Version": "2025-11-25"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+            assert resp.status in (200, 202, 204), resp.status
+        status, _, _ = legacy_post(url["b"], {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, raw)
+        assert status == 404, status
+    finally:
+        if switch:
+            switch.close()
+        for proc in procs.values():
+            _stop(proc)
+
+
+def test_three_nodes_behind_the_sample_haproxy_carry_on_when_one_is_killed(
+    plexus_bin: str, tmp_path: Path, pg_schema: str
+) -> None:
+    """deploy/haproxy.cfg as shipped (only the ports replaced) in front of three
+    nodes: stateless calls spread over every node, a legacy session hashes to
+    one node, and when that node is killed with SIGKILL every call still gets
+    its answer, the session carries on at another node with its subscription,
+    and no stateless call fails."""
+    import re
+    import shutil
+    import urllib.request
+
+    from conftest import free_port
+    from helpers import SseListener, legacy_post, legacy_session, rpc
+
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if not haproxy:
+        assert "CI" not in os.environ, ".ci/run installs haproxy"
+        pytest.skip("haproxy is not installed: the sample deployment's test needs it")
+
+    cfg = cluster_config(tmp_path, '"system", "ops"', pg_schema, audit_in_db=True)
+    names = {"node-a": "a", "node-b": "b", "node-c": "c"}
+    procs, ports = {}, {}
+    balancer = None
+    try:
+        for node in names.values():
+            procs[node], ports[node] = start_node(plexus_bin, cfg, tmp_path, node)
+
+        sample = (Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+        front_port = free_port()
+        conf = sample.replace("127.0.0.1:8080", f"127.0.0.1:{front_port}")
+        for i, node in enumerate(names.values()):
+            conf = conf.replace(f"127.0.0.1:{7101 + i}", f"127.0.0.1:{ports[node]}")
+        assert conf.count("127.0.0.1:71") == 0, "every sample address was replaced"
+        (tmp_path / "haproxy.cfg").write_text(conf, encoding="utf-8")
+        hlog = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - the child keeps its own descriptor
+        balancer = subprocess.Popen([haproxy, "-db", "-f", str(tmp_path / "haproxy.cfg")], stdout=hlog, stderr=subprocess.STDOUT)
+        hlog.close()
+        front = f"http://127.0.0.1:{front_port}/mcp"
+        deadline = time.monotonic() + 20
+        while True:  # up once every node passed its /readyz check
+            try:
+                answered = {rpc(front, "echo", {"text": "ping"}, timeout=2)[2]["X-Plexus-Node"] for _ in range(6)}
+                if answered == set(names):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text(errors="replace")
+            time.sleep(0.2)
+
+        def stateless(text: str) -> str:
+            status, body, headers = rpc(front, "echo", {"text": text}, timeout=10)
+            assert status == 200 and body["result"]["content"][0]["text"] == text, (status, body)
+            return names[headers["X-Plexus-Node"]]
+
+        spread = [stateless(f"前-{i}") for i in range(30)]
+        assert set(spread) == {"a", "b", "c"}, "stateless calls are spread over every node"
+
+        # A legacy session through the balancer: every request hashes to one node.
+        session = legacy_session(front, "運用端末")
+        status, body, _ = legacy_post(front, {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}, session)
+        assert status == 200 and body["result"] == {}, body
+        homes = set()
+        for i in range(5):
+            status, body, headers = legacy_post(front, {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}, session)
+            assert status == 200, body
+            homes.add(names[headers["X-Plexus-Node"]])
+        assert len(homes) == 1, homes
+        home = homes.pop()
+
+        killed = time.monotonic()
+        procs[home].kill()  # SIGKILL: no drain, no goodbye
+        procs[home].wait(timeout=10)
+        status, body, headers = legacy_post(front, {"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "続行"}}}, session)
+        failover = time.monotonic() - killed
+        assert status == 200 and body["result"]["content"][0]["text"] == "続行", (status, body)
+        heir = names[headers["X-Plexus-Node"]]
+        assert heir != home
+        print(f"legacy session failover: {failover * 1000:.0f} ms from SIGKILL to the answer from node {heir}")
+        after = [stateless(f"後-{i}") for i in range(30)]
+        assert home not in after and set(after) == {"a", "b", "c"} - {home}, after
+
+        # The session's subscription came along: a change made where it now lives reaches it.
+        listener = SseListener(front, session)
+        try:
+            change_on(f"http://127.0.0.1:{ports[heir]}/mcp", "計画停止 02:00-04:00")
+            note = listener.next_method("notifications/resources/updated", timeout=10)
+            assert note["params"]["uri"] == URI, note
+        finally:
+            listener.close()
+        assert "a session was carried on from the session store" in (tmp_path / f"{heir}.log").read_text(errors="replace")
+
+        # The balancer marked the killed node down.
+        log = (tmp_path / "haproxy.log").read_text(errors="replace")
+        assert re.search(rf"node-{home} is DOWN", log), log
+        req = urllib.request.Request(front, method="DELETE", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+            assert resp.status in (200, 202, 204), resp.status
+    finally:
+        if balancer:
+            balancer.terminate()
+            balancer.wait(timeout=10)
+        for proc in procs.values():
+            _stop(proc)
