@@ -161,10 +161,14 @@ class Switch:
 LEGACY = "2025-11-25"
 
 
-def legacy_post(url: str, message: dict, session: str | None = None, timeout: float = 10.0) -> tuple[int, dict | str, Message]:
-    """One JSON-RPC message of the 2025-11-25 era over Streamable HTTP:
-    (HTTP status, JSON body or text, response headers)."""
+def legacy_post(
+    url: str, message: dict, session: str | None = None, timeout: float = 10.0, key: str | None = None
+) -> tuple[int, dict | str, Message]:
+    """One JSON-RPC message of the 2025-11-25 era over Streamable HTTP, with
+    an optional API key: (HTTP status, JSON body or text, response headers)."""
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if key:
+        headers["X-API-Key"] = key
     if message.get("method") != "initialize":
         headers["MCP-Protocol-Version"] = LEGACY
     if session:
@@ -183,7 +187,7 @@ def legacy_post(url: str, message: dict, session: str | None = None, timeout: fl
         return e.code, e.read().decode(errors="replace"), e.headers
 
 
-def legacy_session(url: str, name: str = "e2e") -> str:
+def legacy_session(url: str, name: str = "e2e", key: str | None = None) -> str:
     """Begin a 2025-11-25 session (initialize, then initialized): its id."""
     status, body, headers = legacy_post(
         url,
@@ -193,10 +197,11 @@ def legacy_session(url: str, name: str = "e2e") -> str:
             "method": "initialize",
             "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": name, "version": "1"}},
         },
+        key=key,
     )
     assert status == 200 and body["result"]["protocolVersion"] == LEGACY, body
     session = headers["Mcp-Session-Id"]
-    status, _, _ = legacy_post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    status, _, _ = legacy_post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session, key=key)
     assert status == 202, status
     return session
 

@@ -394,3 +394,62 @@ def test_three_nodes_behind_the_sample_haproxy_carry_on_when_one_is_killed(
             balancer.wait(timeout=10)
         for proc in procs.values():
             _stop(proc)
+
+
+def test_a_legacy_session_answers_only_its_owner_and_survives_a_restart(plexus_bin: str, tmp_path: Path) -> None:
+    """One node on SQLite: a legacy session belongs to the principal that began
+    it (another principal naming it gets 404, as for an unknown session, on
+    every method), and it carries on after the server is restarted."""
+    import urllib.error
+    import urllib.request
+
+    from helpers import api_keys_toml, legacy_post, legacy_session
+
+    alice, bob = "pk_alice_0123456789abcdef0123456789", "pk_bob_0123456789abcdef012345678901"
+    cfg = tmp_path / "plexus.toml"
+    cfg.write_text(
+        '[modules]\nenabled = ["system"]\n'
+        + api_keys_toml([("alice", alice, "acme", "admin"), ("bob", bob, "acme", "admin")]),
+        encoding="utf-8",
+    )
+    cmd = [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "data")]
+
+    def echo(url: str, session: str, key: str, text: str) -> tuple[int, dict | str]:
+        status, body, _ = legacy_post(url, {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}}, session, key=key)
+        return status, body
+
+    def other(url: str, method: str, session: str, key: str) -> int:
+        req = urllib.request.Request(url, method=method, headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25", "X-API-Key": key, "Accept": "text/event-stream"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    proc, port = start(cmd, tmp_path / "first.log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        session = legacy_session(url, "アリスの端末", key=alice)
+        status, body = echo(url, session, alice, "本人")
+        assert status == 200 and body["result"]["content"][0]["text"] == "本人", body
+        status, _ = echo(url, session, bob, "他人")
+        assert status == 404, "another principal's request names an unknown session"
+        assert other(url, "GET", session, bob) == 404
+        assert other(url, "DELETE", session, bob) == 404
+        status, body = echo(url, session, alice, "まだ使える")
+        assert status == 200, "bob's DELETE did not end alice's session"
+    finally:
+        _stop(proc)
+
+    proc, port = start(cmd, tmp_path / "second.log")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        status, body = echo(url, session, alice, "再起動後")
+        assert status == 200 and body["result"]["content"][0]["text"] == "再起動後", body
+        status, _ = echo(url, session, bob, "他人")
+        assert status == 404, "the binding survives the restart too"
+        assert other(url, "DELETE", session, alice) in (200, 202, 204)
+        status, _ = echo(url, session, alice, "終了後")
+        assert status == 404, "an ended session is unknown"
+    finally:
+        _stop(proc)

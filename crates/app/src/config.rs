@@ -334,6 +334,9 @@ struct RawServer {
     slow_call_ms: Option<u64>,
     page_size: Option<usize>,
     drain_timeout_ms: Option<u64>,
+    /// On shutdown, serve on this long with /readyz at 503 (behind a
+    /// balancer: at least its health check's fall × interval). Default 0.
+    drain_delay_ms: Option<u64>,
     fast_path: Option<bool>,
     /// Serve the web console at `/console` (default true).
     console: Option<bool>,
@@ -453,6 +456,7 @@ pub struct Config {
     pub slow_call: Duration,
     pub page_size: usize,
     pub drain_timeout: Duration,
+    pub drain_delay: Duration,
     /// Serve plain stateless tool calls without rmcp's session machinery.
     pub fast_path: bool,
     /// Serve the web console at `/console`.
@@ -923,6 +927,7 @@ impl Config {
             slow_call: Duration::from_millis(s.slow_call_ms.unwrap_or(100)),
             page_size,
             drain_timeout: Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000)),
+            drain_delay: Duration::from_millis(s.drain_delay_ms.unwrap_or(0)),
             fast_path: s.fast_path.unwrap_or(true),
             console: s.console.unwrap_or(true),
             trust_layers: s.trust_layers.unwrap_or(true),

@@ -169,6 +169,9 @@ pub struct SessionRecord {
     pub subscriptions: Vec<String>,
     /// The log level the session set (`debug`, `info`, ...), if any.
     pub log_level: Option<String>,
+    /// Whose session it is (an opaque digest of the principal that began
+    /// it); requests of anyone else name an unknown session.
+    pub owner: Option<String>,
 }
 
 /// Where legacy sessions are kept so that any node can carry one on after
@@ -177,8 +180,12 @@ pub struct SessionRecord {
 pub trait SessionRecords: Send + Sync + 'static {
     /// The session, unless unknown (never begun, ended, or expired).
     async fn load(&self, id: &str) -> Result<Option<SessionRecord>, String>;
-    /// A new session after its handshake (no subscriptions, no log level).
+    /// A new session after its handshake (no subscriptions, no log level,
+    /// no owner yet).
     async fn begin(&self, id: &str, handshake: &str) -> Result<(), String>;
+    /// Bind a session to its owner, once: a session already bound keeps
+    /// its owner. Returns the owner in force, `None` for an unknown session.
+    async fn bind(&self, id: &str, owner: &str) -> Result<Option<String>, String>;
     /// What the session asks for now; unknown sessions are left unknown.
     async fn update(&self, id: &str, subscriptions: &[String], log_level: Option<&str>) -> Result<(), String>;
     /// The client ended the session.

@@ -41,6 +41,9 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
     /// Longest time to wait for in-flight calls on shutdown.
     pub drain_timeout: Duration,
+    /// On shutdown, how long to go on serving with `/readyz` answering 503
+    /// before no longer accepting: the time a balancer needs to notice.
+    pub drain_delay: Duration,
     /// Serve plain stateless `tools/call` requests without rmcp's
     /// per-request session machinery (see `fast.rs`).
     pub fast_path: bool,
@@ -100,6 +103,7 @@ impl Default for HttpOptions {
             allow_anonymous: false,
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             fast_path: true,
             console: true,
             console_oidc: None,
@@ -117,6 +121,8 @@ struct Front {
     fast_path: bool,
     allowed_hosts: Vec<String>,
     shared: Arc<Shared>,
+    /// Whose each legacy session is (with a session store).
+    owners: Option<crate::sessions::Owners>,
 }
 
 /// The credential a request presents. `X-API-Key` wins; a bearer token that
@@ -367,6 +373,45 @@ async fn front_door(State(front): State<Arc<Front>>, req: Request, next: Next) -
         Ok(req) => req,
         Err(resp) => return resp,
     };
+    if let Some(owners) = &front.owners {
+        return with_owner(&front, owners, req, next).await;
+    }
+    admitted(&front, req, next).await
+}
+
+/// A legacy session is its owner's: a request naming another's session is
+/// answered exactly like one naming an unknown session; a session begun is
+/// bound to its principal before the client learns its id.
+async fn with_owner(front: &Front, owners: &crate::sessions::Owners, req: Request, next: Next) -> Response {
+    // Computed only for requests that concern a session (a stateless one
+    // neither names nor begins one).
+    let named = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let beginning = named.is_none() && req.method() == Method::POST;
+    let owner = (named.is_some() || beginning)
+        .then(|| crate::sessions::Owners::owner_of(req.extensions().get::<Credential>().unwrap_or(&Credential::None)));
+    if let (Some(id), Some(owner)) = (&named, &owner)
+        && !owners.permits(id, owner).await
+    {
+        return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+    }
+    let deleting = req.method() == Method::DELETE;
+    let resp = admitted(front, req, next).await;
+    match named {
+        None => {
+            let begun = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if let (Some(id), Some(owner)) = (begun, &owner) {
+                owners.bind(&id, owner).await;
+            }
+        }
+        Some(id) if deleting && resp.status().is_success() => owners.forget(&id),
+        Some(_) => {}
+    }
+    resp
+}
+
+/// Past authentication (and the session's owner): body limits, JSON-RPC
+/// checks, the stateless fast path, then rmcp.
+async fn admitted(front: &Front, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -449,7 +494,12 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     opts: HttpOptions,
 ) -> std::io::Result<()> {
-    let streams = opts.shutdown.child_token();
+    // Shutdown in steps: `/readyz` turns 503 at once; after the drain delay
+    // (a balancer has seen it) the listener closes and in-flight calls
+    // drain; only then do sessions and their streams end (`streams` is not
+    // a child of `shutdown`: a child would end them at the first step).
+    let stopping = CancellationToken::new();
+    let streams = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_legacy_session_mode(true)
@@ -489,6 +539,7 @@ pub(crate) async fn serve(
         fast_path: opts.fast_path,
         allowed_hosts: opts.allowed_hosts.clone(),
         shared: Arc::clone(&shared),
+        owners: shared.sessions.as_ref().map(|s| crate::sessions::Owners::new(Arc::clone(s))),
     });
     let rest = crate::rest::router(&shared, opts.max_body_bytes)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&front), rest_door));
@@ -548,12 +599,20 @@ pub(crate) async fn serve(
     // Shutdown: stop accepting, let in-flight calls finish (up to the drain
     // timeout), then end the long-lived SSE streams so connections close.
     let drain = {
-        let shutdown = opts.shutdown.clone();
+        let (shutdown, stopping, streams) = (opts.shutdown.clone(), stopping.clone(), streams.clone());
         let shared = Arc::clone(&shared);
-        let timeout = opts.drain_timeout;
+        let (timeout, delay) = (opts.drain_timeout, opts.drain_delay);
         tokio::spawn(async move {
             shutdown.cancelled().await;
             ready.store(false, Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "not ready; serving on until the balancer has seen it"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            stopping.cancel();
             let deadline = tokio::time::Instant::now() + timeout;
             while shared.in_flight() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -565,11 +624,11 @@ pub(crate) async fn serve(
             streams.cancel();
         })
     };
-    let shutdown = opts.shutdown.clone();
+    let graceful = stopping.clone();
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
     let hard_stop = async {
-        opts.shutdown.cancelled().await;
+        stopping.cancelled().await;
         tokio::time::sleep(opts.drain_timeout + Duration::from_secs(2)).await;
     };
     tokio::select! {
@@ -577,6 +636,7 @@ pub(crate) async fn serve(
         () = hard_stop => tracing::warn!("connections still open after the drain timeout; stopping"),
     }
     drain.abort();
+    streams.cancel();
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use plexus_core::context::LogLevel;
+use plexus_core::context::{Credential, LogLevel};
 use plexus_core::ports::SessionRecords;
 use rmcp::transport::streamable_http_server::session::{SessionState, SessionStore, SessionStoreError};
 
@@ -32,6 +32,88 @@ impl SessionStore for KeptSessions {
 
     async fn delete(&self, id: &str) -> Result<(), SessionStoreError> {
         Ok(self.0.end(id).await?)
+    }
+}
+
+/// Whose each legacy session is: a session belongs to the principal that
+/// began it, and a request of anyone else that names it is answered as if
+/// the session did not exist (so a leaked session id gives no one the
+/// session's events, nor the answers to the requests the server sends it).
+/// Bindings are kept with the session in the store and cached here.
+pub(crate) struct Owners {
+    store: Arc<dyn SessionRecords>,
+    known: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// Cached bindings at most; past it the cache starts again (from the store).
+const MAX_CACHED_OWNERS: usize = 100_000;
+
+impl Owners {
+    pub(crate) fn new(store: Arc<dyn SessionRecords>) -> Self {
+        Self { store, known: parking_lot::Mutex::default() }
+    }
+
+    /// The owner of requests made with `credential` (after authentication):
+    /// a digest of tenant and subject, so the store keeps no identifier.
+    pub(crate) fn owner_of(credential: &Credential) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match credential {
+            Credential::Verified(p) => {
+                h.update(b"principal\0");
+                h.update(p.tenant.as_str().as_bytes());
+                h.update(b"\0");
+                h.update(p.subject.as_bytes());
+            }
+            _ => h.update(b"anonymous"),
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// May `owner` use session `id`? Yes for its owner, and for a session
+    /// unknown here and to the store (rmcp then answers that it does not
+    /// exist) or not yet bound. A store that cannot be read refuses: a
+    /// session is not handed to someone unchecked.
+    pub(crate) async fn permits(&self, id: &str, owner: &str) -> bool {
+        if let Some(known) = self.known.lock().get(id) {
+            return known == owner;
+        }
+        match self.store.load(id).await {
+            Ok(Some(record)) => match record.owner {
+                Some(bound) => {
+                    let ok = bound == owner;
+                    self.remember(id, bound);
+                    ok
+                }
+                None => true,
+            },
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "a session's owner could not be read; the request is refused");
+                false
+            }
+        }
+    }
+
+    /// Bind a session just begun to its owner.
+    pub(crate) async fn bind(&self, id: &str, owner: &str) {
+        match self.store.bind(id, owner).await {
+            Ok(Some(bound)) => self.remember(id, bound),
+            Ok(None) => tracing::warn!("a session just begun is not in the session store; it is not bound"),
+            Err(e) => tracing::warn!(error = %e, "a session could not be bound to its owner"),
+        }
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.known.lock().remove(id);
+    }
+
+    fn remember(&self, id: &str, owner: String) {
+        let mut known = self.known.lock();
+        if known.len() >= MAX_CACHED_OWNERS {
+            known.clear();
+        }
+        known.insert(id.to_owned(), owner);
     }
 }
 

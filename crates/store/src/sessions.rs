@@ -29,19 +29,19 @@ impl Store {
         id_ok(id)?;
         let oldest = unix_now() - SESSION_RETENTION_SECS;
         let row = on_db!(&self.db, pool => {
-            sqlx::query_as::<_, (String, String, Option<String>)>(
-                "SELECT handshake, subscriptions, log_level FROM mcp_sessions WHERE id = $1 AND touched_at >= $2",
+            sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+                "SELECT handshake, subscriptions, log_level, owner FROM mcp_sessions WHERE id = $1 AND touched_at >= $2",
             )
             .bind(id)
             .bind(oldest)
             .fetch_optional(pool)
             .await?
         });
-        let Some((handshake, subscriptions, log_level)) = row else { return Ok(None) };
+        let Some((handshake, subscriptions, log_level, owner)) = row else { return Ok(None) };
         let subscriptions = serde_json::from_str(&subscriptions).map_err(|e| {
             StoreError::invalid("session subscriptions", format!("are not a JSON array of strings: {e}"))
         })?;
-        Ok(Some(SessionRecord { handshake, subscriptions, log_level }))
+        Ok(Some(SessionRecord { handshake, subscriptions, log_level, owner }))
     }
 
     /// Keep a new session (replacing any of the same id), and purge those
@@ -55,8 +55,9 @@ impl Store {
                 .execute(pool)
                 .await?;
             sqlx::query(
-                "INSERT INTO mcp_sessions (id, handshake, subscriptions, log_level, touched_at) VALUES ($1, $2, '[]', NULL, $3) \
-                 ON CONFLICT (id) DO UPDATE SET handshake = excluded.handshake, subscriptions = '[]', log_level = NULL, touched_at = excluded.touched_at",
+                "INSERT INTO mcp_sessions (id, handshake, subscriptions, log_level, owner, touched_at) VALUES ($1, $2, '[]', NULL, NULL, $3) \
+                 ON CONFLICT (id) DO UPDATE SET handshake = excluded.handshake, subscriptions = '[]', log_level = NULL, \
+                 owner = NULL, touched_at = excluded.touched_at",
             )
             .bind(id)
             .bind(handshake)
@@ -65,6 +66,27 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// Bind a session to its owner unless it has one: the owner in force
+    /// afterwards, `None` for an unknown session.
+    pub async fn bind_session(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError> {
+        id_ok(id)?;
+        if owner.is_empty() || owner.len() > 256 {
+            return Err(StoreError::invalid("session owner", "must be 1 to 256 bytes"));
+        }
+        let row = on_db!(&self.db, pool => {
+            sqlx::query("UPDATE mcp_sessions SET owner = $1 WHERE id = $2 AND owner IS NULL")
+                .bind(owner)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            sqlx::query_as::<_, (Option<String>,)>("SELECT owner FROM mcp_sessions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.and_then(|(o,)| o))
     }
 
     /// Record what a known session asks for now. Returns whether it was known.
@@ -114,6 +136,10 @@ impl SessionRecords for Store {
 
     async fn begin(&self, id: &str, handshake: &str) -> Result<(), String> {
         self.begin_session(id, handshake).await.map_err(|e| e.to_string())
+    }
+
+    async fn bind(&self, id: &str, owner: &str) -> Result<Option<String>, String> {
+        self.bind_session(id, owner).await.map_err(|e| e.to_string())
     }
 
     async fn update(&self, id: &str, subscriptions: &[String], log_level: Option<&str>) -> Result<(), String> {

@@ -412,6 +412,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         allow_anonymous: args.allow_anonymous,
         shutdown,
         drain_timeout: config.drain_timeout,
+        drain_delay: config.drain_delay,
         fast_path: config.fast_path,
         console: config.console,
         console_oidc: config.console_oidc.clone(),

@@ -10,6 +10,8 @@ CREATE TABLE mcp_sessions (
     -- JSON array of subscribed resource URIs
     subscriptions TEXT NOT NULL,
     log_level     TEXT,
+    -- SHA-256 of the principal (tenant, subject) that began the session
+    owner         TEXT,
     touched_at    INTEGER NOT NULL
 ) STRICT;
 

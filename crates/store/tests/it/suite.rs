@@ -603,9 +603,14 @@ pub(crate) async fn sessions_are_kept_updated_and_ended(db: Arc<TestDb>) {
     a.begin("s-1", hs).await.unwrap();
     assert_eq!(
         b.load("s-1").await.unwrap(),
-        Some(SessionRecord { handshake: hs.into(), subscriptions: vec![], log_level: None }),
+        Some(SessionRecord { handshake: hs.into(), subscriptions: vec![], log_level: None, owner: None }),
         "another node sees the session a node began"
     );
+    // bound to its owner once: a second binding does not change it
+    assert_eq!(a.bind("s-1", "owner-山田").await.unwrap().as_deref(), Some("owner-山田"));
+    assert_eq!(b.bind("s-1", "owner-other").await.unwrap().as_deref(), Some("owner-山田"));
+    assert_eq!(b.load("s-1").await.unwrap().unwrap().owner.as_deref(), Some("owner-山田"));
+    assert_eq!(a.bind("s-none", "owner-山田").await.unwrap(), None, "an unknown session is not bound");
     let subs = vec!["shared://config/設定.json".to_owned(), "kb://documents/a%20b".to_owned()];
     b.update("s-1", &subs, Some("debug")).await.unwrap();
     let got = a.load("s-1").await.unwrap().unwrap();
@@ -617,7 +622,8 @@ pub(crate) async fn sessions_are_kept_updated_and_ended(db: Arc<TestDb>) {
 
     // beginning again (an id reused) starts from nothing
     a.begin("s-1", hs).await.unwrap();
-    assert_eq!(b.load("s-1").await.unwrap().unwrap().subscriptions, Vec::<String>::new());
+    let again = b.load("s-1").await.unwrap().unwrap();
+    assert_eq!((again.subscriptions, again.owner), (Vec::<String>::new(), None));
 
     // bad input is refused and changes nothing
     for bad in ["", "a\nb"] {
