@@ -40,6 +40,8 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
 
 key="pk_$(printf 'bench failover' | sha256sum | cut -c1-32)"
 cat > "$work/plexus.toml" <<TOML
+[server]
+drain_delay_ms = 3000   # as deploy/plexus.toml: HAProxy takes the node out first
 [modules]
 enabled = ["system", "ops"]
 [storage]
