@@ -66,6 +66,9 @@ front=18710
 start_node() { # name
   local data="$work/$1" port
   port=$(port_of "$1")
+  if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
+    echo "port $port is in use (an earlier run still stopping?)"; exit 1
+  fi
   mkdir -p "$data/shared/config"
   printf '{"ai_assistant": {"enabled": true, "rollout": 10, "teams": ["medical"]}, "new_dashboard": {"enabled": false}}\n' \
     > "$data/shared/config/feature-flags.json"
