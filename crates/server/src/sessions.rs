@@ -155,4 +155,123 @@ mod tests {
         }
         assert_eq!(level_named("verbose"), None);
     }
+
+    /// Sessions in memory, with a switch that makes every call fail.
+    #[derive(Default)]
+    struct Records {
+        rows: parking_lot::Mutex<std::collections::HashMap<String, plexus_core::ports::SessionRecord>>,
+        down: std::sync::atomic::AtomicBool,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Records {
+        fn check(&self) -> Result<(), String> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) { Err("store down".into()) } else { Ok(()) }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionRecords for Records {
+        async fn load(&self, id: &str) -> Result<Option<plexus_core::ports::SessionRecord>, String> {
+            self.check()?;
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.rows.lock().get(id).cloned())
+        }
+        async fn begin(&self, id: &str, handshake: &str) -> Result<(), String> {
+            self.check()?;
+            let row = plexus_core::ports::SessionRecord { handshake: handshake.into(), ..Default::default() };
+            self.rows.lock().insert(id.into(), row);
+            Ok(())
+        }
+        async fn bind(&self, id: &str, owner: &str) -> Result<Option<String>, String> {
+            self.check()?;
+            Ok(self.rows.lock().get_mut(id).map(|r| r.owner.get_or_insert_with(|| owner.into()).clone()))
+        }
+        async fn update(&self, _: &str, _: &[String], _: Option<&str>) -> Result<(), String> {
+            self.check()
+        }
+        async fn end(&self, id: &str) -> Result<(), String> {
+            self.check()?;
+            self.rows.lock().remove(id);
+            Ok(())
+        }
+    }
+
+    fn verified(tenant: &str, subject: &str) -> Credential {
+        Credential::Verified(Box::new(plexus_core::context::Principal {
+            subject: subject.into(),
+            tenant: plexus_core::TenantId::new(tenant),
+            roles: vec![],
+            scopes: vec![],
+            groups: vec![],
+            method: "api_key",
+        }))
+    }
+
+    #[test]
+    fn owners_are_tenant_and_subject_and_nothing_else() {
+        let a = Owners::owner_of(&verified("acme", "山田"));
+        assert_eq!(a, Owners::owner_of(&verified("acme", "山田")));
+        assert_ne!(a, Owners::owner_of(&verified("globex", "山田")), "same subject, other tenant");
+        assert_ne!(a, Owners::owner_of(&verified("acme", "佐藤")));
+        // the separator keeps ("ab", "c") and ("a", "bc") apart
+        assert_ne!(Owners::owner_of(&verified("ab", "c")), Owners::owner_of(&verified("a", "bc")));
+        assert_eq!(Owners::owner_of(&Credential::None), Owners::owner_of(&Credential::Local));
+        assert_ne!(Owners::owner_of(&Credential::None), a);
+        assert_eq!(a.len(), 64, "a SHA-256 in hex: no identifier kept");
+    }
+
+    #[tokio::test]
+    async fn a_session_is_its_owners_on_every_process_and_unchecked_never() {
+        let store = Arc::new(Records::default());
+        let (alice, bob) = (Owners::owner_of(&verified("acme", "alice")), Owners::owner_of(&verified("acme", "bob")));
+        let here = Owners::new(store.clone());
+        store.begin("s1", "{}").await.unwrap();
+        assert!(here.permits("s1", &bob).await, "not bound yet: nobody is refused");
+        here.bind("s1", &alice).await;
+        assert!(here.permits("s1", &alice).await);
+        assert!(!here.permits("s1", &bob).await);
+        assert!(here.permits("never-issued", &bob).await, "unknown: rmcp answers 404 itself");
+
+        // Another process learns the binding from the store, once.
+        let there = Owners::new(store.clone());
+        let before = store.loads.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(!there.permits("s1", &bob).await);
+        assert!(there.permits("s1", &alice).await);
+        assert_eq!(store.loads.load(std::sync::atomic::Ordering::Relaxed), before + 1, "cached after the first read");
+
+        // A second binding does not take the session over.
+        there.bind("s1", &bob).await;
+        assert!(!there.permits("s1", &bob).await);
+
+        // A store that cannot be read refuses what it cannot check...
+        store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        let third = Owners::new(store.clone());
+        assert!(!third.permits("s1", &alice).await);
+        // ...while what a process already knows still holds.
+        assert!(here.permits("s1", &alice).await && !here.permits("s1", &bob).await);
+        here.forget("s1");
+        assert!(!here.permits("s1", &alice).await, "forgotten, and the store is down: refused");
+    }
+
+    #[tokio::test]
+    async fn the_rmcp_store_keeps_the_handshake_and_reads_a_broken_one_as_unknown() {
+        let store = Arc::new(Records::default());
+        let kept = KeptSessions(store.clone());
+        let params: rmcp::model::InitializeRequestParams = serde_json::from_value(serde_json::json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "監視端末", "version": "1"}
+        }))
+        .unwrap();
+        kept.store("s1", &SessionState::new(params)).await.unwrap();
+        let back = kept.load("s1").await.unwrap().expect("kept");
+        assert_eq!(back.initialize_params.client_info.name, "監視端末");
+        store.rows.lock().get_mut("s1").unwrap().handshake = "{not json".into();
+        assert!(kept.load("s1").await.unwrap().is_none(), "a broken handshake: the client starts anew");
+        kept.delete("s1").await.unwrap();
+        assert!(store.rows.lock().is_empty());
+        store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(kept.load("s1").await.is_err(), "an unreadable store is an error, not an unknown session");
+    }
 }
