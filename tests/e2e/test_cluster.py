@@ -453,3 +453,39 @@ def test_a_legacy_session_answers_only_its_owner_and_survives_a_restart(plexus_b
         assert status == 404, "an ended session is unknown"
     finally:
         _stop(proc)
+
+
+def test_the_sample_deployment_files_are_valid(plexus_bin: str, tmp_path: Path) -> None:
+    """deploy/: the node configuration passes `plexus config check`, HAProxy
+    accepts its file, and systemd accepts the unit (its ExecStart pointed at
+    this build)."""
+    import shutil
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    r = subprocess.run([plexus_bin, "config", "check", "--config", str(deploy / "plexus.toml")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r.stderr
+    assert "allowed hosts:  mcp.example.com" in r.stdout, r.stdout
+
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if haproxy:
+        r = subprocess.run([haproxy, "-c", "-f", str(deploy / "haproxy.cfg")], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    else:
+        assert "CI" not in os.environ, ".ci/run installs haproxy"
+
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        print("SKIPPED: systemd-analyze is not installed; the unit file is not checked")
+        return
+    unit = (deploy / "plexus.service").read_text(encoding="utf-8")
+    assert "ExecStart=/usr/local/bin/plexus serve --http ${NODE_ADDR} --node-id ${PLEXUS_NODE_ID}" in unit
+    (tmp_path / "plexus.service").write_text(unit.replace("/usr/local/bin/plexus", plexus_bin), encoding="utf-8")
+    r = subprocess.run([analyze, "verify", str(tmp_path / "plexus.service")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "plexus.service" not in r.stderr, r.stderr
+    # The check can fail: a bad value is reported.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "plexus.service").write_text(
+        unit.replace("/usr/local/bin/plexus", plexus_bin).replace("ProtectSystem=strict", "ProtectSystem=sometimes"), encoding="utf-8"
+    )
+    r = subprocess.run([analyze, "verify", str(tmp_path / "bad" / "plexus.service")], capture_output=True, text=True, timeout=60)
+    assert "ProtectSystem" in r.stderr or "protect system" in r.stderr, r.stderr
