@@ -489,3 +489,164 @@ def test_the_sample_deployment_files_are_valid(plexus_bin: str, tmp_path: Path) 
     )
     r = subprocess.run([analyze, "verify", str(tmp_path / "bad" / "plexus.service")], capture_output=True, text=True, timeout=60)
     assert "ProtectSystem" in r.stderr or "protect system" in r.stderr, r.stderr
+
+
+def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknowledged(
+    plexus_bin: str, tmp_path: Path, pg_schema: str
+) -> None:
+    """Issue 10's test: three nodes on the machine's PostgreSQL and NATS, a
+    mixed load (orders through every node, position reads, echoes), then the
+    node leading the trading venue is killed with SIGKILL. Clients carry on
+    through the other two; the venue fails over (time printed); every
+    acknowledged order is still there (sent again with its client order id,
+    it comes back as the same order); positions agree on the surviving
+    nodes; every node's audit chain verifies; and a config change on one
+    node reaches a subscriber on another within a second."""
+    import http.client
+    import threading
+
+    from helpers import SseListener, legacy_post, legacy_session
+
+    cfg = cluster_config(tmp_path, '"system", "ops", "trading"', pg_schema, audit_in_db=True)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write("[trading]\notr_limit = 1000000.0\nduplicate_window_ms = 0\n")
+    psql_url = pg_schema
+
+    def leader() -> str:
+        import shutil
+
+        r = subprocess.run(
+            [shutil.which("psql") or "psql", psql_url, "-tAc", "SELECT node FROM trading_leaders WHERE venue = 'main'"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+        return r.stdout.strip()
+
+    procs, urls = {}, {}
+    try:
+        for node in ("a", "b", "c"):
+            procs[node], port = start_node(plexus_bin, cfg, tmp_path, node)
+            urls[node] = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 20
+        while (first_leader := leader()) not in urls:  # the nodes elect one within a tick or two
+            assert time.monotonic() < deadline, f"no node leads the venue: {first_leader!r}"
+            time.sleep(0.05)
+        alive = set(urls)
+
+        def place(node: str, cid: str, side: str, price: float, qty: float) -> dict:
+            args = {"order": {"portfolioId": "fund-a-tokyo" if side == "buy" else "fund-b-global", "symbol": "7203.T",
+                              "side": side, "price": price, "quantity": qty, "clientOrderId": cid}}
+            status, reply = modern_call(urls[node], "place_order", args, key=None, timeout=30)
+            assert status == 200 and reply["result"]["isError"] is False, (node, reply)
+            return reply["result"]["structuredContent"]
+
+        acked: dict[str, tuple[int, str, float, float, str]] = {}
+        errors: list[str] = []
+        rejected: list[dict] = []
+        failed_calls = {"dead": 0}
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def worker(w: int) -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                cid = f"w{w}-{i:05d}-注文"
+                side = "buy" if (w + i) % 2 else "sell"
+                price = 3000.0 + 5 * ((i * 7 + w) % 9 - 4)
+                order = ["a", "b", "c"][(w + i) % 3]
+                for node in [order, *sorted(set(urls) - {order})]:
+                    if node not in alive:
+                        continue
+                    try:
+                        got = place(node, cid, side, price, 100.0)
+                        with lock:
+                            if got["status"] == "rejected":
+                                rejected.append(got)
+                            else:
+                                acked[cid] = (got["orderId"], side, price, 100.0, node)
+                        modern_call(urls[node], "get_portfolio_positions", {"portfolioId": "fund-a-tokyo"}, key=None, timeout=30)
+                        modern_call(urls[node], "echo", {"text": cid}, key=None, timeout=30)
+                        break
+                    except (OSError, http.client.HTTPException):
+                        with lock:
+                            failed_calls["dead"] += 1
+                        continue  # that node is gone: the client tries another
+                    except AssertionError as e:  # noqa: PERF203 - recorded, reported below
+                        errors.append(str(e)[:500])
+                        break
+
+        threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(4)
+        before_kill = len(acked)
+        assert before_kill > 20, f"the load ran: {before_kill} orders acknowledged"
+
+        killed = time.monotonic()
+        procs[first_leader].kill()  # SIGKILL: no drain, no goodbye
+        procs[first_leader].wait(timeout=10)
+        alive.discard(first_leader)
+        # The venue fails over: an order through a surviving node is accepted.
+        probe_node = sorted(alive)[0]
+        probe = place(probe_node, "failover-probe", "buy", 2980.0, 100.0)
+        failover = time.monotonic() - killed
+        print(f"trading venue failover: {failover * 1000:.0f} ms from SIGKILL of the leader {first_leader} to an accepted order via {probe_node}")
+        acked["failover-probe"] = (probe["orderId"], "buy", 2980.0, 100.0, probe_node)
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors[:5]
+        assert not rejected, rejected[:3]
+        after_kill = len(acked) - before_kill
+        assert after_kill > 20, f"clients carried on after the kill: {after_kill} more orders"
+        new_leader = leader()
+        assert new_leader in alive, (new_leader, alive)
+        print(f"{len(acked)} orders acknowledged ({before_kill} before the kill); calls that met the dead node: {failed_calls['dead']}")
+
+        # Every acknowledged order is there: sent again (any surviving node),
+        # it is the same order, not a new one.
+        survivors = sorted(alive)
+        for n, (cid, (order_id, side, price, qty, _)) in enumerate(sorted(acked.items())):
+            again = place(survivors[n % 2], cid, side, price, qty)
+            assert (again["orderId"], again["repeated"]) == (order_id, True), (cid, again)
+
+        # The surviving nodes agree on positions.
+        def positions(node: str) -> list:
+            status, reply = modern_call(urls[node], "get_portfolio_positions", {"portfolioId": "fund-a-tokyo"}, key=None, timeout=30)
+            assert status == 200, reply
+            return sorted((p["symbol"], p["quantity"]) for p in reply["result"]["structuredContent"]["positions"])
+
+        deadline = time.monotonic() + 5
+        while positions(survivors[0]) != positions(survivors[1]):
+            assert time.monotonic() < deadline, (positions(survivors[0]), positions(survivors[1]))
+            time.sleep(0.05)
+
+        # A config change on one node reaches a legacy subscriber on another within a second.
+        session = legacy_session(urls[survivors[0]], "監視端末")
+        status, body, _ = legacy_post(urls[survivors[0]], {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}, session)
+        assert status == 200 and body["result"] == {}, body
+        listener = SseListener(urls[survivors[0]], session)
+        try:
+            time.sleep(0.3)  # the stream is open
+            sent = time.monotonic()
+            change_on(urls[survivors[1]], "フェイルオーバー完了")
+            note = listener.next_method("notifications/resources/updated", timeout=10)
+            latency = time.monotonic() - sent
+        finally:
+            listener.close()
+        assert note["params"]["uri"] == URI, note
+        print(f"config change on {survivors[1]} reached a subscriber on {survivors[0]} in {latency * 1000:.0f} ms (call included)")
+        assert latency < 1.0, latency
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+
+    # Every node's audit chain verifies, the killed node's included.
+    r = subprocess.run(
+        [plexus_bin, "audit", "verify", "--config", str(cfg), "--data-dir", str(tmp_path / "a")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    chains = {line.rsplit("(", 1)[1].rstrip(")") for line in r.stdout.splitlines() if line.startswith("audit log intact")}
+    assert chains == {"node a", "node b", "node c"}, r.stdout

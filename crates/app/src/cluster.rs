@@ -95,8 +95,14 @@ impl Relay for Outbox {
 /// Later disconnections are retried by the client for as long as the
 /// process runs; events published meanwhile are queued by it.
 pub async fn bridge(bus: &Bus, config: &BusConfig, node_id: &str) -> anyhow::Result<Arc<BridgeStats>> {
+    let client = connect(config, node_id).await?;
+    bridge_with(bus, &client, config, node_id).await
+}
+
+/// This node's connection to the cluster bus.
+pub async fn connect(config: &BusConfig, node_id: &str) -> anyhow::Result<async_nats::Client> {
     let servers = config.servers.join(",");
-    let client = async_nats::ConnectOptions::new()
+    async_nats::ConnectOptions::new()
         .name(format!("plexus {node_id}"))
         .connection_timeout(std::time::Duration::from_secs(5))
         .event_callback(|event| async move {
@@ -108,7 +114,17 @@ pub async fn bridge(bus: &Bus, config: &BusConfig, node_id: &str) -> anyhow::Res
         })
         .connect(servers.as_str())
         .await
-        .with_context(|| format!("cannot reach the cluster bus at {servers}"))?;
+        .with_context(|| format!("cannot reach the cluster bus at {servers}"))
+}
+
+/// [`bridge`] over a connection of this node's.
+pub async fn bridge_with(
+    bus: &Bus,
+    client: &async_nats::Client,
+    config: &BusConfig,
+    node_id: &str,
+) -> anyhow::Result<Arc<BridgeStats>> {
+    let servers = config.servers.join(",");
     let mut inbox = client
         .subscribe(config.subject.clone())
         .await
@@ -117,7 +133,7 @@ pub async fn bridge(bus: &Bus, config: &BusConfig, node_id: &str) -> anyhow::Res
     // operations in order, so a message of our own coming back through it
     // proves it holds the subscription (another node's event published from
     // now on reaches us).
-    confirm(&client)
+    confirm(client)
         .await
         .with_context(|| format!("the cluster bus did not confirm the subscription to {}", config.subject))?;
     let stats = Arc::new(BridgeStats::default());
@@ -171,6 +187,70 @@ pub async fn bridge(bus: &Bus, config: &BusConfig, node_id: &str) -> anyhow::Res
     });
     tracing::info!(servers = %servers, subject = %config.subject, node = %node_id, "events shared with the cluster over NATS");
     Ok(stats)
+}
+
+/// How long a forwarded order waits for the venue leader's answer.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The subject on which `node`'s desk takes forwarded orders.
+fn desk_subject(config: &BusConfig, node: &str) -> String {
+    format!("{}.trading.{node}", config.subject)
+}
+
+/// Order entry forwarded to the trading venue's leader over NATS
+/// request-reply (the leader's own subject, so only it answers).
+pub struct NatsForwarder {
+    client: async_nats::Client,
+    config: BusConfig,
+}
+
+impl NatsForwarder {
+    pub fn new(client: async_nats::Client, config: &BusConfig) -> Self {
+        Self { client, config: config.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl plexus_trading::cluster::Forwarder for NatsForwarder {
+    async fn send(&self, node: &str, body: Vec<u8>) -> Result<Vec<u8>, plexus_trading::cluster::ForwardError> {
+        use async_nats::RequestErrorKind;
+        use plexus_trading::cluster::ForwardError;
+        let request = async_nats::Request::new().payload(body.into()).timeout(Some(FORWARD_TIMEOUT));
+        match self.client.send_request(desk_subject(&self.config, node), request).await {
+            Ok(msg) => Ok(msg.payload.to_vec()),
+            Err(e) if e.kind() == RequestErrorKind::NoResponders => Err(ForwardError::Unreached(node.to_owned())),
+            Err(e) => Err(ForwardError::Unanswered(e.to_string())),
+        }
+    }
+}
+
+/// Answer orders other nodes forward to this node's desk. Returns once
+/// subscribed.
+pub async fn serve_desk(
+    client: &async_nats::Client,
+    config: &BusConfig,
+    node_id: &str,
+    desk: plexus_trading::desk::Desk,
+) -> anyhow::Result<()> {
+    let subject = desk_subject(config, node_id);
+    let mut requests =
+        client.subscribe(subject.clone()).await.with_context(|| format!("cannot subscribe to {subject}"))?;
+    confirm(client).await.with_context(|| format!("the cluster bus did not confirm the subscription to {subject}"))?;
+    let client = client.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = requests.next().await {
+            let Some(reply) = msg.reply.clone() else { continue };
+            let (desk, client) = (desk.clone(), client.clone());
+            tokio::spawn(async move {
+                let answer = desk.serve(&msg.payload).await;
+                if let Err(e) = client.publish(reply, answer.into()).await {
+                    tracing::warn!(error = %e, "a forwarded order's answer was not sent");
+                }
+            });
+        }
+        tracing::warn!("the trading desk's cluster subscription ended");
+    });
+    Ok(())
 }
 
 /// A round trip through the server on a private inbox of this connection.

@@ -452,13 +452,11 @@ pub fn start_feeds(config: &Config) -> anyhow::Result<Vec<Arc<plexus_trading::fe
         .collect()
 }
 
-/// Open the trading desk (its journal under the data directory), replaying
-/// the journal.
-pub fn open_desk(config: &Config) -> anyhow::Result<plexus_trading::desk::Desk> {
+/// The desk's configuration.
+fn desk_config(config: &Config) -> anyhow::Result<plexus_trading::desk::DeskConfig> {
     let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;
     let dir = config.data_dir.join("trading");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let desk = plexus_trading::desk::Desk::open(plexus_trading::desk::DeskConfig {
+    Ok(plexus_trading::desk::DeskConfig {
         journal: dir.join("journal"),
         sync: checked.sync,
         instruments: checked.instruments,
@@ -474,6 +472,28 @@ pub fn open_desk(config: &Config) -> anyhow::Result<plexus_trading::desk::Desk> 
         },
         max_batch: config.trading.max_batch,
     })
-    .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(desk)
+}
+
+/// Open the trading desk (its journal under the data directory), replaying
+/// the journal.
+pub fn open_desk(config: &Config) -> anyhow::Result<plexus_trading::desk::Desk> {
+    let desk_config = desk_config(config)?;
+    if let Some(dir) = desk_config.journal.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    plexus_trading::desk::Desk::open(desk_config).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Join the cluster's trading venue: its journal in the shared database,
+/// order entry forwarded to its leader over the cluster bus.
+pub async fn open_shared_desk(
+    config: &Config,
+    url: &str,
+    client: &async_nats::Client,
+    bus: &crate::config::BusConfig,
+) -> anyhow::Result<plexus_trading::desk::Desk> {
+    let venue =
+        plexus_trading::cluster::SharedVenue::connect(url, &config.node_id, plexus_trading::cluster::VENUE).await?;
+    let forward = Arc::new(crate::cluster::NatsForwarder::new(client.clone(), bus));
+    Ok(plexus_trading::desk::Desk::open_shared(desk_config(config)?, Arc::new(venue), forward).await?)
 }

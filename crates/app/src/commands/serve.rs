@@ -257,11 +257,28 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    // Cluster mode: this node's connection to the others. A node that
+    // cannot reach the bus at start does not start.
+    let nats = match &config.bus {
+        Some(cluster) => Some(crate::cluster::connect(cluster, &config.node_id).await?),
+        None => None,
+    };
     let trading = if config.modules.iter().any(|m| m == "trading") {
         if args.demo {
             config.trading.simulate = true;
         }
-        let desk = wiring::open_desk(&config).context("cannot open the trading desk")?;
+        let desk = match (&config.bus, &nats) {
+            // Cluster mode: one venue for all nodes, its journal in the
+            // shared database, one leader (see plexus_trading::cluster).
+            (Some(bus), Some(client)) if is_postgres(&config.storage_url()) => {
+                let desk = wiring::open_shared_desk(&config, &config.storage_url(), client, bus)
+                    .await
+                    .context("cannot join the cluster's trading venue")?;
+                crate::cluster::serve_desk(client, bus, &config.node_id, desk.clone()).await?;
+                desk
+            }
+            _ => wiring::open_desk(&config).context("cannot open the trading desk")?,
+        };
         if config.trading.simulate {
             plexus_trading::simulator::spawn(desk.clone(), plexus_trading::simulator::SimConfig::default());
         }
@@ -313,8 +330,8 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     // Cluster mode: this node's events go to the other nodes and theirs
     // come here. A node that cannot reach the bus at start does not start
     // (it would serve stale views unseen); later outages are reconnected.
-    if let Some(cluster) = &config.bus {
-        crate::cluster::bridge(&bus, cluster, &config.node_id).await?;
+    if let (Some(cluster), Some(client)) = (&config.bus, &nats) {
+        crate::cluster::bridge_with(&bus, client, cluster, &config.node_id).await?;
     }
     let registry = wiring::registry(&config, wiring::modules(&config, &deps))?;
     let demo_key = if args.demo { Some(issue_demo_key(&store).await?) } else { None };
@@ -441,4 +458,8 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

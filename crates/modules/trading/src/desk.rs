@@ -28,11 +28,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use crate::cluster::{Answer, Ask, ForwardError, Forwarder, SharedVenue};
 use crate::engine::{
     Cancel, CancelReason, ClientOrderId, Command, Event, NewOrder, OrderStatus, Refused, RejectReason as VenueReject,
     Venue,
@@ -101,10 +103,29 @@ pub enum DeskError {
     Stopped,
     #[error("unknown {what} `{name}`")]
     Unknown { what: &'static str, name: String },
+    /// Cluster mode: this node does not lead the venue.
+    #[error("this node does not lead the trading venue")]
+    NotLeader,
+    /// Cluster mode: the shared journal failed.
+    #[error("shared trading journal: {0}")]
+    Shared(String),
+    /// Cluster mode: the leader could not do a forwarded request.
+    #[error("the trading venue's leader: {0}")]
+    Leader(String),
+    /// Cluster mode: no node led the venue within the forwarding deadline.
+    #[error("no node leads the trading venue at the moment; try again shortly")]
+    NoLeader,
+    /// Cluster mode: the request reached the leader, or may have, and no
+    /// answer came.
+    #[error(
+        "the trading venue's leader did not answer, so the order's outcome is unknown; send it again with the same client order id, or look it up"
+    )]
+    Unsettled,
 }
 
 /// An order as a caller sends it, in decimals.
-#[derive(Debug, Clone, PartialEq)]
+/// (Also the cluster's forwarding wire format: see [`crate::cluster`].)
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderRequest {
     pub account: String,
     /// The caller's idempotency key: the same key on the same account gives the same order.
@@ -120,14 +141,16 @@ pub struct OrderRequest {
 }
 
 /// Which order a cancel means.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderRef {
     Id(OrderId),
     Client(String),
 }
 
 /// An order's lifecycle status as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     New,
     PartiallyFilled,
@@ -150,17 +173,18 @@ impl Status {
 }
 
 /// One fill of an order.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Fill {
     pub trade_id: u64,
     pub price: f64,
     pub qty: f64,
+    /// `maker` or `taker`.
     pub liquidity: &'static str,
     pub ts_ns: u64,
 }
 
 /// What the risk check used, in decimals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RiskUsed {
     pub notional: f64,
     pub price_used: f64,
@@ -176,7 +200,7 @@ pub struct RiskUsed {
 }
 
 /// An order's state as a caller sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderReport {
     pub order_id: Option<OrderId>,
     pub client_order_id: Option<String>,
@@ -198,6 +222,28 @@ pub struct OrderReport {
     /// The answer repeats an earlier order with the same client order id.
     pub repeated: bool,
     pub ts_ns: u64,
+}
+
+/// A [`Fill`] as it arrives (its liquidity a string of the two known ones).
+#[derive(serde::Deserialize)]
+struct FillWire {
+    trade_id: u64,
+    price: f64,
+    qty: f64,
+    liquidity: String,
+    ts_ns: u64,
+}
+
+impl<'de> serde::Deserialize<'de> for Fill {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = FillWire::deserialize(d)?;
+        let liquidity = match w.liquidity.as_str() {
+            "maker" => "maker",
+            "taker" => "taker",
+            other => return Err(serde::de::Error::custom(format!("unknown liquidity `{other}`"))),
+        };
+        Ok(Fill { trade_id: w.trade_id, price: w.price, qty: w.qty, liquidity, ts_ns: w.ts_ns })
+    }
 }
 
 /// A position as a caller sees it.
@@ -312,6 +358,8 @@ type Reply = tokio::sync::oneshot::Sender<Result<OrderReport, DeskError>>;
 enum Job {
     Place(OrderRequest, Reply),
     Cancel(String, OrderRef, Reply),
+    /// Cluster mode: read the shared journal now (a forwarded answer waits).
+    Tail,
     Stop,
 }
 
@@ -322,6 +370,87 @@ pub struct Desk {
     jobs: mpsc::SyncSender<Job>,
     changed: tokio::sync::broadcast::Sender<String>,
     writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Cluster mode: this node's part in the venue.
+    member: Option<Arc<Member>>,
+}
+
+/// How long a follower keeps trying to hand an order to a leader.
+pub const FORWARD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Cluster mode: what the desk and its member thread share.
+struct Member {
+    leader: AtomicBool,
+    /// The journal's sequence number applied to the state.
+    applied: tokio::sync::watch::Sender<u64>,
+    venue: Arc<SharedVenue>,
+    forward: Arc<dyn Forwarder>,
+    known_leader: Mutex<Option<String>>,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl Member {
+    async fn leader_node(&self) -> Option<String> {
+        if let Some(n) = self.known_leader.lock().clone() {
+            return Some(n);
+        }
+        let found = self.venue.leader().await.ok().flatten().filter(|n| n != self.venue.node());
+        self.known_leader.lock().clone_from(&found);
+        found
+    }
+
+    fn forget_leader(&self) {
+        *self.known_leader.lock() = None;
+    }
+
+    /// Wait (a bounded while) until the state holds record `seq`.
+    async fn caught_up(&self, seq: u64) {
+        if *self.applied.borrow() >= seq {
+            return;
+        }
+        let _ = self.jobs.try_send(Job::Tail);
+        let mut rx = self.applied.subscribe();
+        let _ = tokio::time::timeout(FORWARD_DEADLINE, rx.wait_for(|a| *a >= seq)).await;
+    }
+}
+
+/// What replaying the shared journal reached.
+struct CaughtUp {
+    last: u64,
+    /// Symbols whose books changed.
+    touched: Vec<SymbolId>,
+    /// An instrument was listed.
+    listed: bool,
+}
+
+/// Records read from the shared journal in one go, at most.
+const PAGE: u32 = 4096;
+
+impl CaughtUp {
+    fn apply(&mut self, state: &mut State, records: &[crate::journal::Record]) {
+        for r in records {
+            match &r.command {
+                Command::New(o) => self.touched.push(o.symbol),
+                Command::Cancel(c) => self.touched.push(c.symbol),
+                Command::Replace(c) => self.touched.push(c.symbol),
+                Command::AddInstrument(_) => self.listed = true,
+                Command::ClientOrderId(_) | Command::Refused(_) => {}
+            }
+            state.apply(&r.command, r.time_ns, None);
+            self.last = r.seq;
+        }
+    }
+}
+
+/// Apply what the shared journal holds after `after`.
+async fn catch_up(state: &mut State, venue: &SharedVenue, after: u64) -> Result<CaughtUp, DeskError> {
+    let mut out = CaughtUp { last: after, touched: Vec::new(), listed: false };
+    loop {
+        let records = venue.read_after(out.last, PAGE).await?;
+        if records.is_empty() {
+            return Ok(out);
+        }
+        out.apply(state, &records);
+    }
 }
 
 impl std::fmt::Debug for Desk {
@@ -353,83 +482,131 @@ impl Desk {
     /// A configuration that does not hold together, or a journal that
     /// cannot be opened or replayed.
     pub fn open(config: DeskConfig) -> Result<Self, DeskError> {
-        let mut risk = PreTradeRisk::new(config.pretrade);
-        for (role, limits) in &config.roles {
-            risk.set_role_limits(role, *limits);
-        }
-        let mut accounts = BTreeMap::new();
-        let mut account_names = HashMap::new();
-        let mut owners: HashMap<u32, &str> = HashMap::new();
-        for a in &config.accounts {
-            let id = name_id(&a.name);
-            if let Some(other) = account_names.insert(id, a.name.clone()) {
-                return Err(DeskError::Config(format!("accounts `{other}` and `{}` have the same id", a.name)));
-            }
-            let owner = name_id(&a.owner);
-            if let Some(other) = owners.insert(owner, &a.owner)
-                && other != a.owner
-            {
-                return Err(DeskError::Config(format!("owners `{other}` and `{}` have the same id", a.owner)));
-            }
-            risk.set_account_role(id, &a.role).map_err(|e| DeskError::Config(format!("account `{}`: {e}", a.name)))?;
-            risk.set_account_overrides(id, a.overrides).map_err(|e| DeskError::Config(e.to_string()))?;
-            accounts.insert(a.name.clone(), (id, owner));
-        }
-        let mut state = State {
-            venue: Venue::new(),
-            risk,
-            surveillance: Surveillance::new(config.surveillance),
-            accounts,
-            account_names,
-            orders: HashMap::new(),
-            client_ids: HashMap::new(),
-            positions: BTreeMap::new(),
-            market: HashMap::new(),
-            pending_client_id: None,
-            stopped: false,
-            events: Vec::new(),
-        };
+        let mut state = State::fresh(&config)?;
         let (mut journal, _recovery) = Journal::open_each(&config.journal, OpenOptions::new(config.sync), |record| {
             state.apply(&record.command, record.time_ns, None);
             Ok(())
         })?;
-        // Instruments the configuration lists and the journal does not hold yet.
-        let mut listed = Vec::new();
-        for l in &config.instruments {
-            if state.venue.symbol(&l.instrument.symbol).is_none() {
-                let cmd = Command::AddInstrument(l.instrument.clone());
-                state
-                    .venue
-                    .check(&cmd)
-                    .map_err(|e| DeskError::Config(format!("instrument `{}`: {}", l.instrument.symbol, e.as_str())))?;
-                let _ = state.apply(&cmd, now_ns(), None);
-                listed.push(cmd);
-            }
-        }
+        let listed = state.list(&config)?;
         if !listed.is_empty() {
             journal.append_batch_at(&listed, now_ns())?;
         }
-        for l in &config.instruments {
-            if let Some(sym) = state.venue.symbol(&l.instrument.symbol)
-                && state.risk.reference_price(sym).is_none()
-            {
-                let _ = state.risk.set_reference_price(sym, l.reference);
-            }
-        }
-        for s in &config.restricted {
-            let sym = state.venue.symbol(s).ok_or_else(|| DeskError::Unknown { what: "symbol", name: s.clone() })?;
-            let _ = state.risk.set_restricted(Scope::Global, sym, true);
-        }
+        state.settle(&config, true)?;
         let state = Arc::new(Mutex::new(state));
         let (jobs, queue) = mpsc::sync_channel::<Job>(4096);
         let (changed, _) = tokio::sync::broadcast::channel(1024);
-        let writer =
-            Writer { state: Arc::clone(&state), journal, changed: changed.clone(), max_batch: config.max_batch.max(1) };
+        let writer = Writer {
+            state: Arc::clone(&state),
+            sink: Sink::File(journal),
+            changed: changed.clone(),
+            max_batch: config.max_batch.max(1),
+        };
         let handle = std::thread::Builder::new()
             .name("trading-desk".into())
-            .spawn(move || writer.run(&queue))
+            .spawn(move || {
+                let mut writer = writer;
+                writer.run(&queue);
+            })
             .map_err(|e| DeskError::Config(format!("cannot start the desk's writer thread: {e}")))?;
-        Ok(Self { state, jobs, changed, writer: Arc::new(Mutex::new(Some(handle))) })
+        Ok(Self { state, jobs, changed, writer: Arc::new(Mutex::new(Some(handle))), member: None })
+    }
+
+    /// Open the desk as a member of a cluster: the journal is the venue's
+    /// shared one, one node leads and the others follow and forward order
+    /// entry to it (see [`crate::cluster`]). `config.journal` and
+    /// `config.sync` are not used. Must be called within a Tokio runtime,
+    /// whose handle the member thread uses for the database.
+    ///
+    /// # Errors
+    /// A configuration that does not hold together, or a shared journal
+    /// that cannot be read or replayed.
+    pub async fn open_shared(
+        config: DeskConfig,
+        venue: Arc<SharedVenue>,
+        forward: Arc<dyn Forwarder>,
+    ) -> Result<Self, DeskError> {
+        let mut state = State::fresh(&config)?;
+        let applied = catch_up(&mut state, &venue, 0).await?;
+        state.settle(&config, false)?;
+        let state = Arc::new(Mutex::new(state));
+        let (jobs, queue) = mpsc::sync_channel::<Job>(4096);
+        let (changed, _) = tokio::sync::broadcast::channel(1024);
+        let (seen, _) = tokio::sync::watch::channel(applied.last);
+        let member = Arc::new(Member {
+            leader: AtomicBool::new(false),
+            applied: seen,
+            venue: Arc::clone(&venue),
+            forward,
+            known_leader: Mutex::new(None),
+            jobs: jobs.clone(),
+        });
+        let (mine, thread_state, thread_member, thread_changed) =
+            (Arc::clone(&venue), Arc::clone(&state), Arc::clone(&member), changed.clone());
+        let next = applied.last + 1;
+        // The member thread runs its database work on a runtime of its own
+        // (its own connections): it writes while holding the state's lock,
+        // and must never wait on the workers that readers may be blocking.
+        let handle = std::thread::Builder::new()
+            .name("trading-desk".into())
+            .spawn(move || {
+                // (Runtime::block_on, not Handle::block_on: only the former
+                // drives a current-thread runtime's I/O and timers.)
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => Arc::new(rt),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the trading desk's member thread cannot start its runtime");
+                        return;
+                    }
+                };
+                let Some(venue) = connect_member(&mine, &queue, &rt) else { return };
+                let writer = Writer {
+                    state: thread_state,
+                    sink: Sink::Shared { venue, next, member: thread_member, rt: Arc::clone(&rt) },
+                    changed: thread_changed,
+                    max_batch: config.max_batch.max(1),
+                };
+                run_member(writer, &queue, &config, &rt);
+            })
+            .map_err(|e| DeskError::Config(format!("cannot start the desk's member thread: {e}")))?;
+        Ok(Self { state, jobs, changed, writer: Arc::new(Mutex::new(Some(handle))), member: Some(member) })
+    }
+
+    /// Cluster mode: whether this node leads the venue now (always `true`
+    /// for a desk on a journal file).
+    #[must_use]
+    pub fn leads(&self) -> bool {
+        self.member.as_ref().is_none_or(|m| m.leader.load(Ordering::Acquire))
+    }
+
+    /// Cluster mode: the journal's sequence number this node has applied.
+    #[must_use]
+    pub fn applied(&self) -> Option<u64> {
+        self.member.as_ref().map(|m| *m.applied.borrow())
+    }
+
+    /// Cluster mode: answer a request another node forwarded (the
+    /// [`Forwarder`]'s far end). Never fails: every outcome is an answer.
+    pub async fn serve(&self, body: &[u8]) -> Vec<u8> {
+        let answer = match serde_json::from_slice::<Ask>(body) {
+            Err(e) => Answer::Failed {
+                kind: "malformed".into(),
+                what: String::new(),
+                name: String::new(),
+                message: format!("the forwarded request does not decode: {e}"),
+            },
+            Ok(_) if !self.leads() => Answer::NotLeader,
+            Ok(ask) => {
+                let done = match ask {
+                    Ask::Place(req) => self.enqueue_place(req).await,
+                    Ask::Cancel { account, order } => self.enqueue_cancel(account, order).await,
+                };
+                match done {
+                    Ok(report) => Answer::Done { report: Box::new(report), seq: self.applied().unwrap_or(0) },
+                    Err(e) => Answer::failed(&e),
+                }
+            }
+        };
+        serde_json::to_vec(&answer).unwrap_or_default()
     }
 
     /// Stop the writer once what is queued is answered, and wait for it (the
@@ -448,9 +625,13 @@ impl Desk {
     /// # Errors
     /// The desk stopped (a journal failure).
     pub async fn place(&self, req: OrderRequest) -> Result<OrderReport, DeskError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs.send(Job::Place(req, tx)).map_err(|_| DeskError::Stopped)?;
-        rx.await.map_err(|_| DeskError::Stopped)?
+        if self.leads() {
+            match self.enqueue_place(req.clone()).await {
+                Err(DeskError::NotLeader) => {}
+                done => return done,
+            }
+        }
+        self.forward(Ask::Place(req)).await
     }
 
     /// Cancel an order of `account`.
@@ -458,9 +639,83 @@ impl Desk {
     /// # Errors
     /// Unknown account or order; the desk stopped.
     pub async fn cancel(&self, account: &str, order: OrderRef) -> Result<OrderReport, DeskError> {
+        if self.leads() {
+            match self.enqueue_cancel(account.to_owned(), order.clone()).await {
+                Err(DeskError::NotLeader) => {}
+                done => return done,
+            }
+        }
+        self.forward(Ask::Cancel { account: account.to_owned(), order }).await
+    }
+
+    async fn enqueue_place(&self, req: OrderRequest) -> Result<OrderReport, DeskError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs.send(Job::Cancel(account.to_owned(), order, tx)).map_err(|_| DeskError::Stopped)?;
+        self.jobs.send(Job::Place(req, tx)).map_err(|_| DeskError::Stopped)?;
         rx.await.map_err(|_| DeskError::Stopped)?
+    }
+
+    async fn enqueue_cancel(&self, account: String, order: OrderRef) -> Result<OrderReport, DeskError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::Cancel(account, order, tx)).map_err(|_| DeskError::Stopped)?;
+        rx.await.map_err(|_| DeskError::Stopped)?
+    }
+
+    /// Send `ask` to the leader, again while nobody received it (or it is
+    /// idempotent), until [`FORWARD_DEADLINE`]; then wait until this node
+    /// has applied what the leader wrote, so its reads show the answer.
+    async fn forward(&self, ask: Ask) -> Result<OrderReport, DeskError> {
+        let Some(m) = &self.member else { return Err(DeskError::Stopped) };
+        let body = serde_json::to_vec(&ask).map_err(|e| DeskError::Leader(e.to_string()))?;
+        // A cancel, and an order with a client order id, may be sent twice.
+        let repeatable = match &ask {
+            Ask::Place(r) => r.client_order_id.is_some(),
+            Ask::Cancel { .. } => true,
+        };
+        let deadline = tokio::time::Instant::now() + FORWARD_DEADLINE;
+        loop {
+            if self.leads() {
+                // This node took the lead meanwhile.
+                let local = match ask.clone() {
+                    Ask::Place(req) => self.enqueue_place(req).await,
+                    Ask::Cancel { account, order } => self.enqueue_cancel(account, order).await,
+                };
+                if !matches!(local, Err(DeskError::NotLeader)) {
+                    return local;
+                }
+            } else if let Some(node) = m.leader_node().await {
+                match m.forward.send(&node, body.clone()).await {
+                    Ok(bytes) => match serde_json::from_slice::<Answer>(&bytes) {
+                        Ok(Answer::Done { report, seq }) => {
+                            m.caught_up(seq).await;
+                            return Ok(*report);
+                        }
+                        Ok(Answer::Failed { kind, what, name, message }) => {
+                            return Err(Answer::error(&kind, &what, name, message));
+                        }
+                        Ok(Answer::NotLeader) => m.forget_leader(),
+                        Ok(Answer::Unsettled) => {
+                            m.forget_leader();
+                            if !repeatable {
+                                return Err(DeskError::Unsettled);
+                            }
+                        }
+                        Err(e) => return Err(DeskError::Leader(format!("its answer does not decode: {e}"))),
+                    },
+                    Err(ForwardError::Unreached(_)) => m.forget_leader(),
+                    Err(ForwardError::Unanswered(e)) => {
+                        tracing::warn!(leader = %node, error = %e, "a forwarded order went unanswered");
+                        m.forget_leader();
+                        if !repeatable {
+                            return Err(DeskError::Unsettled);
+                        }
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DeskError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Symbols whose market data changed (for resource notifications).
@@ -594,15 +849,48 @@ fn unknown_order(order: &OrderRef) -> DeskError {
     DeskError::Unknown { what: "order", name }
 }
 
+/// Where the writer appends.
+enum Sink {
+    File(Journal),
+    /// Cluster mode: the venue's shared journal; `next` is the next record's number.
+    Shared {
+        venue: Arc<SharedVenue>,
+        next: u64,
+        member: Arc<Member>,
+        rt: Arc<tokio::runtime::Runtime>,
+    },
+}
+
 struct Writer {
     state: Arc<Mutex<State>>,
-    journal: Journal,
+    sink: Sink,
     changed: tokio::sync::broadcast::Sender<String>,
     max_batch: usize,
 }
 
+/// Why the writer returned.
+enum Exit {
+    Stop,
+    /// Cluster mode: an append failed; the lock is gone and the state may
+    /// hold commands the journal does not.
+    Lost,
+}
+
 impl Writer {
-    fn run(mut self, queue: &mpsc::Receiver<Job>) {
+    fn append(&mut self, commands: &[Command], now: u64) -> Result<(), DeskError> {
+        match &mut self.sink {
+            Sink::File(j) => j.append_batch_at(commands, now).map(|_| ()).map_err(DeskError::from),
+            Sink::Shared { venue, next, member, rt } => {
+                rt.block_on(venue.append(*next, now, commands))?;
+                *next += commands.len() as u64;
+                member.applied.send_replace(*next - 1);
+                Ok(())
+            }
+        }
+    }
+
+    fn run(&mut self, queue: &mpsc::Receiver<Job>) -> Exit {
+        let shared = matches!(self.sink, Sink::Shared { .. });
         let mut batch_jobs = Vec::with_capacity(self.max_batch);
         let mut commands = Vec::new();
         let mut replies = Vec::new();
@@ -617,13 +905,15 @@ impl Writer {
                 }
             }
             let mut touched = Vec::new();
-            let mut s = self.state.lock();
+            let state = Arc::clone(&self.state);
+            let mut s = state.lock();
             let now = now_ns();
             for job in batch_jobs.drain(..) {
                 let before = commands.len();
                 let (result, reply) = match job {
                     Job::Place(req, reply) => (s.place(&req, now, &mut commands), reply),
                     Job::Cancel(account, order, reply) => (s.cancel(&account, &order, now, &mut commands), reply),
+                    Job::Tail => continue,
                     Job::Stop => {
                         stop = true;
                         s.stopped = true;
@@ -639,31 +929,268 @@ impl Writer {
                 }
                 replies.push((result, reply));
             }
-            let written =
-                if commands.is_empty() { Ok(()) } else { self.journal.append_batch_at(&commands, now).map(|_| ()) };
+            let written = if commands.is_empty() { Ok(()) } else { self.append(&commands, now) };
+            let lost = shared && written.is_err();
             if let Err(e) = &written {
-                tracing::error!(error = %e, "the trading journal failed: the desk stops accepting orders");
-                s.stopped = true;
+                if shared {
+                    tracing::error!(error = %e, "the shared trading journal failed: this node gives up the venue");
+                } else {
+                    tracing::error!(error = %e, "the trading journal failed: the desk stops accepting orders");
+                    s.stopped = true;
+                }
             }
-            let names: Vec<String> = {
-                touched.sort_unstable();
-                touched.dedup();
-                touched.iter().filter_map(|t| s.venue.instrument(*t).map(|i| i.symbol.clone())).collect()
-            };
+            let names = symbol_names(&s, &mut touched);
             drop(s);
             commands.clear();
             for (result, reply) in replies.drain(..) {
-                let answer = if written.is_ok() { result } else { Err(DeskError::Stopped) };
+                let answer = match (&written, lost) {
+                    (Ok(()), _) => result,
+                    (Err(_), true) => Err(DeskError::Unsettled),
+                    (Err(_), false) => Err(DeskError::Stopped),
+                };
                 let _ = reply.send(answer);
             }
             for n in names {
                 let _ = self.changed.send(n);
             }
+            if lost {
+                return Exit::Lost;
+            }
+        }
+        Exit::Stop
+    }
+}
+
+fn symbol_names(s: &State, touched: &mut Vec<SymbolId>) -> Vec<String> {
+    touched.sort_unstable();
+    touched.dedup();
+    touched.iter().filter_map(|t| s.venue.instrument(*t).map(|i| i.symbol.clone())).collect()
+}
+
+/// The member thread's own connections to the shared venue (retried until
+/// they open, or the desk closes).
+fn connect_member(
+    venue: &SharedVenue,
+    queue: &mpsc::Receiver<Job>,
+    rt: &tokio::runtime::Runtime,
+) -> Option<Arc<SharedVenue>> {
+    loop {
+        match rt.block_on(venue.another()) {
+            Ok(v) => return Some(Arc::new(v)),
+            Err(e) => tracing::warn!(error = %e, "the trading desk cannot connect to the shared venue; retrying"),
+        }
+        match queue.recv_timeout(Duration::from_secs(1)) {
+            Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            Ok(Job::Place(_, reply) | Job::Cancel(_, _, reply)) => {
+                let _ = reply.send(Err(DeskError::NotLeader));
+            }
+            Ok(Job::Tail) | Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
 }
 
+/// Cluster mode's member thread: follow the shared journal, take the lead
+/// when the lock is free, write while leading.
+fn run_member(mut writer: Writer, queue: &mpsc::Receiver<Job>, config: &DeskConfig, rt: &tokio::runtime::Runtime) {
+    let Sink::Shared { venue, member, .. } = &writer.sink else { return };
+    let (venue, member) = (Arc::clone(venue), Arc::clone(member));
+    let mut quiet_until = std::time::Instant::now();
+    loop {
+        match rt.block_on(venue.try_lead()) {
+            Ok(true) => match take_lead(&mut writer, &venue, &member, config, rt) {
+                Ok(()) => {
+                    tracing::info!(node = %venue.node(), "this node leads the trading venue");
+                    member.leader.store(true, Ordering::Release);
+                    let exit = writer.run(queue);
+                    member.leader.store(false, Ordering::Release);
+                    rt.block_on(venue.resign());
+                    if matches!(exit, Exit::Stop) {
+                        return;
+                    }
+                    // The state may hold commands the journal does not: rebuild it.
+                    if let Err(e) = rebuild(&writer, &venue, &member, config, rt) {
+                        tracing::error!(error = %e, "the trading desk cannot rebuild from the shared journal");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "this node won the trading venue's lock but cannot take the lead");
+                    rt.block_on(venue.resign());
+                }
+            },
+            Ok(false) => {}
+            Err(e) if std::time::Instant::now() >= quiet_until => {
+                tracing::warn!(error = %e, "the trading venue's lock cannot be tried");
+                quiet_until = std::time::Instant::now() + Duration::from_secs(10);
+            }
+            Err(_) => {}
+        }
+        // Follow: apply what the leader wrote (read first, then lock, so
+        // readers never wait on the database).
+        let after = *member.applied.borrow();
+        match rt.block_on(venue.read_after(after, PAGE)) {
+            Ok(records) if !records.is_empty() => {
+                let mut got = CaughtUp { last: after, touched: Vec::new(), listed: false };
+                let mut s = writer.state.lock();
+                got.apply(&mut s, &records);
+                if got.listed {
+                    let _ = s.settle(config, false);
+                }
+                let names = symbol_names(&s, &mut got.touched);
+                drop(s);
+                member.applied.send_replace(got.last);
+                for n in names {
+                    let _ = writer.changed.send(n);
+                }
+                if records.len() == PAGE as usize {
+                    continue; // more to read
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if std::time::Instant::now() >= quiet_until {
+                    tracing::warn!(error = %e, "the shared trading journal cannot be read");
+                    quiet_until = std::time::Instant::now() + Duration::from_secs(10);
+                }
+            }
+        }
+        match queue.recv_timeout(crate::cluster::TICK) {
+            Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                writer.state.lock().stopped = true;
+                return;
+            }
+            Ok(Job::Place(_, reply) | Job::Cancel(_, _, reply)) => {
+                let _ = reply.send(Err(DeskError::NotLeader));
+            }
+            Ok(Job::Tail) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// Having won the lock: read the journal to its end, list what the
+/// configuration adds, and aim the writer at the next record.
+fn take_lead(
+    writer: &mut Writer,
+    venue: &SharedVenue,
+    member: &Member,
+    config: &DeskConfig,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), DeskError> {
+    let after = *member.applied.borrow();
+    let mut s = writer.state.lock();
+    let got = rt.block_on(catch_up(&mut s, venue, after))?;
+    s.stopped = false;
+    let listed = s.list(config)?;
+    let mut last = got.last;
+    if !listed.is_empty() {
+        rt.block_on(venue.append(last + 1, now_ns(), &listed))?;
+        last += listed.len() as u64;
+    }
+    s.settle(config, false)?;
+    drop(s);
+    member.applied.send_replace(last);
+    if let Sink::Shared { next, .. } = &mut writer.sink {
+        *next = last + 1;
+    }
+    Ok(())
+}
+
+/// Rebuild the state from the whole shared journal.
+fn rebuild(
+    writer: &Writer,
+    venue: &SharedVenue,
+    member: &Member,
+    config: &DeskConfig,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), DeskError> {
+    let mut fresh = State::fresh(config)?;
+    let got = rt.block_on(catch_up(&mut fresh, venue, 0))?;
+    fresh.settle(config, false)?;
+    *writer.state.lock() = fresh;
+    member.applied.send_replace(got.last);
+    Ok(())
+}
+
 impl State {
+    /// A state with the configuration's accounts and limits and nothing traded.
+    fn fresh(config: &DeskConfig) -> Result<Self, DeskError> {
+        let mut risk = PreTradeRisk::new(config.pretrade);
+        for (role, limits) in &config.roles {
+            risk.set_role_limits(role, *limits);
+        }
+        let mut accounts = BTreeMap::new();
+        let mut account_names = HashMap::new();
+        let mut owners: HashMap<u32, &str> = HashMap::new();
+        for a in &config.accounts {
+            let id = name_id(&a.name);
+            if let Some(other) = account_names.insert(id, a.name.clone()) {
+                return Err(DeskError::Config(format!("accounts `{other}` and `{}` have the same id", a.name)));
+            }
+            let owner = name_id(&a.owner);
+            if let Some(other) = owners.insert(owner, &a.owner)
+                && other != a.owner
+            {
+                return Err(DeskError::Config(format!("owners `{other}` and `{}` have the same id", a.owner)));
+            }
+            risk.set_account_role(id, &a.role).map_err(|e| DeskError::Config(format!("account `{}`: {e}", a.name)))?;
+            risk.set_account_overrides(id, a.overrides).map_err(|e| DeskError::Config(e.to_string()))?;
+            accounts.insert(a.name.clone(), (id, owner));
+        }
+        Ok(State {
+            venue: Venue::new(),
+            risk,
+            surveillance: Surveillance::new(config.surveillance),
+            accounts,
+            account_names,
+            orders: HashMap::new(),
+            client_ids: HashMap::new(),
+            positions: BTreeMap::new(),
+            market: HashMap::new(),
+            pending_client_id: None,
+            stopped: false,
+            events: Vec::new(),
+        })
+    }
+
+    /// List (apply) the configured instruments the venue does not hold yet;
+    /// the commands to journal.
+    fn list(&mut self, config: &DeskConfig) -> Result<Vec<Command>, DeskError> {
+        let mut listed = Vec::new();
+        for l in &config.instruments {
+            if self.venue.symbol(&l.instrument.symbol).is_none() {
+                let cmd = Command::AddInstrument(l.instrument.clone());
+                self.venue
+                    .check(&cmd)
+                    .map_err(|e| DeskError::Config(format!("instrument `{}`: {}", l.instrument.symbol, e.as_str())))?;
+                let _ = self.apply(&cmd, now_ns(), None);
+                listed.push(cmd);
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Reference prices and the restricted list for the instruments the
+    /// venue holds. `strict`: a restricted symbol must be listed.
+    fn settle(&mut self, config: &DeskConfig, strict: bool) -> Result<(), DeskError> {
+        for l in &config.instruments {
+            if let Some(sym) = self.venue.symbol(&l.instrument.symbol)
+                && self.risk.reference_price(sym).is_none()
+            {
+                let _ = self.risk.set_reference_price(sym, l.reference);
+            }
+        }
+        for s in &config.restricted {
+            match self.venue.symbol(s) {
+                Some(sym) => {
+                    let _ = self.risk.set_restricted(Scope::Global, sym, true);
+                }
+                None if strict => return Err(DeskError::Unknown { what: "symbol", name: s.clone() }),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Apply a command that the venue accepts, updating everything else from its events.
     fn apply(&mut self, cmd: &Command, ts_ns: u64, metrics: Option<&RiskMetrics>) -> bool {
         let mut events = std::mem::take(&mut self.events);

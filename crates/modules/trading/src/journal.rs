@@ -56,6 +56,20 @@ pub use codec::DecodeError;
 
 use crate::engine::{Command, Event, EventSink, RejectReason, Venue};
 
+/// The journal's encoding of one command (the record payload), for
+/// journals kept elsewhere (cluster mode keeps them in PostgreSQL).
+pub fn encode_command(cmd: &Command, buf: &mut Vec<u8>) {
+    codec::encode(cmd, buf);
+}
+
+/// The command a record payload holds.
+///
+/// # Errors
+/// What is wrong with the payload.
+pub fn decode_command(bytes: &[u8]) -> Result<Command, DecodeError> {
+    codec::decode(bytes)
+}
+
 /// The first 8 bytes of a journal file.
 pub const MAGIC: [u8; 8] = *b"PLXJRNL\0";
 /// The format version this build writes and reads.

@@ -15,6 +15,7 @@
 //!   drawdown, stress tests).
 
 pub mod analytics;
+pub mod cluster;
 pub mod desk;
 pub mod engine;
 pub mod feeds;

@@ -27,7 +27,8 @@ pub const MAX_QTY: Qty = 1 << 53;
 pub const MAX_PRICE: Price = 1 << 53;
 
 /// Buy or sell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Side {
     /// Bids: the buyer's side.
     Buy,
@@ -71,7 +72,8 @@ impl fmt::Display for Side {
 }
 
 /// Limit or market.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderType {
     /// Trades at the limit price or better; the rest rests (unless IOC/FOK).
     Limit,
@@ -80,7 +82,8 @@ pub enum OrderType {
 }
 
 /// How long an order lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TimeInForce {
     /// Good till canceled: the unfilled rest of a limit order rests on the book.
     Gtc,

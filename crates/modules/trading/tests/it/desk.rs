@@ -11,7 +11,7 @@ use plexus_trading::pretrade::{LimitOverrides, PreTradeConfig, RiskLimits};
 use plexus_trading::surveillance::SurveillanceConfig;
 use plexus_trading::types::{Instrument, OrderType, Side, TimeInForce};
 
-fn config(journal: &Path) -> DeskConfig {
+pub(crate) fn config(journal: &Path) -> DeskConfig {
     let account = |name: &str, owner: &str, role: &str| AccountSpec {
         name: name.into(),
         owner: owner.into(),
@@ -41,7 +41,7 @@ fn config(journal: &Path) -> DeskConfig {
     }
 }
 
-fn limit(account: &str, side: Side, price: f64, qty: f64) -> OrderRequest {
+pub(crate) fn limit(account: &str, side: Side, price: f64, qty: f64) -> OrderRequest {
     OrderRequest {
         account: account.into(),
         client_order_id: None,

@@ -8,5 +8,6 @@ mod feeds;
 mod journal;
 mod oms;
 mod pretrade;
+mod shared;
 mod surveillance;
 mod types;
