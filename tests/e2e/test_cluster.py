@@ -650,3 +650,66 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
     assert r.returncode == 0, r.stdout + r.stderr
     chains = {line.rsplit("(", 1)[1].rstrip(")") for line in r.stdout.splitlines() if line.startswith("audit log intact")}
     assert chains == {"node a", "node b", "node c"}, r.stdout
+
+
+def test_one_node_syncs_the_knowledge_index_and_every_node_follows(plexus_bin: str, tmp_path: Path, pg_schema: str) -> None:
+    """Cluster mode's knowledge index: one node (the holder of the syncs'
+    lock) runs connector syncs and writes the documents to the shared
+    store; the other applies them to its own index (the lag is printed).
+    The follower's sync tool names the node that syncs. When the syncing
+    node is killed, the other takes the syncs over: a file added and one
+    removed afterwards are found and gone on it."""
+    source = tmp_path / "handbook"
+    source.mkdir()
+    (source / "deploy.md").write_text("# デプロイ手順\n\n本番環境へのデプロイは承認後に行う。\n", encoding="utf-8")
+    (source / "expense.md").write_text("# Expense policy\n\nReceipts are required for every expense.\n", encoding="utf-8")
+    cfg = cluster_config(tmp_path, '"system", "knowledge"', pg_schema, audit_in_db=False)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(
+            f'[knowledge]\nsync_interval_seconds = 1\n[[knowledge.sources]]\nname = "handbook"\nkind = "filesystem"\n'
+            f'path = "{source}"\ntenant = "default"\nreaders = ["role:admin"]\n'
+        )
+
+    def hits(url: str, query: str) -> set[str]:
+        status, reply = modern_call(url, "search_knowledge", {"query": query}, key=None, timeout=30)
+        assert status == 200 and reply["result"]["isError"] is False, reply
+        return {h["title"] for h in reply["result"]["structuredContent"]["hits"]}
+
+    def until(what: str, check, timeout: float = 20.0) -> float:
+        start_at = time.monotonic()
+        while not check():
+            assert time.monotonic() - start_at < timeout, f"timed out waiting for {what}"
+            time.sleep(0.02)
+        return time.monotonic()
+
+    procs, urls = {}, {}
+    try:
+        procs["a"], port = start_node(plexus_bin, cfg, tmp_path, "a")
+        urls["a"] = f"http://127.0.0.1:{port}/mcp"
+        until("a to sync", lambda: hits(urls["a"], "デプロイ") == {"デプロイ手順"})
+        procs["b"], port = start_node(plexus_bin, cfg, tmp_path, "b")
+        urls["b"] = f"http://127.0.0.1:{port}/mcp"
+        # b never syncs while a does, yet finds what a indexed.
+        until("b to follow", lambda: hits(urls["b"], "デプロイ") == {"デプロイ手順"})
+        status, reply = modern_call(urls["b"], "sync_knowledge", {}, key=None, timeout=30)
+        assert reply["result"]["isError"] is True, reply
+        assert "(a now)" in reply["result"]["content"][0]["text"], reply
+
+        # The lag: a new document, found on the syncing node, then on the other.
+        (source / "oncall.md").write_text("# 当番表\n\n障害対応の当番は週替わり。\n", encoding="utf-8")
+        on_a = until("a to index the new file", lambda: "当番表" in hits(urls["a"], "当番"))
+        on_b = until("b to follow", lambda: "当番表" in hits(urls["b"], "当番"))
+        print(f"knowledge follower lag: {(on_b - on_a) * 1000:.0f} ms after the syncing node found the new document")
+
+        procs["a"].kill()  # SIGKILL: no drain, no goodbye
+        procs["a"].wait(timeout=10)
+        killed = time.monotonic()
+        (source / "expense.md").unlink()
+        (source / "travel.md").write_text("# 出張規程\n\n出張は事前申請が必要。\n", encoding="utf-8")
+        found = until("b to take the syncs over", lambda: "出張規程" in hits(urls["b"], "出張"))
+        print(f"knowledge syncs taken over: b indexed a new file {(found - killed) * 1000:.0f} ms after a was killed")
+        until("b to drop the removed file", lambda: hits(urls["b"], "Receipts") == set())
+        assert "this node runs the knowledge syncs" in (tmp_path / "b.log").read_text(errors="replace")
+    finally:
+        for proc in procs.values():
+            _stop(proc)

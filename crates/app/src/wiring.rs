@@ -452,6 +452,30 @@ pub fn start_feeds(config: &Config) -> anyhow::Result<Vec<Arc<plexus_trading::fe
         .collect()
 }
 
+/// Cluster mode: share the knowledge index's syncs through the database
+/// (one node syncs, every node applies the shared documents). Where this
+/// node's index stands is kept beside it, so a restart applies only what
+/// is new.
+pub async fn join_knowledge(config: &Config, k: &Knowledge) -> anyhow::Result<()> {
+    let mark = config.knowledge_dir().join("shared.seq");
+    let applied = std::fs::read_to_string(&mark).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let keep = mark.clone();
+    plexus_knowledge::cluster::join(
+        &k.index,
+        &config.storage_url(),
+        &config.node_id,
+        applied,
+        Box::new(move |seq| {
+            if let Err(e) = std::fs::write(&keep, seq.to_string()) {
+                tracing::warn!(error = %e, path = %keep.display(), "cannot keep where the knowledge index stands");
+            }
+        }),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot join the cluster's knowledge index: {e}"))?;
+    Ok(())
+}
+
 /// The desk's configuration.
 fn desk_config(config: &Config) -> anyhow::Result<plexus_trading::desk::DeskConfig> {
     let checked = config.trading.check().map_err(|e| anyhow::anyhow!(e))?;

@@ -119,6 +119,11 @@ fn spawn_knowledge_sync(syncer: Arc<plexus_knowledge::sources::Syncer>, interval
     }
     tokio::spawn(async move {
         loop {
+            if !syncer.index().may_sync() {
+                // Cluster mode: another node runs the syncs; take over when it is gone.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
             let s = Arc::clone(&syncer);
             match tokio::task::spawn_blocking(move || s.sync(None, None, false, &|_, _, _| {})).await {
                 Ok(outcomes) => {
@@ -201,6 +206,10 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     };
     let knowledge = if config.modules.iter().any(|m| m == "knowledge") {
         let k = wiring::Knowledge::open(&config)?;
+        if config.bus.is_some() && is_postgres(&config.storage_url()) {
+            // Cluster mode: one node syncs, every node follows the shared documents.
+            wiring::join_knowledge(&config, &k).await?;
+        }
         spawn_knowledge_sync(k.syncer.clone(), config.knowledge_sync_interval);
         Some(k)
     } else {

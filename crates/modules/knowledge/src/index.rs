@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -153,6 +154,9 @@ pub enum SearchError {
     Filter { field: &'static str, reason: String },
     #[error("index error: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// Cluster mode: the shared document store failed.
+    #[error("shared document store: {0}")]
+    Shared(String),
 }
 
 struct Fields {
@@ -244,6 +248,8 @@ pub struct Index {
     parser_any: QueryParser,
     /// Bumped on every commit: caches key on it.
     generation: AtomicU64,
+    /// Cluster mode: the index's part in the cluster ([`crate::cluster`]).
+    replication: std::sync::OnceLock<Arc<crate::cluster::Replication>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -302,7 +308,15 @@ impl Index {
             parser.set_field_boost(f, boost);
             parser_any.set_field_boost(f, boost);
         }
-        Ok(Self { reader, writer: Mutex::new(writer), fields, parser, parser_any, generation: AtomicU64::new(0) })
+        Ok(Self {
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            parser,
+            parser_any,
+            generation: AtomicU64::new(0),
+            replication: std::sync::OnceLock::new(),
+        })
     }
 
     /// Changes on every commit.
@@ -310,8 +324,34 @@ impl Index {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Cluster mode: share this index's syncs through `r` (once).
+    pub(crate) fn replicate(&self, r: Arc<crate::cluster::Replication>) -> Result<(), SearchError> {
+        self.replication.set(r).map_err(|_| SearchError::Shared("the index already takes part in a cluster".into()))
+    }
+
+    /// Cluster mode: the index's part in the cluster.
+    pub fn replication(&self) -> Option<&Arc<crate::cluster::Replication>> {
+        self.replication.get()
+    }
+
+    /// Whether this node may run connector syncs: always on its own, only
+    /// the leader of the syncs in a cluster.
+    pub fn may_sync(&self) -> bool {
+        self.replication.get().is_none_or(|r| r.leads())
+    }
+
     /// Add or replace documents of `tenant` (visible after [`Index::commit`]).
     pub fn upsert(&self, tenant: &str, docs: &[Document]) -> Result<(), SearchError> {
+        if let Some(r) = self.replication.get() {
+            for d in docs {
+                r.record(crate::cluster::Change::Upsert(tenant.to_owned(), Box::new(d.clone())));
+            }
+        }
+        self.upsert_local(tenant, docs)
+    }
+
+    /// [`Self::upsert`] in this node's index only.
+    pub(crate) fn upsert_local(&self, tenant: &str, docs: &[Document]) -> Result<(), SearchError> {
         let f = &self.fields;
         let writer = self.writer.lock();
         for d in docs {
@@ -351,14 +391,36 @@ impl Index {
 
     /// Remove documents of `tenant` by id (effective at the next commit).
     pub fn delete(&self, tenant: &str, ids: &[String]) {
+        if let Some(r) = self.replication.get() {
+            for id in ids {
+                r.record(crate::cluster::Change::Delete(tenant.to_owned(), id.clone()));
+            }
+        }
+        self.delete_local(tenant, ids);
+    }
+
+    /// [`Self::delete`] in this node's index only.
+    pub(crate) fn delete_local(&self, tenant: &str, ids: &[String]) {
         let writer = self.writer.lock();
         for id in ids {
             writer.delete_term(Term::from_field_text(self.fields.key, &key(tenant, id)));
         }
     }
 
-    /// Make every change since the last commit durable and searchable.
+    /// Make every change since the last commit durable and searchable (in
+    /// cluster mode, in the shared document store first).
+    ///
+    /// # Errors
+    /// The index or, in cluster mode, the shared store failed.
     pub fn commit(&self) -> Result<(), SearchError> {
+        if let Some(r) = self.replication.get() {
+            r.flush()?;
+        }
+        self.commit_local()
+    }
+
+    /// [`Self::commit`] of this node's index only.
+    pub(crate) fn commit_local(&self) -> Result<(), SearchError> {
         self.writer.lock().commit()?;
         self.reader.reload()?;
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -12,6 +12,7 @@
 //! exactly like one that does not exist.
 
 pub mod cache;
+pub mod cluster;
 pub mod connector;
 pub mod dedup;
 pub mod demo;
@@ -162,7 +163,7 @@ impl std::fmt::Debug for Knowledge {
 fn search_error(e: SearchError) -> ToolError {
     match e {
         SearchError::TooLong(_) | SearchError::Filter { .. } => ToolError::InvalidArguments(e.to_string()),
-        SearchError::Index(_) => ToolError::unavailable(format!("knowledge index: {e}")),
+        SearchError::Index(_) | SearchError::Shared(_) => ToolError::unavailable(format!("knowledge index: {e}")),
     }
 }
 
@@ -418,6 +419,12 @@ struct SourceList {
 
 async fn sync_tool(cx: CallContext, syncer: Arc<sources::Syncer>, a: SyncArgs) -> Result<SyncOutput, ToolError> {
     let tenant = cx.tenant().to_string();
+    if !syncer.index().may_sync() {
+        let leader = syncer.index().replication().and_then(|r| r.leader()).unwrap_or_else(|| "another node".into());
+        return Err(ToolError::unavailable(format!(
+            "knowledge syncs run on one node of the cluster at a time ({leader} now); this node follows its documents, so ask that node, or wait for its next sync"
+        )));
+    }
     if let Some(name) = &a.source
         && !syncer.sources_of(&tenant).iter().any(|s| &s.name == name)
     {

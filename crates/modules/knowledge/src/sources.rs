@@ -382,6 +382,11 @@ impl Syncer {
         &self.live
     }
 
+    /// The index it syncs into.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
     /// The configured sources.
     pub fn sources(&self) -> &[SourceConfig] {
         &self.sources
