@@ -370,6 +370,13 @@ fn follow(
         if r.leads() {
             continue;
         }
+        if Instant::now() >= next_try {
+            next_try = Instant::now() + LEAD_EVERY;
+            try_lead(rt, &mut db, index, r, on_applied, &mut quiet_until);
+        }
+        if r.leads() {
+            continue;
+        }
         // Follow: apply what the leader wrote.
         match apply(rt, &db, index, r) {
             Ok(Some(last)) => on_applied(last),
@@ -380,35 +387,43 @@ fn follow(
             }
             Err(_) => {}
         }
-        if Instant::now() < next_try {
-            continue;
-        }
-        next_try = Instant::now() + LEAD_EVERY;
-        match rt.block_on(db.try_lead()) {
-            Ok(true) => {
-                // Everything the old leader wrote is here before we write.
-                match apply(rt, &db, index, r) {
-                    Ok(last) => {
-                        if let Some(last) = last {
-                            on_applied(last);
-                        }
-                        r.leader.store(true, Ordering::Release);
-                        *r.known_leader.lock() = Some(r.node.clone());
-                        tracing::info!(node = %r.node, "this node runs the knowledge syncs");
+    }
+}
+
+/// Try for the syncs' lock; on winning it, apply what the old leader wrote,
+/// then lead. Otherwise learn who leads.
+fn try_lead(
+    rt: &tokio::runtime::Runtime,
+    db: &mut Db,
+    index: &Index,
+    r: &Replication,
+    on_applied: &dyn Fn(u64),
+    quiet_until: &mut Instant,
+) {
+    match rt.block_on(db.try_lead()) {
+        Ok(true) => {
+            // Everything the old leader wrote is here before we write.
+            match apply(rt, db, index, r) {
+                Ok(last) => {
+                    if let Some(last) = last {
+                        on_applied(last);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot catch up before running the syncs");
-                        db.lock = None;
-                    }
+                    r.leader.store(true, Ordering::Release);
+                    *r.known_leader.lock() = Some(r.node.clone());
+                    tracing::info!(node = %r.node, "this node runs the knowledge syncs");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot catch up before running the syncs");
+                    db.lock = None;
                 }
             }
-            Ok(false) => *r.known_leader.lock() = rt.block_on(db.leader()),
-            Err(e) if Instant::now() >= quiet_until => {
-                tracing::warn!(error = %e, "the knowledge syncs' lock cannot be tried");
-                quiet_until = Instant::now() + Duration::from_secs(10);
-            }
-            Err(_) => {}
         }
+        Ok(false) => *r.known_leader.lock() = rt.block_on(db.leader()),
+        Err(e) if Instant::now() >= *quiet_until => {
+            tracing::warn!(error = %e, "the knowledge syncs' lock cannot be tried");
+            *quiet_until = Instant::now() + Duration::from_secs(10);
+        }
+        Err(_) => {}
     }
 }
 
