@@ -398,6 +398,21 @@ impl Member {
         found
     }
 
+    /// Returns once `node` no longer leads: this node or another took over.
+    async fn replaced(&self, node: &str) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            if self.leader.load(Ordering::Acquire) {
+                return;
+            }
+            if let Ok(Some(now)) = self.venue.leader().await
+                && now != node
+            {
+                return;
+            }
+        }
+    }
+
     fn forget_leader(&self) {
         *self.known_leader.lock() = None;
     }
@@ -683,7 +698,15 @@ impl Desk {
                     return local;
                 }
             } else if let Some(node) = m.leader_node().await {
-                match m.forward.send(&node, body.clone()).await {
+                // An order in flight to a leader that dies gets no answer:
+                // stop waiting as soon as another node leads instead.
+                let sent = tokio::select! {
+                    sent = m.forward.send(&node, body.clone()) => sent,
+                    () = m.replaced(&node) => {
+                        Err(ForwardError::Unanswered(format!("`{node}` no longer leads the venue")))
+                    }
+                };
+                match sent {
                     Ok(bytes) => match serde_json::from_slice::<Answer>(&bytes) {
                         Ok(Answer::Done { report, seq }) => {
                             m.caught_up(seq).await;
