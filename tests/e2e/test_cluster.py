@@ -713,3 +713,96 @@ def test_one_node_syncs_the_knowledge_index_and_every_node_follows(plexus_bin: s
     finally:
         for proc in procs.values():
             _stop(proc)
+
+
+def test_every_node_holds_the_same_registry_versions(plexus_bin: str, tmp_path: Path, pg_schema: str) -> None:
+    """Cluster mode's ops registry: a change made on one node is read on the
+    other with the same version number within a second, flags evaluate from
+    it there, two nodes racing for the same version give one winner and one
+    version conflict (nothing lost, nothing forked), and an edit and a
+    deletion of a file on one node's disk reach the other."""
+    import threading
+
+    cfg = cluster_config(tmp_path, '"system", "ops"', pg_schema, audit_in_db=False)
+    procs, urls = {}, {}
+
+    def get(node: str, name: str) -> dict:
+        status, reply = modern_call(urls[node], "get_shared_config", {"name": name}, key=None, timeout=30)
+        assert status == 200, reply
+        return reply["result"]
+
+    def put(node: str, name: str, content, expected: int | None = None) -> dict:
+        args = {"name": name, "content": content}
+        if expected is not None:
+            args["expectedVersion"] = expected
+        status, reply = modern_call(urls[node], "update_shared_config", args, key=None, timeout=30)
+        assert status == 200, reply
+        return reply["result"]
+
+    def until(what: str, check, timeout: float = 10.0) -> float:
+        start_at = time.monotonic()
+        while not check():
+            assert time.monotonic() - start_at < timeout, f"timed out waiting for {what}"
+            time.sleep(0.01)
+        return time.monotonic() - start_at
+
+    try:
+        for node in ("a", "b"):
+            procs[node], port = start_node(plexus_bin, cfg, tmp_path, node)
+            urls[node] = f"http://127.0.0.1:{port}/mcp"
+        name = "config/banner.json"
+        assert get("a", name)["structuredContent"]["version"] == get("b", name)["structuredContent"]["version"] == 1
+
+        # A change on a is read on b, same version, within a second.
+        changed = put("a", name, {"message": "計画停止 02:00-04:00"})
+        assert changed["isError"] is False and changed["structuredContent"]["version"] == 2, changed
+        took = until("b to read version 2", lambda: get("b", name)["structuredContent"].get("version") == 2)
+        assert took < 1.0, took
+        assert get("b", name)["structuredContent"]["value"] == {"message": "計画停止 02:00-04:00"}
+        history = modern_call(urls["b"], "get_shared_config_history", {"name": name}, key=None)[1]["result"]["structuredContent"]["versions"]
+        assert [v["version"] for v in history] == [2, 1], history
+        print(f"registry: version 2 made on a was read on b after {took * 1000:.0f} ms")
+
+        # Flags evaluate on b from the document a changed.
+        flags = {"ai_assistant": {"enabled": True, "rollout": 100}, "new_dashboard": {"enabled": False}}
+        made = put("a", "config/feature-flags.json", flags)
+        assert made["isError"] is False, made
+        version = made["structuredContent"]["version"]
+
+        def flags_version() -> int:
+            status, reply = modern_call(urls["b"], "evaluate_feature_flags", {"context": {"targetingKey": "u-1"}}, key=None, timeout=30)
+            return reply["result"]["structuredContent"]["flagsVersion"]
+
+        until("b's flags to follow", lambda: flags_version() == version)
+
+        # Both nodes make version 3 at once: one wins, the other is told.
+        results: dict[str, dict] = {}
+        barrier = threading.Barrier(2)
+
+        def race(node: str) -> None:
+            barrier.wait()
+            results[node] = put(node, name, {"message": f"{node} の変更"}, expected=2)
+
+        threads = [threading.Thread(target=race, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        winners = [n for n, r in results.items() if r["isError"] is False]
+        losers = [n for n, r in results.items() if r["isError"] is True]
+        assert len(winners) == 1 and len(losers) == 1, results
+        assert "version conflict" in results[losers[0]]["content"][0]["text"], results[losers[0]]
+        for node in ("a", "b"):
+            until(f"{node} to hold the winner's version 3", lambda node=node: get(node, name)["structuredContent"].get("version") == 3)
+            assert get(node, name)["structuredContent"]["value"] == {"message": f"{winners[0]} の変更"}
+
+        # A file edited on b's disk, then removed there: both reach a.
+        (tmp_path / "b" / "shared" / "config" / "banner.json").write_text(json.dumps({"message": "手編集"}), encoding="utf-8")
+        until("a to read b's disk edit", lambda: get("a", name)["structuredContent"].get("value") == {"message": "手編集"})
+        assert get("a", name)["structuredContent"]["version"] == 4
+        (tmp_path / "b" / "shared" / "config" / "banner.json").unlink()
+        until("a to see the deletion", lambda: get("a", name)["isError"] is True)
+        assert not (tmp_path / "a" / "shared" / "config" / "banner.json").exists(), "a's file went too"
+    finally:
+        for proc in procs.values():
+            _stop(proc)

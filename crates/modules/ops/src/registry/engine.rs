@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) validators: RwLock<HashMap<String, Vec<Validator>>>,
     pub(crate) events: broadcast::Sender<RegistryEvent>,
     lock: Arc<Mutex<()>>,
+    /// Cluster mode: who decides that a version number is taken.
+    claims: std::sync::OnceLock<super::cluster::Claims>,
 }
 
 #[derive(Default)]
@@ -140,6 +142,7 @@ impl Inner {
             validators: RwLock::new(HashMap::new()),
             events,
             lock: Arc::new(Mutex::new(())),
+            claims: std::sync::OnceLock::new(),
         };
         let held = Held {
             _guard: Arc::clone(&inner.lock)
@@ -200,6 +203,78 @@ impl Inner {
 
     pub(crate) async fn lock(&self) -> Held {
         Held { _guard: Arc::clone(&self.lock).lock_owned().await }
+    }
+
+    /// The lock, if nobody holds it.
+    pub(crate) fn try_lock(&self) -> Option<Held> {
+        Arc::clone(&self.lock).try_lock_owned().ok().map(|g| Held { _guard: g })
+    }
+
+    /// Cluster mode: claim every version here first ([`super::cluster`]).
+    pub(crate) fn set_claims(&self, claims: super::cluster::Claims) -> Result<(), RegistryError> {
+        self.claims
+            .set(claims)
+            .map_err(|_| RegistryError::Internal("the registry already takes part in a cluster".into()))
+    }
+
+    /// The latest version of `name` in the history (0: none).
+    pub(crate) fn latest_of(&self, name: &str) -> u64 {
+        self.state.read().docs.get(name).map_or(0, Entry::latest)
+    }
+
+    /// Every document's latest version, with its content (`None`: a deletion).
+    pub(crate) fn heads(&self) -> Vec<(String, VersionInfo, Option<String>)> {
+        let state = self.state.read();
+        state
+            .docs
+            .iter()
+            .filter_map(|(name, e)| {
+                let last = e.versions.last()?;
+                if last.deleted {
+                    return Some((name.clone(), last.clone(), None));
+                }
+                let live = e.live.as_ref().filter(|d| d.version == last.version)?;
+                Some((name.clone(), last.clone(), Some(live.text.to_string())))
+            })
+            .collect()
+    }
+
+    /// Claim version `info` of `name` in the cluster (a no-op on one node).
+    fn claim(&self, name: &DocName, info: &VersionInfo, content: Option<&str>) -> Result<(), RegistryError> {
+        let Some(claims) = self.claims.get() else { return Ok(()) };
+        if claims.claim(name.as_str(), info, content)? {
+            Ok(())
+        } else {
+            Err(RegistryError::Conflict {
+                name: name.to_string(),
+                expected: info.version.saturating_sub(1),
+                actual: info.version,
+            })
+        }
+    }
+
+    /// Cluster mode: take a version another node made, with its number,
+    /// author, time and source, as a local change would be taken.
+    pub(crate) fn adopt(&self, held: &Held, c: &super::cluster::Claimed) -> Result<(), RegistryError> {
+        let name = DocName::parse(&c.name)?;
+        let latest = self.latest(&name);
+        if c.info.version <= latest {
+            return Ok(());
+        }
+        if c.info.version != latest + 1 {
+            return Err(RegistryError::Internal(format!(
+                "version {} of `{name}` follows {latest}: versions are adopted in order",
+                c.info.version
+            )));
+        }
+        match &c.content {
+            Some(text) => {
+                let checked = self.check(&name, text.clone(), self.hard_limit())?;
+                self.commit(held, &name, checked, &c.info.author, c.info.source, Some(&c.info)).map(|_| ())
+            }
+            None if self.live(&name).is_none() => Ok(()),
+            None => self.commit_delete(held, &name, &c.info.author, c.info.source, true, Some(&c.info)).map(|_| ()),
+        }
     }
 
     fn emit(&self, event: RegistryEvent) {
@@ -366,6 +441,7 @@ impl Inner {
         checked: Checked,
         author: &str,
         source: Source,
+        adopted: Option<&VersionInfo>,
     ) -> Result<Change, RegistryError> {
         let (previous, version) = {
             let state = self.state.read();
@@ -375,12 +451,15 @@ impl Inner {
         let info = VersionInfo {
             version,
             author: author.to_owned(),
-            time: now(),
+            time: adopted.map_or_else(now, |a| a.time.clone()),
             sha256: checked.sha256.clone(),
             size: checked.text.len() as u64,
             source,
             deleted: false,
         };
+        if adopted.is_none() {
+            self.claim(name, &info, Some(&checked.text))?;
+        }
         let path = self.root.join(name.as_str());
         let staged = if source == Source::Disk {
             None
@@ -449,6 +528,7 @@ impl Inner {
         author: &str,
         source: Source,
         remove_file: bool,
+        adopted: Option<&VersionInfo>,
     ) -> Result<Change, RegistryError> {
         let (previous, version) = {
             let state = self.state.read();
@@ -459,12 +539,15 @@ impl Inner {
         let info = VersionInfo {
             version,
             author: author.to_owned(),
-            time: now(),
+            time: adopted.map_or_else(now, |a| a.time.clone()),
             sha256: sha256_hex(b""),
             size: 0,
             source,
             deleted: true,
         };
+        if adopted.is_none() {
+            self.claim(name, &info, None)?;
+        }
         store::record(&self.root, name, &info, None)
             .map_err(|e| RegistryError::io(format!("cannot record the deletion of `{name}`"), e))?;
         let removed = if remove_file {
@@ -531,7 +614,7 @@ impl Inner {
                 diff: None,
             });
         }
-        self.commit(held, name, checked, author, source)
+        self.commit(held, name, checked, author, source, None)
     }
 
     /// Put the live content back on disk if the file differs (it was refused).
@@ -575,7 +658,7 @@ impl Inner {
         author: &str,
         source: Source,
     ) -> Result<Change, RegistryError> {
-        self.commit_delete(held, name, author, source, true)
+        self.commit_delete(held, name, author, source, true, None)
     }
 
     /// Bring one document in line with its file on disk. Never fails: a
@@ -601,7 +684,7 @@ impl Inner {
                 match live {
                     None => Synced::Absent,
                     Some(_) if !settled => Synced::Unsettled,
-                    Some(_) => match self.commit_delete(held, name, DISK_AUTHOR, Source::Disk, false) {
+                    Some(_) => match self.commit_delete(held, name, DISK_AUTHOR, Source::Disk, false, None) {
                         Ok(_) => Synced::Removed,
                         Err(error) => {
                             tracing::error!(name = %name, %error, "registry cannot record a deletion");
@@ -634,7 +717,7 @@ impl Inner {
                 }
                 let limit = self.disk_limit(name);
                 let checked = validate::decode(name, bytes).and_then(|text| self.check(name, text, limit));
-                match checked.and_then(|c| self.commit(held, name, c, DISK_AUTHOR, Source::Disk)) {
+                match checked.and_then(|c| self.commit(held, name, c, DISK_AUTHOR, Source::Disk, None)) {
                     Ok(_) => Synced::Changed,
                     Err(error) => refused(error, Some(digest)),
                 }

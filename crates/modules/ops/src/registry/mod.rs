@@ -84,6 +84,7 @@
 //! Symbolic links are not followed, neither for files nor for directories
 //! on the way to a document: they are listed as problems.
 
+pub mod cluster;
 mod engine;
 mod error;
 mod name;
@@ -341,6 +342,16 @@ impl SharedRegistry {
         let root = root.into();
         let inner = tokio::task::spawn_blocking(move || Inner::open(root, options)).await.map_err(join_error)??;
         Ok(SharedRegistry { inner: Arc::new(inner) })
+    }
+
+    /// Cluster mode: keep this registry's versions the same as every other
+    /// node's, through the PostgreSQL database at `url` ([`cluster`]).
+    /// Call once, before serving.
+    ///
+    /// # Errors
+    /// The database cannot be reached or refuses the table.
+    pub async fn join(&self, url: &str, node: &str) -> Result<(), RegistryError> {
+        cluster::join(&self.inner, url, node).await
     }
 
     /// The root directory (canonical).
