@@ -498,7 +498,7 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
     mixed load (orders through every node, position reads, echoes), then the
     node leading the trading venue is killed with SIGKILL. Clients carry on
     through the other two; the venue fails over (time printed); every
-    acknowledged order is still there (sent again with its client order id,
+    acknowledged order and config write is still there (sent again with its client order id,
     it comes back as the same order); positions agree on the surviving
     nodes; every node's audit chain verifies; and a config change on one
     node reaches a subscriber on another within a second."""
@@ -542,6 +542,7 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
         acked: dict[str, tuple[int, str, float, float, str]] = {}
         errors: list[str] = []
         rejected: list[dict] = []
+        configs: dict[int, tuple[int, int]] = {}  # worker -> (version, n) of its last acknowledged config write
         failed_calls = {"dead": 0}
         stop = threading.Event()
         lock = threading.Lock()
@@ -566,6 +567,14 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
                                 acked[cid] = (got["orderId"], side, price, 100.0, node)
                         modern_call(urls[node], "get_portfolio_positions", {"portfolioId": "fund-a-tokyo"}, key=None, timeout=30)
                         modern_call(urls[node], "echo", {"text": cid}, key=None, timeout=30)
+                        if i % 10 == 0:  # a config write too
+                            status, reply = modern_call(
+                                urls[node], "update_shared_config", {"name": f"config/worker-{w}.json", "content": {"n": i}},
+                                key=None, timeout=30,
+                            )
+                            assert status == 200 and reply["result"]["isError"] is False, (node, reply)
+                            with lock:
+                                configs[w] = (reply["result"]["structuredContent"]["version"], i)
                         break
                     except (OSError, http.client.HTTPException):
                         with lock:
@@ -611,6 +620,17 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
             again = place(survivors[n % 2], cid, side, price, qty)
             assert (again["orderId"], again["repeated"]) == (order_id, True), (cid, again)
 
+        # Every acknowledged config write is there, on both survivors alike.
+        assert len(configs) == 3, configs
+        for w, (version, n) in configs.items():
+            served = []
+            for node in survivors:
+                status, reply = modern_call(urls[node], "get_shared_config", {"name": f"config/worker-{w}.json"}, key=None, timeout=30)
+                doc = reply["result"]["structuredContent"]
+                served.append((doc["version"], doc["value"]["n"]))
+            assert served[0] == served[1], (w, served)
+            assert served[0][0] >= version and served[0][1] >= n, (w, served, version, n)
+
         # The surviving nodes agree on positions.
         def positions(node: str) -> list:
             status, reply = modern_call(urls[node], "get_portfolio_positions", {"portfolioId": "fund-a-tokyo"}, key=None, timeout=30)
@@ -638,6 +658,14 @@ def test_three_nodes_under_mixed_load_lose_the_trading_leader_and_nothing_acknow
         assert note["params"]["uri"] == URI, note
         print(f"config change on {survivors[1]} reached a subscriber on {survivors[0]} in {latency * 1000:.0f} ms (call included)")
         assert latency < 1.0, latency
+        # And the subscriber's node serves the new content within the second too.
+        while True:
+            status, reply = modern_call(urls[survivors[0]], "get_shared_config", {"name": "config/banner.json"}, key=None, timeout=30)
+            if reply["result"]["structuredContent"].get("value") == {"message": "フェイルオーバー完了"}:
+                break
+            assert time.monotonic() - sent < 1.0, reply
+            time.sleep(0.01)
+        print(f"config change on {survivors[1]} readable on {survivors[0]} after {(time.monotonic() - sent) * 1000:.0f} ms")
     finally:
         for proc in procs.values():
             _stop(proc)
