@@ -834,3 +834,34 @@ def test_every_node_holds_the_same_registry_versions(plexus_bin: str, tmp_path: 
     finally:
         for proc in procs.values():
             _stop(proc)
+
+
+def test_a_tenant_configuration_change_reaches_every_nodes_cache(plexus_bin: str, tmp_path: Path, pg_schema: str) -> None:
+    """The learning module caches each tenant's configuration (30 s by
+    default). A change made on one node is announced on the cluster bus,
+    and the other node, which had it cached, serves the new value within a
+    second."""
+    cfg = cluster_config(tmp_path, '"system", "learning"', pg_schema, audit_in_db=False)
+    procs, urls = {}, {}
+
+    def settings(node: str) -> str:
+        status, reply = modern_call(urls[node], "get_learning_settings", {}, key=None, timeout=30)
+        assert status == 200 and reply["result"]["isError"] is False, reply
+        return json.dumps(reply["result"]["structuredContent"])
+
+    try:
+        for node in ("a", "b"):
+            procs[node], port = start_node(plexus_bin, cfg, tmp_path, node)
+            urls[node] = f"http://127.0.0.1:{port}/mcp"
+        before = settings("b")  # now in b's cache
+        assert '"masteryThreshold": 0.95' in before, before
+        status, reply = modern_call(urls["a"], "configure_learning", {"masteryThreshold": 0.85}, key=None, timeout=30)
+        assert status == 200 and reply["result"]["isError"] is False, reply
+        changed = time.monotonic()
+        while '"masteryThreshold": 0.85' not in settings("b"):
+            assert time.monotonic() - changed < 1.0, "b still serves its cached configuration"
+            time.sleep(0.01)
+        print(f"tenant configuration changed on a, served by b after {(time.monotonic() - changed) * 1000:.0f} ms")
+    finally:
+        for proc in procs.values():
+            _stop(proc)

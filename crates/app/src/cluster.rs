@@ -38,6 +38,7 @@ enum Wire {
     ToolListChanged,
     PromptListChanged,
     SessionTaken { session: String, by: String },
+    CacheInvalidated { cache: String, key: String },
 }
 
 impl From<&Notification> for Wire {
@@ -49,6 +50,9 @@ impl From<&Notification> for Wire {
             Notification::PromptListChanged => Wire::PromptListChanged,
             Notification::SessionTaken { session, by } => {
                 Wire::SessionTaken { session: session.clone(), by: by.clone() }
+            }
+            Notification::CacheInvalidated { cache, key } => {
+                Wire::CacheInvalidated { cache: cache.clone(), key: key.clone() }
             }
         }
     }
@@ -62,6 +66,7 @@ impl From<Wire> for Notification {
             Wire::ToolListChanged => Notification::ToolListChanged,
             Wire::PromptListChanged => Notification::PromptListChanged,
             Wire::SessionTaken { session, by } => Notification::SessionTaken { session, by },
+            Wire::CacheInvalidated { cache, key } => Notification::CacheInvalidated { cache, key },
         }
     }
 }
@@ -283,6 +288,10 @@ mod tests {
             (
                 Notification::SessionTaken { session: "0b6c-…".into(), by: "p-1".into() },
                 r#"{"event":"session_taken","session":"0b6c-…","by":"p-1"}"#,
+            ),
+            (
+                Notification::CacheInvalidated { cache: "learning".into(), key: "学校-1".into() },
+                r#"{"event":"cache_invalidated","cache":"learning","key":"学校-1"}"#,
             ),
         ];
         for (n, text) in cases {

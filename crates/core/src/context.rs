@@ -236,6 +236,13 @@ pub enum Notification {
         session: String,
         by: String,
     },
+    /// Between servers, never sent to a client: what `cache` holds under
+    /// `key` changed in the shared store (a tenant's configuration, say);
+    /// every node drops its cached copy and reads it again when next needed.
+    CacheInvalidated {
+        cache: String,
+        key: String,
+    },
 }
 
 /// The way back to the client, implemented by the server per era.

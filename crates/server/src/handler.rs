@@ -263,7 +263,7 @@ impl PlexusHandler {
                     Notification::ResourceListChanged => peer.notify_resource_list_changed().await,
                     Notification::ToolListChanged => peer.notify_tool_list_changed().await,
                     Notification::PromptListChanged => peer.notify_prompt_list_changed().await,
-                    Notification::SessionTaken { .. } => continue,
+                    Notification::SessionTaken { .. } | Notification::CacheInvalidated { .. } => continue,
                 };
                 if sent.is_err() && peer.is_transport_closed() {
                     return;

@@ -343,6 +343,10 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         tenants: Some(Arc::new(store.clone()) as Arc<dyn plexus_core::ports::TenantLister>),
     };
     let bus = deps.bus.clone();
+    if let Some(learning) = &deps.learning {
+        // A tenant's configuration changed on one node: every node's cache drops it.
+        learning.follow(&bus);
+    }
     // Cluster mode: this node's events go to the other nodes and theirs
     // come here. A node that cannot reach the bus at start does not start
     // (it would serve stale views unseen); later outages are reconnected.

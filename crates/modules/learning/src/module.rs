@@ -279,6 +279,12 @@ impl Learning {
         Ok(Self { tools: toolbox(&svc), svc })
     }
 
+    /// Tell other nodes, and hear from them, when a tenant's cached state
+    /// changes ([`Service::follow`]).
+    pub fn follow(&self, bus: &plexus_core::bus::Bus) {
+        self.svc.follow(bus);
+    }
+
     /// Load the seeded demo into `tenant` (see [`Service::seed_demo`]);
     /// idempotent per tenant.
     pub async fn seed_demo(&self, tenant: &TenantId, seed: u64, learners: usize) -> Result<DemoSummary, LearningError> {

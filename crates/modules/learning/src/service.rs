@@ -230,7 +230,12 @@ pub struct Service {
     learners: Cache<(TenantId, String), ()>,
     params: Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
     refitting: Arc<Mutex<HashSet<TenantId>>>,
+    /// Cluster mode: where this node says a tenant's cached state changed.
+    bus: std::sync::OnceLock<plexus_core::bus::Bus>,
 }
+
+/// The cache name of the learning module's invalidations on the bus.
+pub const CACHE: &str = "learning";
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -465,7 +470,52 @@ impl Service {
             learners: Cache::builder().max_capacity(KNOWN_LEARNERS).build(),
             params: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
             refitting: Arc::new(Mutex::new(HashSet::new())),
+            bus: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Say on `bus` when a tenant's configuration or catalog changes here,
+    /// and drop this node's cached copies when any node says so (in cluster
+    /// mode the bus reaches every node within a second; without it the
+    /// caches' time to live, `cache_seconds`, bounds how stale they get).
+    pub fn follow(&self, bus: &plexus_core::bus::Bus) {
+        if self.bus.set(bus.clone()).is_err() {
+            return;
+        }
+        let mut rx = bus.subscribe();
+        let (configs, catalogs, params, tiers) =
+            (self.configs.clone(), self.catalogs.clone(), self.params.clone(), self.tiers.cache.clone());
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(plexus_core::context::Notification::CacheInvalidated { cache, key }) if cache == CACHE => {
+                        let tenant = TenantId::new(&key);
+                        configs.invalidate(&tenant);
+                        catalogs.invalidate(&tenant);
+                        params.invalidate(&tenant);
+                        tiers.invalidate(&tenant);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed some: forget everything rather than keep something stale.
+                        configs.invalidate_all();
+                        catalogs.invalidate_all();
+                        params.invalidate_all();
+                        tiers.invalidate_all();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    fn changed(&self, tenant: &TenantId) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish(plexus_core::context::Notification::CacheInvalidated {
+                cache: CACHE.to_owned(),
+                key: tenant.as_str().to_owned(),
+            });
+        }
     }
 
     /// The store.
@@ -586,6 +636,7 @@ impl Service {
         });
         let state = Arc::new(state);
         self.configs.insert(tenant.clone(), Arc::clone(&state));
+        self.changed(tenant);
         Ok((state, changed))
     }
 
@@ -682,6 +733,7 @@ impl Service {
             version
         });
         self.catalogs.invalidate(tenant);
+        self.changed(tenant);
         Ok(version)
     }
 
