@@ -865,3 +865,44 @@ def test_a_tenant_configuration_change_reaches_every_nodes_cache(plexus_bin: str
     finally:
         for proc in procs.values():
             _stop(proc)
+
+
+def test_experiment_events_recorded_on_any_node_are_counted_on_every_node(plexus_bin: str, tmp_path: Path, pg_schema: str) -> None:
+    """Cluster mode's experiments: events recorded through different nodes
+    are counted together, identically on every node (a unit exposed on one
+    node and converting on another counts as a conversion; a unit exposed
+    twice, on two nodes, counts once)."""
+    cfg = cluster_config(tmp_path, '"system", "ops"', pg_schema, audit_in_db=False)
+    procs, urls = {}, {}
+
+    def record(node: str, kind: str, variant: str, unit: str) -> None:
+        args = {"experiment": "checkout-2026", "kind": kind, "variant": variant, "unit": unit}
+        status, reply = modern_call(urls[node], "record_experiment_event", args, key=None, timeout=30)
+        assert status == 200 and reply["result"]["isError"] is False, reply
+
+    def counts(node: str) -> dict:
+        status, reply = modern_call(urls[node], "get_experiment_results", {"id": "checkout-2026"}, key=None, timeout=30)
+        assert status == 200 and reply["result"]["isError"] is False, reply
+        return {v["variant"]: (v["exposures"], v["conversions"]) for v in reply["result"]["structuredContent"]["variants"]}
+
+    try:
+        for node in ("a", "b"):
+            procs[node], port = start_node(plexus_bin, cfg, tmp_path, node)
+            urls[node] = f"http://127.0.0.1:{port}/mcp"
+        for unit in ("利用者-1", "利用者-2"):
+            record("a", "exposure", "control", unit)
+        record("a", "exposure", "treatment", "利用者-3")
+        record("b", "exposure", "control", "利用者-4")
+        record("b", "exposure", "control", "利用者-1")  # exposed on a already
+        for unit in ("利用者-5", "利用者-6"):
+            record("b", "exposure", "treatment", unit)
+        record("b", "conversion", "control", "利用者-1")  # exposed on a
+        record("a", "conversion", "treatment", "利用者-5")  # exposed on b
+        expected = {"control": (3, 1), "treatment": (3, 1)}
+        deadline = time.monotonic() + 5
+        while counts("a") != expected or counts("b") != expected:
+            assert time.monotonic() < deadline, (counts("a"), counts("b"))
+            time.sleep(0.05)
+    finally:
+        for proc in procs.values():
+            _stop(proc)

@@ -264,10 +264,9 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         .context("cannot open the ops module's shared registry")?;
         if config.bus.is_some() && is_postgres(&config.storage_url()) {
             // Cluster mode: every node's registry holds the same versions.
-            hub.registry
-                .join(&config.storage_url(), &config.node_id)
+            hub.join_cluster(&config.storage_url(), &config.node_id)
                 .await
-                .context("cannot join the cluster's shared registry")?;
+                .context("cannot join the cluster's shared registry and experiment events")?;
         }
         Some(hub)
     } else {

@@ -96,7 +96,7 @@ pub struct Hub {
     audit_sink: Option<Arc<dyn AuditSink>>,
     pub(crate) audit_reader: Option<Arc<dyn AuditReader>>,
     pub(crate) telemetry: Option<Arc<Telemetry>>,
-    pub(crate) experiments: crate::experiments::ExperimentLog,
+    pub(crate) experiments: Arc<crate::experiments::ExperimentLog>,
     pub(crate) incidents: tokio::sync::Mutex<crate::incidents::IncidentBook>,
     pub(crate) notifier: Option<crate::incidents::Notifier>,
     alerts: Arc<crate::ops_reports::AlertState>,
@@ -111,6 +111,18 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// Cluster mode: the same registry versions on every node, and every
+    /// node's experiment events counted everywhere, through the PostgreSQL
+    /// database at `url`. Call once, before serving.
+    ///
+    /// # Errors
+    /// The database cannot be reached or refuses the tables.
+    pub async fn join_cluster(&self, url: &str, node: &str) -> Result<(), OpsError> {
+        self.registry.join(url, node).await?;
+        self.experiments.share(url, node).await?;
+        Ok(())
+    }
+
     /// Open the registry, load what it holds, and start following it.
     pub async fn open(cfg: OpsConfig) -> Result<Arc<Self>, OpsError> {
         tokio::fs::create_dir_all(&cfg.state_dir)
@@ -154,7 +166,7 @@ impl Hub {
             audit_sink: cfg.audit_sink,
             audit_reader: cfg.audit_reader,
             telemetry: cfg.telemetry,
-            experiments,
+            experiments: Arc::new(experiments),
             incidents: tokio::sync::Mutex::new(incidents),
             notifier,
             alerts: Arc::default(),

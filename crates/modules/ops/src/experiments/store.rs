@@ -246,6 +246,38 @@ struct Entry {
 pub struct ExperimentLog {
     dir: PathBuf,
     experiments: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Cluster mode: the events of every node, in PostgreSQL.
+    shared: std::sync::OnceLock<Shared>,
+}
+
+/// Cluster mode: every node's events in one PostgreSQL table, inserted one
+/// at a time (a transaction-level advisory lock), so that sequence order is
+/// commit order and every node counts the same events in the same order.
+struct Shared {
+    pool: sqlx::PgPool,
+    node: String,
+    /// The last row counted here; also serializes catching up.
+    applied: tokio::sync::Mutex<i64>,
+}
+
+const SHARED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ops_experiment_events (
+    seq        BIGSERIAL PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    line       TEXT NOT NULL,
+    node       TEXT NOT NULL
+);
+";
+
+/// The advisory lock that orders inserts (and the table's creation).
+const SHARED_LOCK: i64 = 0x706c_6578_7573_6578; // "plexusex"
+
+fn shared_error(e: impl std::fmt::Display) -> ExperimentError {
+    ExperimentError::Io {
+        action: "share",
+        path: PathBuf::from("ops_experiment_events"),
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
 impl std::fmt::Debug for ExperimentLog {
@@ -278,7 +310,88 @@ impl ExperimentLog {
             let entry = Entry { writer: Default::default(), state: Mutex::new(State { aggregates, definition: None }) };
             experiments.insert(id.to_owned(), Arc::new(entry));
         }
-        Ok(Self { dir, experiments: RwLock::new(experiments) })
+        Ok(Self { dir, experiments: RwLock::new(experiments), shared: std::sync::OnceLock::new() })
+    }
+
+    /// Cluster mode: count every node's events, kept in the PostgreSQL
+    /// database at `url`, instead of this node's files. From now on
+    /// [`Self::record`] writes to the database, and every node counts the
+    /// same events in the same order (a follower task reads what other nodes
+    /// recorded every 100 ms; a node's own event is counted before `record`
+    /// returns). This node's files stay as they were.
+    ///
+    /// # Errors
+    /// The database cannot be reached or refuses the table.
+    pub async fn share(self: &Arc<Self>, url: &str, node: &str) -> Result<(), ExperimentError> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(shared_error)?;
+        let mut tx = pool.begin().await.map_err(shared_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SHARED_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(shared_error)?;
+        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(shared_error)?;
+        sqlx::raw_sql(SHARED_SCHEMA).execute(&mut *tx).await.map_err(shared_error)?;
+        tx.commit().await.map_err(shared_error)?;
+        // Counts start over from the shared events.
+        for entry in self.experiments.read().values() {
+            entry.state.lock().aggregates = Aggregates::default();
+        }
+        let shared = Shared { pool, node: node.to_owned(), applied: tokio::sync::Mutex::new(0) };
+        if self.shared.set(shared).is_err() {
+            return Err(shared_error("the experiment log is shared already"));
+        }
+        self.catch_up().await?;
+        let log = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut quiet_until = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let Some(log) = log.upgrade() else { return };
+                if let Err(e) = log.catch_up().await
+                    && std::time::Instant::now() >= quiet_until
+                {
+                    tracing::warn!(error = %e, "the cluster's experiment events cannot be read");
+                    quiet_until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Count the shared events not counted here yet.
+    async fn catch_up(&self) -> Result<(), ExperimentError> {
+        let Some(shared) = self.shared.get() else { return Ok(()) };
+        let mut applied = shared.applied.lock().await;
+        loop {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT seq, experiment, line FROM ops_experiment_events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+            )
+            .bind(*applied)
+            .fetch_all(&shared.pool)
+            .await
+            .map_err(shared_error)?;
+            let Some(&(last, ..)) = rows.last() else { return Ok(()) };
+            for (seq, id, line) in rows {
+                match parse_line(line.as_bytes()) {
+                    Ok(event) => {
+                        let entry = self.entry_or_insert(&id);
+                        let mut state = entry.state.lock();
+                        match state.aggregates.classify(&id, &event) {
+                            Ok(outcome) => state.aggregates.apply(event, outcome),
+                            Err(e) => tracing::warn!(seq, error = %e, "skipping a shared experiment event"),
+                        }
+                    }
+                    Err(reason) => tracing::warn!(seq, %reason, "skipping a shared experiment event"),
+                }
+            }
+            *applied = last;
+        }
     }
 
     /// The log directory.
@@ -355,6 +468,8 @@ impl ExperimentLog {
         let t = event.at.format(&Rfc3339).map_err(|e| ExperimentError::InvalidEvent {
             reason: format!("time {} cannot be written as RFC 3339: {e}", event.at),
         })?;
+        // Cluster mode: classify against every node's events so far.
+        self.catch_up().await?;
         let entry = self.entry_or_insert(id);
         let mut writer = entry.writer.lock().await;
         let outcome = {
@@ -377,6 +492,27 @@ impl ExperimentLog {
             Line { t, kind: event.kind, variant: event.variant.clone(), unit: event.unit.clone(), value: event.value };
         let mut bytes = serde_json::to_vec(&line)
             .map_err(|e| ExperimentError::InvalidEvent { reason: format!("cannot encode the event: {e}") })?;
+        if let Some(shared) = self.shared.get() {
+            // Cluster mode: the shared table is the log; counted in its order.
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            drop(writer);
+            let mut tx = shared.pool.begin().await.map_err(shared_error)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SHARED_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(shared_error)?;
+            sqlx::query("INSERT INTO ops_experiment_events (experiment, line, node) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(text)
+                .bind(&shared.node)
+                .execute(&mut *tx)
+                .await
+                .map_err(shared_error)?;
+            tx.commit().await.map_err(shared_error)?;
+            self.catch_up().await?;
+            return Ok(outcome);
+        }
         bytes.push(b'\n');
         let path = self.path(id);
         let mut slot = std::mem::take(&mut *writer);

@@ -217,6 +217,11 @@ impl Inner {
             .map_err(|_| RegistryError::Internal("the registry already takes part in a cluster".into()))
     }
 
+    /// Whether the registry takes part in a cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        self.claims.get().is_some()
+    }
+
     /// The latest version of `name` in the history (0: none).
     pub(crate) fn latest_of(&self, name: &str) -> u64 {
         self.state.read().docs.get(name).map_or(0, Entry::latest)

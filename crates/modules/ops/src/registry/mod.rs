@@ -428,8 +428,20 @@ impl SharedRegistry {
                 limit: limit as u64,
             });
         }
-        let content = content.to_owned();
-        self.locked(move |inner, held| inner.put(held, &name, content, &author, source, expected, limit)).await
+        // In a cluster, another node may have made the next version first:
+        // a change that did not name the version it expects is made again
+        // on top of it, once this node has adopted it (within a tick).
+        let mut tries = 0;
+        loop {
+            let (n, c, a) = (name.clone(), content.to_owned(), author.clone());
+            match self.locked(move |inner, held| inner.put(held, &n, c, &a, source, expected, limit)).await {
+                Err(RegistryError::Conflict { .. }) if expected.is_none() && self.inner.clustered() && tries < 30 => {
+                    tries += 1;
+                    tokio::time::sleep(cluster::TICK + Duration::from_millis(20)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Make a new version whose content is that of `version` (checked
