@@ -66,6 +66,11 @@ enum Request {
     Claim(Claimed, mpsc::SyncSender<Result<bool, String>>),
 }
 
+thread_local! {
+    /// Set on the cluster thread, which serves claims and so must never wait for one.
+    static ON_CLUSTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// What the engine calls to claim a version (cluster mode only).
 pub(crate) struct Claims {
     requests: parking_lot::Mutex<mpsc::Sender<Request>>,
@@ -81,6 +86,17 @@ impl Claims {
                 std::io::Error::other("the cluster's version store thread has stopped"),
             )
         };
+        if ON_CLUSTER_THREAD.with(std::cell::Cell::get) {
+            // A change found while adopting (a file that a newly adopted
+            // schema now accepts): refused, and listed as the document's
+            // problem; `revalidate` or the next edit of the file takes it.
+            return Err(RegistryError::io(
+                format!("version {} of `{name}` is left for later", info.version),
+                std::io::Error::other(
+                    "found while adopting another node's version; revalidate the document to take it",
+                ),
+            ));
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         let claimed = Claimed { name: name.to_owned(), info: info.clone(), content: content.map(str::to_owned) };
         self.requests.lock().send(Request::Claim(claimed, tx)).map_err(|_| gone())?;
@@ -210,6 +226,7 @@ pub(crate) async fn join(inner: &Arc<Inner>, url: &str, node: &str) -> Result<()
     std::thread::Builder::new()
         .name("ops-registry-cluster".into())
         .spawn(move || {
+            ON_CLUSTER_THREAD.with(|on| on.set(true));
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
