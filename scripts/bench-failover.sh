@@ -19,24 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
-nats=${PLEXUS_TEST_NATS_URL:-nats://127.0.0.1:4222}
 haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
 [ -x "$haproxy" ] || { echo "haproxy is not installed (apt install haproxy)"; exit 1; }
-
-cargo build -q --release -p plexus -p plexus-bench
-bin=$PWD/target/release/plexus
-bench=$PWD/target/release/plexus-bench
-work=$(mktemp -d)
-declare -A pids=()
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 hpid=""
-pg_db="bench_failover_$$"
-cleanup() {
-  for p in "${pids[@]}" $hpid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
+stop_balancer() { [ -z "$hpid" ] || { kill "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true; }; }
+trap 'stop_balancer; cluster_cleanup' EXIT
+pg_create "bench_failover_$$"
 
 key="pk_$(printf 'bench failover' | sha256sum | cut -c1-32)"
 cat > "$work/plexus.toml" <<TOML
@@ -51,11 +41,7 @@ sink = "database"
 [bus]
 url = "$nats"
 subject = "plexus.bench.$$"
-[[auth.api_keys]]
-name = "operator"
-sha256 = "$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)"
-tenant = "default"
-roles = ["admin"]
+$(api_key_toml operator "$key" admin)
 [limits]
 principal_per_second = 1000000
 tenant_per_second = 1000000
@@ -63,20 +49,11 @@ TOML
 
 port_of() { case $1 in a) echo 18711 ;; b) echo 18712 ;; c) echo 18713 ;; esac; }
 front=18710
-start_node() { # name
-  local data="$work/$1" port
-  port=$(port_of "$1")
-  if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
-    echo "port $port is in use (an earlier run still stopping?)"; exit 1
-  fi
-  mkdir -p "$data/shared/config"
+start_node_flags() { # name: node-<name> with the flags document in its shared directory
+  mkdir -p "$work/$1/shared/config"
   printf '{"ai_assistant": {"enabled": true, "rollout": 10, "teams": ["medical"]}, "new_dashboard": {"enabled": false}}\n' \
-    > "$data/shared/config/feature-flags.json"
-  "$bin" serve --http "127.0.0.1:$port" --config "$work/plexus.toml" --data-dir "$data" --node-id "node-$1" \
-    >> "$work/$1.log" 2>&1 &
-  pids[$1]=$!
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && return; sleep 0.1; done
-  echo "node $1 did not start:"; cat "$work/$1.log"; exit 1
+    > "$work/$1/shared/config/feature-flags.json"
+  start_node "$1" "$(port_of "$1")" "node-$1"
 }
 call() { # one stateless call through the balancer; prints the node that answered
   curl -s -D - -o /dev/null "http://127.0.0.1:$front/mcp" -H "X-API-Key: $key" \
@@ -93,7 +70,7 @@ all_up() { # until the balancer sends to all three nodes
   echo "the balancer did not see three nodes up:"; cat "$work/haproxy.log"; exit 1
 }
 
-for n in a b c; do start_node "$n"; done
+for n in a b c; do start_node_flags "$n"; done
 sed -e "s/127.0.0.1:8080/127.0.0.1:$front/" -e "s/127.0.0.1:7101/127.0.0.1:$(port_of a)/" \
   -e "s/127.0.0.1:7102/127.0.0.1:$(port_of b)/" -e "s/127.0.0.1:7103/127.0.0.1:$(port_of c)/" \
   deploy/haproxy.cfg > "$work/haproxy.cfg"
@@ -101,7 +78,7 @@ sed -e "s/127.0.0.1:8080/127.0.0.1:$front/" -e "s/127.0.0.1:7101/127.0.0.1:$(por
 hpid=$!
 all_up
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
+machine_line
 echo "three nodes behind deploy/haproxy.cfg; get_shared_config(config/feature-flags.json); 12 connections; $dur after 2s warm-up"
 printf '%-9s %-14s %9s %8s %9s %9s %10s  %s\n' era run "calls/s" ok "p50 ms" "p99 ms" "max ms" errors
 for era in modern legacy; do
@@ -122,7 +99,7 @@ lat = r["latency_ms"]
 errors = ", ".join(f"{k} {v}" for k, v in r["errors"]["by_kind"].items() if v) or "0"
 print(f"{sys.argv[2]:<9} {sys.argv[3]:<14} {r['ok_rps']:9.0f} {r['ok']:8d} {lat['p50']:9.2f} {lat['p99']:9.2f} {lat['max']:10.2f}  {errors}")
 PY
-    if [ "$run" != steady ]; then start_node c; all_up; fi
+    if [ "$run" != steady ]; then start_node_flags c; all_up; fi
   done
 done
 echo "sessions carried on from the database: $(cat "$work"/?.log | grep -c 'carried on from the session store')"

@@ -12,20 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${1:-30}
-nats=${PLEXUS_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-cargo build -q --release -p plexus
-bin=$PWD/target/release/plexus
-work=$(mktemp -d)
-declare -A pids=()
-pg_db="bench_kb_lag_$$"
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
+pg_create "bench_kb_lag_$$"
 mkdir -p "$work/handbook"
 printf '# 手順書\n\nデプロイは承認後に行う。\n' > "$work/handbook/deploy.md"
 key="pk_$(printf 'bench kb lag' | sha256sum | cut -c1-32)"
@@ -45,30 +35,14 @@ kind = "filesystem"
 path = "$work/handbook"
 tenant = "default"
 readers = ["role:admin"]
-[[auth.api_keys]]
-name = "operator"
-sha256 = "$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)"
-tenant = "default"
-roles = ["admin"]
+$(api_key_toml operator "$key" admin)
 TOML
 port_of() { case $1 in a) echo 18731 ;; b) echo 18732 ;; esac; }
-start_node() { # name
-  local port
-  port=$(port_of "$1")
-  if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
-    echo "port $port is in use (an earlier run still stopping?)"; exit 1
-  fi
-  "$bin" serve --http "127.0.0.1:$port" --config "$work/plexus.toml" --data-dir "$work/$1" --node-id "$1" \
-    >> "$work/$1.log" 2>&1 &
-  pids[$1]=$!
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && return; sleep 0.1; done
-  echo "node $1 did not start:"; cat "$work/$1.log"; exit 1
-}
-start_node a
+start_node a "$(port_of a)"
 for _ in $(seq 1 100); do grep -q "this node runs the knowledge syncs" "$work/a.log" && break; sleep 0.1; done
-start_node b
+start_node b "$(port_of b)"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
+machine_line
 echo "two nodes, one PostgreSQL database, NATS; a runs the syncs (every 1 s), b follows (reads the shared store every 100 ms); $trials trials"
 python3 - "$work" "$key" "$trials" "$(port_of a)" "$(port_of b)" "${pids[a]}" <<'PY'
 import json, os, signal, statistics, sys, threading, time, urllib.request

@@ -15,24 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
 runs=${2:-3}
-nats=${PLEXUS_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-cargo build -q --release -p plexus -p plexus-bench
-bin=$PWD/target/release/plexus
-bench=$PWD/target/release/plexus-bench
-work=$(mktemp -d)
-declare -A pids=()
-pg_db=""
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-cleanup() {
-  stop_all
-  [ -z "$pg_db" ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 
 key="pk_$(printf 'bench venue failover' | sha256sum | cut -c1-32)"
 port_of() { case $1 in a) echo 18721 ;; b) echo 18722 ;; c) echo 18723 ;; esac; }
@@ -50,27 +35,11 @@ subject = "plexus.bench.$$"
 [trading]
 otr_limit = 1000000.0
 duplicate_window_ms = 0
-[[auth.api_keys]]
-name = "desk"
-sha256 = "$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)"
-tenant = "default"
-roles = ["admin"]
+$(api_key_toml desk "$key" admin)
 [limits]
 principal_per_second = 1000000
 tenant_per_second = 1000000
 TOML
-}
-start_node() { # name
-  local port
-  port=$(port_of "$1")
-  if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
-    echo "port $port is in use (an earlier run still stopping?)"; exit 1
-  fi
-  "$bin" serve --http "127.0.0.1:$port" --config "$work/plexus.toml" --data-dir "$work/$1" --node-id "$1" \
-    >> "$work/$1.log" 2>&1 &
-  pids[$1]=$!
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && return; sleep 0.1; done
-  echo "node $1 did not start:"; cat "$work/$1.log"; exit 1
 }
 sql() { psql -q -tA -h 127.0.0.1 -U postgres -d "$pg_db" -c "$1"; }
 
@@ -90,20 +59,19 @@ for node in "bc":
                                           "quantity": 1, "clientOrderId": f"{node}-{i}"}}) + "\n")
 PY
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
+machine_line
 echo "three nodes, one PostgreSQL database, NATS; place_order via b and c (6 connections each), a leads; $dur after 2s warm-up"
 printf '%-4s %-7s %9s %8s %9s %9s %10s %8s %8s %12s  %s\n' run signal "orders/s" ok "p50 ms" "p99 ms" "max ms" refused failed "takeover ms" "new leader"
 for run in $(seq 1 $((runs + 1))); do
   signal=KILL
   [ "$run" -le "$runs" ] || signal=TERM
-  pg_db="bench_venue_$$_$run"
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
+  pg_create "bench_venue_$$_$run"
   config "$pg_db"
   rm -rf "$work"/a "$work"/b "$work"/c "$work"/?.log
-  start_node a
+  start_node a "$(port_of a)"
   for _ in $(seq 1 100); do [ "$(sql "SELECT node FROM trading_leaders" 2>/dev/null)" = a ] && break; sleep 0.1; done
-  start_node b
-  start_node c
+  start_node b "$(port_of b)"
+  start_node c "$(port_of c)"
   for n in b c; do
     "$bench" --url "http://127.0.0.1:$(port_of $n)/mcp" --tool place_order --args-file "$work/orders-$n.jsonl" \
       -H "X-API-Key: $key" --concurrency 6 --threads 1 --warmup 2s --duration "$dur" --json > "$work/$run-$n.json" &
@@ -141,7 +109,6 @@ PY
   gaps=$(sql "SELECT count(*) FILTER (WHERE seq <> rn) || ' of ' || count(*) FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS rn FROM trading_journal WHERE venue = 'main') j")
   echo "     journal records out of sequence: $gaps"
   stop_all
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db"
-  pg_db=""
+  pg_drop
   sleep 1
 done
