@@ -148,8 +148,9 @@ const POSTGRES_INSERT: &str = "INSERT INTO audit_log (node_id, seq, time, reques
 async fn insert(db: &Db, node: &str, records: &[AuditRecord]) -> Result<(), StoreError> {
     match db {
         Db::Sqlite(pool, gate) => {
-            let _gate = gate.lock().await;
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            // The records join the writers' batch (group commit).
+            let mut member = gate.enter(pool).await?;
+            let tx = member.conn()?;
             for r in records {
                 sqlx::query(SQLITE_INSERT)
                     .bind(node)
@@ -170,7 +171,7 @@ async fn insert(db: &Db, node: &str, records: &[AuditRecord]) -> Result<(), Stor
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
+            member.finish().await?;
         }
         Db::Postgres(pool) => {
             fn col<T>(records: &[AuditRecord], f: impl Fn(&AuditRecord) -> T) -> Vec<T> {

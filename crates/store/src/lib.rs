@@ -22,6 +22,7 @@ mod audit_store;
 mod crypto;
 mod db;
 mod error;
+mod group;
 mod jsonl_audit;
 mod keys;
 mod migrate;
@@ -44,6 +45,7 @@ pub use tenants::{NewTenant, Tenant};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::db::Db;
+    pub use crate::group::{Member, WriteGate};
     pub use crate::scope::PG_SET_TENANT;
     pub use sqlx;
 }

@@ -20,20 +20,13 @@ pub const PG_SET_TENANT: &str = "SELECT set_config('plexus.tenant', $1, true)";
 
 /// Run `$body` in a transaction scoped to `$scope`'s tenant, with `$conn`
 /// bound to its connection; commit at the end, roll back on early return.
-/// `write` takes SQLite's write lock up front (`BEGIN IMMEDIATE`); `read`
-/// does not.
+/// On SQLite `write` joins the write gate's batch (group commit, see
+/// [`crate::group`]); `read` does not.
 macro_rules! scoped {
     ($scope:expr, $mode:ident, $conn:ident => $body:expr) => {{
         let scope: &$crate::scope::TenantScope<'_> = $scope;
         match &scope.store.db {
-            $crate::db::Db::Sqlite(pool, gate) => {
-                let _gate = $crate::scope::scoped!(@sqlite_gate $mode, gate);
-                let mut tx = $crate::scope::scoped!(@sqlite_begin $mode, pool);
-                let $conn = &mut *tx;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
+            $crate::db::Db::Sqlite(pool, gate) => $crate::tenant_tx!(@sqlite $mode, pool, gate, $conn => $body),
             $crate::db::Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query($crate::scope::PG_SET_TENANT).bind(scope.tenant.as_str()).execute(&mut *tx).await?;
@@ -44,27 +37,14 @@ macro_rules! scoped {
             }
         }
     }};
-    (@sqlite_begin write, $pool:ident) => {
-        $pool.begin_with("BEGIN IMMEDIATE").await?
-    };
-    (@sqlite_begin read, $pool:ident) => {
-        $pool.begin().await?
-    };
-    (@sqlite_gate write, $gate:ident) => {
-        Some($gate.lock().await)
-    };
-    (@sqlite_gate read, $gate:ident) => {{
-        let _ = &$gate;
-        None::<()>
-    }};
 }
 pub(crate) use scoped;
 
 /// Run `$body` in a transaction bound to `$scope`'s tenant, with `$conn`
 /// the connection (`&mut SqliteConnection` or `&mut PgConnection`: the body
 /// is compiled once per backend, so runtime `sqlx::query` with `$n` binds
-/// works on both). `write` takes SQLite's write lock up front; `read` does
-/// not; `single` is for a body of exactly one statement, which SQLite runs
+/// works on both). `write` takes SQLite's write lock (it joins the write
+/// gate's batch: group commit, see `WriteGate`); `read` does not; `single` is for a body of exactly one statement, which SQLite runs
 /// in its own implicit transaction (no BEGIN and COMMIT round trips to the
 /// connection's worker thread; PostgreSQL still needs its transaction for
 /// the tenant setting). Commits at the end; an early return (`?`, which converts
@@ -94,16 +74,7 @@ macro_rules! tenant_tx {
                 let $conn = &mut *c;
                 $body
             }
-            $crate::__private::Db::Sqlite(pool, gate) => {
-                // Writers queue in this process before taking SQLite's
-                // write lock (see `WriteGate`).
-                let _gate = $crate::tenant_tx!(@gate $mode, gate);
-                let mut tx = $crate::tenant_tx!(@begin $mode, pool);
-                let $conn = &mut *tx;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
+            $crate::__private::Db::Sqlite(pool, gate) => $crate::tenant_tx!(@sqlite $mode, pool, gate, $conn => $body),
             $crate::__private::Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 $crate::__private::sqlx::query($crate::__private::PG_SET_TENANT)
@@ -117,21 +88,22 @@ macro_rules! tenant_tx {
             }
         }
     }};
-    (@begin write, $pool:ident) => {
-        $pool.begin_with("BEGIN IMMEDIATE").await?
-    };
-    (@begin read, $pool:ident) => {
-        $pool.begin().await?
-    };
-    (@begin single, $pool:ident) => {
-        $pool.begin().await?
-    };
-    (@gate write, $gate:ident) => {
-        Some($gate.lock().await)
-    };
-    (@gate $mode:ident, $gate:ident) => {{
+    (@sqlite write, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{
+        // Writers join the gate's batch: one commit (one `fsync`) for all
+        // the writers queued meanwhile (group commit, see `WriteGate`).
+        let mut member = $gate.enter($pool).await?;
+        let $conn = member.conn()?;
+        let out = $body;
+        member.finish().await?;
+        out
+    }};
+    (@sqlite $mode:ident, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{
         let _ = &$gate;
-        None::<()>
+        let mut tx = $pool.begin().await?;
+        let $conn = &mut *tx;
+        let out = $body;
+        tx.commit().await?;
+        out
     }};
     (@single single) => {
         true

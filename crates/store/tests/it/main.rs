@@ -50,5 +50,6 @@ storage_suite!(
     sealed_fields_open_only_in_their_tenant_and_field,
     master_rotation_rewraps_every_data_key,
     module_tables_are_bound_to_their_tenant,
+    concurrent_writers_commit_together_and_fail_alone,
     sessions_are_kept_updated_and_ended,
 );

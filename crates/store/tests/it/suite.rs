@@ -594,6 +594,91 @@ pub(crate) async fn module_tables_are_bound_to_their_tenant(db: Arc<TestDb>) {
     }
 }
 
+/// Writers at once: on SQLite they share commits (group commit), yet each
+/// returns only once its work is committed, and a writer that fails or is
+/// abandoned in the middle of its body loses its own work only.
+pub(crate) async fn concurrent_writers_commit_together_and_fail_alone(db: Arc<TestDb>) {
+    let store = db.open().await;
+    tenant(&store, "acme").await;
+    store.migrate(&NOTES).await.unwrap();
+    let batches_before = store.write_batches().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    const WRITERS: usize = 60;
+    for i in 0..WRITERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let scope = store.tenant(&tid("acme"));
+            let id = format!("w{i:02}");
+            let fails = i % 7 == 3;
+            let wrote: Result<(), StoreError> = async {
+                plexus_store::tenant_tx!(&scope, write, conn => {
+                    sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
+                        .bind(scope.id().as_str())
+                        .bind(id.as_str())
+                        .bind(format!("書き手 {i}"))
+                        .execute(&mut *conn)
+                        .await?;
+                    if fails {
+                        // After its own insert: a duplicate key fails the body.
+                        for _ in 0..2 {
+                            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, 'dup')")
+                                .bind(scope.id().as_str())
+                                .bind(format!("dup-{i}"))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                });
+                Ok(())
+            }
+            .await;
+            assert_eq!(wrote.is_err(), fails, "writer {i}: {wrote:?}");
+            if wrote.is_ok() {
+                // Committed by the time it returned: another connection sees it.
+                let bodies = note_bodies(&scope).await.unwrap();
+                assert!(bodies.contains(&format!("書き手 {i}")), "writer {i} returned before its commit");
+            }
+        });
+    }
+    // A writer abandoned in the middle of its body (its caller's future is
+    // dropped while it holds the gate).
+    let scope = store.tenant(&tid("acme"));
+    let abandoned = tokio::time::timeout(std::time::Duration::from_millis(50), async {
+        plexus_store::tenant_tx!(&scope, write, conn => {
+            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, 'abandoned', 'never')")
+                .bind(scope.id().as_str())
+                .execute(&mut *conn)
+                .await?;
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        Ok::<_, StoreError>(())
+    })
+    .await;
+    assert!(abandoned.is_err(), "the abandoned writer timed out");
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    add_note(&scope, "after", "後から").await.unwrap();
+    let mut want: Vec<String> = (0..WRITERS).filter(|i| i % 7 != 3).map(|i| format!("書き手 {i}")).collect();
+    want.push("後から".into());
+    want.sort();
+    let mut got = note_bodies(&scope).await.unwrap();
+    got.sort();
+    assert_eq!(got, want, "exactly the writers that succeeded, nothing of the failed or abandoned ones");
+    if let (Some(before), Some(after)) = (batches_before, store.write_batches().await) {
+        let batches = after - before;
+        assert!(
+            batches < WRITERS as u64,
+            "{WRITERS} concurrent writers (and two more) took {batches} commits: none were shared"
+        );
+    }
+    // Durable: a store opened afresh on the same database sees them.
+    let again = db.open().await;
+    let mut fresh = note_bodies(&again.tenant(&tid("acme"))).await.unwrap();
+    fresh.sort();
+    assert_eq!(fresh, want);
+}
+
 pub(crate) async fn sessions_are_kept_updated_and_ended(db: Arc<TestDb>) {
     use plexus_core::ports::{SessionRecord, SessionRecords};
     // two nodes on one database
