@@ -15,7 +15,8 @@
 # and traces the skill's mastery (BKT), durably. The echo tool of the same
 # server is measured in the same run as the pipeline's own floor.
 #
-# usage: scripts/bench-learning.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory)
+# usage: scripts/bench-learning.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory;
+#   CLIENTS="1 8" picks the client counts, default "8 64")
 #   BACKEND=postgres runs on a fresh database of the PostgreSQL at
 #   127.0.0.1:5432 (dropped at the end) instead of SQLite.
 set -euo pipefail
@@ -101,7 +102,7 @@ print(line)' "$1"
 }
 url=http://127.0.0.1:18402/mcp
 echo "== over MCP HTTP with the trust pipeline ($duration per run, 2 s warmup)"
-for c in 8 64; do
+for c in ${CLIENTS:-8 64}; do
   "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $(cat "$work/echo-key")" \
     -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"
   "$bench" --url $url --scenario assessment --calls-file "$work/assess.jsonl" \

@@ -274,101 +274,181 @@ macro_rules! lock_mastery {
     }};
 }
 
+/// The mastery of one learner and skill after an answer: `current` is the
+/// stored (p_known, attempts, correct), `None` before the first answer.
+fn trace(
+    skill: &str,
+    p: BktParams,
+    current: Option<(f64, i64, i64)>,
+    correct: bool,
+    threshold: f64,
+) -> ((f64, i64, i64), MasteryChange) {
+    let (before, attempts, right) = current.unwrap_or((p.prior, 0, 0));
+    let before = if before.is_finite() { before.clamp(0.0, 1.0) } else { p.prior };
+    let after = p.update(before, correct);
+    let (attempts, right) = (attempts + 1, right + i64::from(correct));
+    let change = MasteryChange {
+        skill: skill.to_owned(),
+        p_known_before: before,
+        p_known: after,
+        mastered: after >= threshold,
+        newly_mastered: before < threshold && after >= threshold,
+        attempts,
+        correct: right,
+    };
+    ((after, attempts, right), change)
+}
+
+const INSERT_EVENT: &str = "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, \
+     skill_id, correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (tenant_id, statement_id) DO NOTHING";
+/// Write the mastery of one learner and skill; its values are bound as
+/// `$b+1`..`$b+7` (tenant, user, skill, p_known, attempts, correct, time).
+fn upsert_mastery(b: usize) -> String {
+    let p: Vec<String> = (b + 1..=b + 7).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO learning_mastery (tenant_id, user_id, skill_id, p_known, attempts, correct, updated_at) \
+         VALUES ({}) ON CONFLICT (tenant_id, user_id, skill_id) DO UPDATE SET p_known = excluded.p_known, \
+         attempts = excluded.attempts, correct = excluded.correct, updated_at = excluded.updated_at",
+        p.join(", ")
+    )
+}
+
+/// Count a tenant's answers up; tenant and count bound as `$b+1`, `$b+2`.
+fn count_answers(b: usize) -> String {
+    format!(
+        "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+         VALUES (${}, NULL, ${}, 0) ON CONFLICT (tenant_id) DO UPDATE \
+         SET answers = learning_usage.answers + excluded.answers \
+         RETURNING answers, answers_at_fit",
+        b + 1,
+        b + 2
+    )
+}
+
+/// `$query` with the columns of event `$e` of tenant `$t` bound as `$1`..`$10`.
+macro_rules! bind_event {
+    ($query:expr, $t:expr, $e:expr) => {
+        $query
+            .bind($t)
+            .bind($e.statement_id.as_str())
+            .bind($e.user_id.as_str())
+            .bind($e.kind.as_str())
+            .bind($e.item.clone())
+            .bind($e.content.clone())
+            .bind($e.skill.as_str())
+            .bind($e.correct)
+            .bind($e.duration)
+            .bind(fmt_time($e.at))
+    };
+}
+
+/// Record `events` (each once: an event whose statement is recorded already
+/// changes nothing) and trace the mastery their answers change; the
+/// tenant's answer counter is counted up. Returns each event's mastery
+/// change and the counter (answers, answers at the last fit) if it moved.
 macro_rules! apply_events {
     ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {{
         let t: &str = $t;
         let events: &[Event] = $events;
         let params: &BTreeMap<String, BktParams> = $params;
         let threshold: f64 = $threshold;
-        if $postgres {
-            // One writer per learner: the mastery read-modify-write below
-            // must not interleave (SQLite's BEGIN IMMEDIATE does this).
-            lock_mastery!($conn, t, events.iter().map(|e| e.user_id.as_str()));
-        }
         let mut changes: Vec<Option<MasteryChange>> = Vec::with_capacity(events.len());
         let mut answers: i64 = 0;
         let now = fmt_time(OffsetDateTime::now_utc());
-        for e in events {
-            let inserted = sqlx::query(
-                "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, skill_id, \
-                 correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (tenant_id, statement_id) DO NOTHING",
-            )
-            .bind(t)
-            .bind(e.statement_id.as_str())
-            .bind(e.user_id.as_str())
-            .bind(e.kind.as_str())
-            .bind(e.item.clone())
-            .bind(e.content.clone())
-            .bind(e.skill.as_str())
-            .bind(e.correct)
-            .bind(e.duration)
-            .bind(fmt_time(e.at))
-            .execute(&mut *$conn)
-            .await?
-            .rows_affected()
-                > 0;
-            let change = match (inserted, e.kind, e.correct) {
-                (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
-                    answers += 1;
-                    let p = params.get(&e.skill).copied().unwrap_or_default();
-                    let current: Option<(f64, i64, i64)> = sqlx::query_as(
-                        "SELECT p_known, attempts, correct FROM learning_mastery \
-                         WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3",
-                    )
-                    .bind(t)
-                    .bind(e.user_id.as_str())
-                    .bind(e.skill.as_str())
-                    .fetch_optional(&mut *$conn)
-                    .await?;
-                    let (before, attempts, right) = current.unwrap_or((p.prior, 0, 0));
-                    let before = if before.is_finite() { before.clamp(0.0, 1.0) } else { p.prior };
-                    let after = p.update(before, correct);
-                    let (attempts, right) = (attempts + 1, right + i64::from(correct));
-                    sqlx::query(
-                        "INSERT INTO learning_mastery (tenant_id, user_id, skill_id, p_known, attempts, correct, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (tenant_id, user_id, skill_id) DO UPDATE SET p_known = excluded.p_known, \
-                         attempts = excluded.attempts, correct = excluded.correct, updated_at = excluded.updated_at",
-                    )
-                    .bind(t)
-                    .bind(e.user_id.as_str())
-                    .bind(e.skill.as_str())
-                    .bind(after)
-                    .bind(attempts)
-                    .bind(right)
-                    .bind(now.as_str())
-                    .execute(&mut *$conn)
-                    .await?;
-                    Some(MasteryChange {
-                        skill: e.skill.clone(),
-                        p_known_before: before,
-                        p_known: after,
-                        mastered: after >= threshold,
-                        newly_mastered: before < threshold && after >= threshold,
-                        attempts,
-                        correct: right,
-                    })
-                }
-                _ => None,
-            };
-            changes.push(change);
-        }
-        let counters: Option<(i64, i64)> = if answers > 0 {
-            Some(
-                sqlx::query_as(
-                    "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
-                     VALUES ($1, NULL, $2, 0) ON CONFLICT (tenant_id) DO UPDATE \
-                     SET answers = learning_usage.answers + excluded.answers \
-                     RETURNING answers, answers_at_fit",
+        let counters: Option<(i64, i64)> = if $postgres {
+            // One writer per learner: the mastery read-modify-write below
+            // must not interleave (SQLite's BEGIN IMMEDIATE does this).
+            lock_mastery!($conn, t, events.iter().map(|e| e.user_id.as_str()));
+            for e in events {
+                let inserted =
+                    bind_event!(sqlx::query(INSERT_EVENT), t, e).execute(&mut *$conn).await?.rows_affected() > 0;
+                let change = match (inserted, e.kind, e.correct) {
+                    (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
+                        answers += 1;
+                        let current: Option<(f64, i64, i64)> = sqlx::query_as(
+                            "SELECT p_known, attempts, correct FROM learning_mastery \
+                             WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3",
+                        )
+                        .bind(t)
+                        .bind(e.user_id.as_str())
+                        .bind(e.skill.as_str())
+                        .fetch_optional(&mut *$conn)
+                        .await?;
+                        let p = params.get(&e.skill).copied().unwrap_or_default();
+                        let ((after, attempts, right), change) = trace(&e.skill, p, current, correct, threshold);
+                        sqlx::query(sqlx::AssertSqlSafe(upsert_mastery(0)))
+                            .bind(t)
+                            .bind(e.user_id.as_str())
+                            .bind(e.skill.as_str())
+                            .bind(after)
+                            .bind(attempts)
+                            .bind(right)
+                            .bind(now.as_str())
+                            .execute(&mut *$conn)
+                            .await?;
+                        Some(change)
+                    }
+                    _ => None,
+                };
+                changes.push(change);
+            }
+            if answers > 0 {
+                Some(
+                    sqlx::query_as(sqlx::AssertSqlSafe(count_answers(0)))
+                        .bind(t)
+                        .bind(answers)
+                        .fetch_one(&mut *$conn)
+                        .await?,
                 )
-                .bind(t)
-                .bind(answers)
-                .fetch_one(&mut *$conn)
-                .await?,
-            )
+            } else {
+                None
+            }
         } else {
-            None
+            // SQLite runs the statements of one text in one round trip to its
+            // connection's thread: each event's insert with the mastery it
+            // reads, then every mastery write with the counter. Mastery is
+            // chained in memory between events of one learner and skill,
+            // exactly as the writes would chain it.
+            let mut traced: Vec<((&str, &str), (f64, i64, i64))> = Vec::new();
+            for e in events {
+                let text = format!(
+                    "{INSERT_EVENT};\n SELECT changes(), m.p_known, m.attempts, m.correct FROM (SELECT 1) AS one \
+                     LEFT JOIN learning_mastery AS m ON m.tenant_id = $1 AND m.user_id = $3 AND m.skill_id = $7"
+                );
+                type Read = (i64, Option<f64>, Option<i64>, Option<i64>);
+                let (inserted, p_known, attempts, right): Read =
+                    bind_event!(sqlx::query_as(sqlx::AssertSqlSafe(text)), t, e).fetch_one(&mut *$conn).await?;
+                let change = match (inserted > 0, e.kind, e.correct) {
+                    (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
+                        answers += 1;
+                        let key = (e.user_id.as_str(), e.skill.as_str());
+                        let chained = traced.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                        let stored = p_known.map(|p| (p, attempts.unwrap_or(0), right.unwrap_or(0)));
+                        let p = params.get(&e.skill).copied().unwrap_or_default();
+                        let (state, change) = trace(&e.skill, p, chained.or(stored), correct, threshold);
+                        traced.push((key, state));
+                        Some(change)
+                    }
+                    _ => None,
+                };
+                changes.push(change);
+            }
+            if answers > 0 {
+                let mut text = String::new();
+                for i in 0..traced.len() {
+                    text.push_str(&upsert_mastery(i * 7));
+                    text.push_str(";\n");
+                }
+                text.push_str(&count_answers(traced.len() * 7));
+                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text));
+                for ((user, skill), (after, attempts, right)) in &traced {
+                    q = q.bind(t).bind(*user).bind(*skill).bind(*after).bind(*attempts).bind(*right).bind(now.as_str());
+                }
+                Some(q.bind(t).bind(answers).fetch_one(&mut *$conn).await?)
+            } else {
+                None
+            }
         };
         (changes, counters)
     }};

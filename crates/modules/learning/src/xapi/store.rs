@@ -75,6 +75,45 @@ impl Sql {
     }
 }
 
+/// Most values bound to one multi-statement text on SQLite (its limit is
+/// 32,766 per text; one statement here binds at most a few thousand).
+const SQLITE_BINDS_PER_TEXT: usize = 16_000;
+
+/// Write statements to run in order. SQLite runs several statements of one
+/// text in one round trip to its connection's thread (each `$n` is bound by
+/// number in every statement), so they share one text; PostgreSQL takes one
+/// statement per text.
+struct Writes {
+    postgres: bool,
+    texts: Vec<Sql>,
+}
+
+impl Writes {
+    fn new(postgres: bool) -> Self {
+        Self { postgres, texts: Vec::new() }
+    }
+
+    /// The text to push the next statement to.
+    fn next(&mut self) -> &mut Sql {
+        let fresh = match self.texts.last_mut() {
+            Some(last) if !self.postgres && last.binds.len() < SQLITE_BINDS_PER_TEXT => {
+                last.push(";\n");
+                false
+            }
+            _ => true,
+        };
+        if fresh {
+            self.texts.push(Sql::default());
+        }
+        let n = self.texts.len();
+        &mut self.texts[n - 1]
+    }
+
+    fn done(self) -> Vec<Sql> {
+        self.texts
+    }
+}
+
 /// `$query` with every value of `$binds` bound in order.
 macro_rules! bound {
     ($query:expr, $binds:expr) => {{
@@ -476,175 +515,196 @@ macro_rules! write_statements {
                 wanted.sort();
                 wanted.dedup();
                 let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-                    // One statement writer per tenant at a time, so the duplicate and
-                    // voiding checks below see every statement committed before
-                    // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
-                    // READ COMMITTED does not).
-                    if postgres {
-                        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
-                    }
-                    // What is stored already of the batch's ids and voiding targets.
-                    let mut existing: HashMap<String, Existing> = HashMap::new();
-                    for chunk in wanted.chunks(ID_CHUNK) {
-                        let mut sql = Sql::default();
-                        let tp = sql.bind(Bind::Text(t.to_owned()));
+                // One statement writer per tenant at a time, so the duplicate and
+                // voiding checks below see every statement committed before
+                // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
+                // READ COMMITTED does not).
+                if postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
+                }
+                // What is stored already, in one query per chunk of ids (one
+                // round trip for most batches): the batch's ids and voiding
+                // targets (`e`), the stored voiding statements that void a new
+                // statement (`v`), and the tenant's statement counter (`u`).
+                let mut existing: HashMap<String, Existing> = HashMap::new();
+                let mut voided_before: HashSet<String> = HashSet::new();
+                let mut kept: Option<i64> = None;
+                let chunks = wanted.len().div_ceil(ID_CHUNK).max(new_ids.len().div_ceil(ID_CHUNK)).max(1);
+                for c in 0..chunks {
+                    let mut sql = Sql::default();
+                    let tp = sql.bind(Bind::Text(t.to_owned()));
+                    let no = sql.bind(Bind::Bool(false));
+                    let yes = sql.bind(Bind::Bool(true));
+                    let mut parts = 0;
+                    if let Some(ids) = wanted.chunks(ID_CHUNK).nth(c) {
+                        parts += 1;
                         sql.push(&format!(
-                            "SELECT statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
+                            "SELECT 'e', statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
                              WHERE tenant_id = {tp} AND statement_id IN ("
                         ));
-                        sql.push_ids(chunk.iter().map(String::as_str));
-                        let q = sqlx::query_as::<_, (String, String, String, bool, bool)>(sqlx::AssertSqlSafe(sql.text.clone()));
-                        for (id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
-                            existing.insert(id, Existing { digest, occurred, ts_given, voiding });
-                        }
+                        sql.push_ids(ids.iter().map(String::as_str));
                     }
-                    let mut insert: Vec<&Row> = Vec::new();
-                    for (i, r) in rows.iter().enumerate() {
-                        if let Some(e) = existing.get(&r.id) {
-                            let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
-                            if e.digest != r.digest || !same_time {
-                                return Err(XapiError::Conflict(format!(
-                                    "{}: statement {} exists with different content",
-                                    path(i),
-                                    r.id
-                                )));
-                            }
-                            continue;
-                        }
-                        if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
-                            && existing.get(target).is_some_and(|e| e.voiding)
-                        {
-                            return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
-                        }
-                        insert.push(r);
-                    }
-                    let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
-                    if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
-                        // The counter, counted once from the table when it is not
-                        // kept yet (then kept by every write below).
-                        let kept: Option<Option<i64>> =
-                            sqlx::query_scalar("SELECT statements FROM learning_usage WHERE tenant_id = $1")
-                                .bind(t)
-                                .fetch_optional(&mut *conn)
-                                .await?;
-                        let used = match kept.flatten() {
-                            Some(n) => n,
-                            None => {
-                                let n: i64 =
-                                    sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
-                                        .bind(t)
-                                        .fetch_one(&mut *conn)
-                                        .await?;
-                                sqlx::query(
-                                    "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
-                                     VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
-                                )
-                                .bind(t)
-                                .bind(n)
-                                .execute(&mut *conn)
-                                .await?;
-                                n
-                            }
-                        };
-                        let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
-                        if used.saturating_add(added) > max {
-                            return Err(XapiError::Forbidden(limit.refusal.clone()));
-                        }
-                    }
-                    if added > 0 {
-                        sqlx::query(
-                            "UPDATE learning_usage SET statements = statements + $2 \
-                             WHERE tenant_id = $1 AND statements IS NOT NULL",
-                        )
-                        .bind(t)
-                        .bind(added)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    // New statements that a stored voiding statement already voids.
-                    let mut voided_before: HashSet<String> = HashSet::new();
-                    for chunk in new_ids.chunks(ID_CHUNK) {
-                        let mut sql = Sql::default();
-                        let tp = sql.bind(Bind::Text(t.to_owned()));
-                        let yes = sql.bind(Bind::Bool(true));
+                    if let Some(ids) = new_ids.chunks(ID_CHUNK).nth(c) {
+                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
+                        parts += 1;
                         sql.push(&format!(
-                            "SELECT ref_target FROM learning_xapi_statements \
+                            "SELECT 'v', ref_target, '', '', {no}, {no} FROM learning_xapi_statements \
                              WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
                         ));
-                        sql.push_ids(chunk.iter().map(String::as_str));
-                        let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.text.clone()));
-                        voided_before.extend(bound!(q, &sql.binds).fetch_all(&mut *conn).await?);
+                        sql.push_ids(ids.iter().map(String::as_str));
                     }
-                    let voided_in_batch: HashSet<&str> =
-                        insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
-                    for chunk in insert.chunks(INSERT_CHUNK) {
-                        let mut sql = Sql::default();
-                        sql.push(
-                            "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
-                             registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
-                        );
-                        for (i, r) in chunk.iter().enumerate() {
-                            let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
-                            let values = [
-                                Bind::Text(t.to_owned()),
-                                Bind::Text(r.id.clone()),
-                                Bind::OptText(r.actor_key.clone()),
-                                Bind::Text(r.verb_id.clone()),
-                                Bind::OptText(r.activity_id.clone()),
-                                Bind::OptText(r.registration.clone()),
-                                Bind::OptText(r.ref_target.clone()),
-                                Bind::Bool(r.voiding),
-                                Bind::Bool(voided),
-                                Bind::Text(r.stored.clone()),
-                                Bind::Text(r.occurred.clone()),
-                                Bind::Bool(r.ts_given),
-                                Bind::Text(r.digest.clone()),
-                                Bind::Text(r.body.clone()),
-                            ];
-                            sql.push_row(i == 0, values);
-                        }
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                        bound!(q, &sql.binds).execute(&mut *conn).await?;
-                    }
-                    let related: Vec<(&str, &str, &str, bool)> = insert
-                        .iter()
-                        .flat_map(|r| {
-                            let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
-                            let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
-                            agents.chain(activities)
-                        })
-                        .collect();
-                    for chunk in related.chunks(INSERT_CHUNK * 3) {
-                        let mut sql = Sql::default();
-                        sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
-                        for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
-                            let values = [
-                                Bind::Text(t.to_owned()),
-                                Bind::Text((*id).to_owned()),
-                                Bind::Text((*kind).to_owned()),
-                                Bind::Text((*item).to_owned()),
-                                Bind::Bool(*direct),
-                            ];
-                            sql.push_row(i == 0, values);
-                        }
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                        bound!(q, &sql.binds).execute(&mut *conn).await?;
-                    }
-                    // Void the stored targets of the new voiding statements.
-                    let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
-                    for chunk in targets.chunks(ID_CHUNK) {
-                        let mut sql = Sql::default();
-                        let yes = sql.bind(Bind::Bool(true));
-                        let no = sql.bind(Bind::Bool(false));
-                        let tp = sql.bind(Bind::Text(t.to_owned()));
+                    if c == 0 && limit.is_some() {
+                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
+                        parts += 1;
                         sql.push(&format!(
-                            "UPDATE learning_xapi_statements SET voided = {yes} \
-                             WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
+                            "SELECT 'u', CAST(statements AS TEXT), '', '', {no}, {no} FROM learning_usage WHERE tenant_id = {tp}"
                         ));
-                        sql.push_ids(chunk.iter().copied());
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-                        bound!(q, &sql.binds).execute(&mut *conn).await?;
                     }
+                    if parts == 0 {
+                        continue;
+                    }
+                    type Found = (String, Option<String>, String, String, bool, bool);
+                    let q = sqlx::query_as::<_, Found>(sqlx::AssertSqlSafe(sql.text.clone()));
+                    for (kind, id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
+                        match (kind.as_str(), id) {
+                            ("e", Some(id)) => {
+                                existing.insert(id, Existing { digest, occurred, ts_given, voiding });
+                            }
+                            ("v", Some(id)) => {
+                                voided_before.insert(id);
+                            }
+                            ("u", Some(n)) => kept = n.parse().ok(),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut insert: Vec<&Row> = Vec::new();
+                for (i, r) in rows.iter().enumerate() {
+                    if let Some(e) = existing.get(&r.id) {
+                        let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
+                        if e.digest != r.digest || !same_time {
+                            return Err(XapiError::Conflict(format!(
+                                "{}: statement {} exists with different content",
+                                path(i),
+                                r.id
+                            )));
+                        }
+                        continue;
+                    }
+                    if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
+                        && existing.get(target).is_some_and(|e| e.voiding)
+                    {
+                        return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
+                    }
+                    insert.push(r);
+                }
+                let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
+                if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
+                    // The counter, counted once from the table when it is not
+                    // kept yet (then kept by every write below).
+                    let used = match kept {
+                        Some(n) => n,
+                        None => {
+                            let n: i64 =
+                                sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
+                                    .bind(t)
+                                    .fetch_one(&mut *conn)
+                                    .await?;
+                            sqlx::query(
+                                "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+                                 VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
+                            )
+                            .bind(t)
+                            .bind(n)
+                            .execute(&mut *conn)
+                            .await?;
+                            n
+                        }
+                    };
+                    let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
+                    if used.saturating_add(added) > max {
+                        return Err(XapiError::Forbidden(limit.refusal.clone()));
+                    }
+                }
+                // The writes: on SQLite as few multi-statement round trips as
+                // possible, on PostgreSQL one statement each.
+                let mut writes = Writes::new(postgres);
+                if added > 0 {
+                    let sql = writes.next();
+                    let tp = sql.bind(Bind::Text(t.to_owned()));
+                    let n = sql.bind(Bind::Int(added));
+                    sql.push(&format!(
+                        "UPDATE learning_usage SET statements = statements + {n} WHERE tenant_id = {tp} AND statements IS NOT NULL"
+                    ));
+                }
+                let voided_in_batch: HashSet<&str> =
+                    insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
+                for chunk in insert.chunks(INSERT_CHUNK) {
+                    let sql = writes.next();
+                    sql.push(
+                        "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
+                         registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
+                    );
+                    for (i, r) in chunk.iter().enumerate() {
+                        let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
+                        let values = [
+                            Bind::Text(t.to_owned()),
+                            Bind::Text(r.id.clone()),
+                            Bind::OptText(r.actor_key.clone()),
+                            Bind::Text(r.verb_id.clone()),
+                            Bind::OptText(r.activity_id.clone()),
+                            Bind::OptText(r.registration.clone()),
+                            Bind::OptText(r.ref_target.clone()),
+                            Bind::Bool(r.voiding),
+                            Bind::Bool(voided),
+                            Bind::Text(r.stored.clone()),
+                            Bind::Text(r.occurred.clone()),
+                            Bind::Bool(r.ts_given),
+                            Bind::Text(r.digest.clone()),
+                            Bind::Text(r.body.clone()),
+                        ];
+                        sql.push_row(i == 0, values);
+                    }
+                }
+                let related: Vec<(&str, &str, &str, bool)> = insert
+                    .iter()
+                    .flat_map(|r| {
+                        let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
+                        let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
+                        agents.chain(activities)
+                    })
+                    .collect();
+                for chunk in related.chunks(INSERT_CHUNK * 3) {
+                    let sql = writes.next();
+                    sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
+                    for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
+                        let values = [
+                            Bind::Text(t.to_owned()),
+                            Bind::Text((*id).to_owned()),
+                            Bind::Text((*kind).to_owned()),
+                            Bind::Text((*item).to_owned()),
+                            Bind::Bool(*direct),
+                        ];
+                        sql.push_row(i == 0, values);
+                    }
+                }
+                // Void the stored targets of the new voiding statements.
+                let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
+                for chunk in targets.chunks(ID_CHUNK) {
+                    let sql = writes.next();
+                    let yes = sql.bind(Bind::Bool(true));
+                    let no = sql.bind(Bind::Bool(false));
+                    let tp = sql.bind(Bind::Text(t.to_owned()));
+                    sql.push(&format!(
+                        "UPDATE learning_xapi_statements SET voided = {yes} \
+                         WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
+                    ));
+                    sql.push_ids(chunk.iter().copied());
+                }
+                for sql in writes.done() {
+                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                    bound!(q, &sql.binds).execute(&mut *conn).await?;
+                }
                 Ok(())
             }
         }

@@ -1203,6 +1203,11 @@ async fn xapi_flow(store: Store) {
     assert_eq!(p["userId"], "花子");
     assert_eq!(p["mastery"][0]["skill"], "alg-1");
     assert_eq!(p["mastery"][0]["attempts"], 2);
+    // Both answers of one POST traced in turn from the prior (no fit yet).
+    let d = plexus_learning::bkt::BktParams::default();
+    let want = d.update(d.update(d.prior, true), true);
+    let got = p["mastery"][0]["pKnown"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "pKnown {got}, want {want}");
     let mastery_before_put = mastery_of(&m, "%E8%8A%B1%E5%AD%90").await;
 
     // PUT: 204; the same again: 204 (idempotent); different content: 409.
