@@ -16,7 +16,8 @@
 # server is measured in the same run as the pipeline's own floor.
 #
 # usage: scripts/bench-learning.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory;
-#   CLIENTS="1 8" picks the client counts, default "8 64")
+#   CLIENTS="1 8" picks the client counts, default "8 64"; PLEXUS_BIN=path runs another
+#   plexus binary, for a side-by-side run of two builds)
 #   BACKEND=postgres runs on a fresh database of the PostgreSQL at
 #   127.0.0.1:5432 (dropped at the end) instead of SQLite.
 set -euo pipefail
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 duration="${1:-10s}"
 tenants=100; per_tenant=4
 cargo build -q --release -p plexus -p plexus-bench
-bin=$PWD/target/release/plexus
+bin=${PLEXUS_BIN:-$PWD/target/release/plexus}
 bench=$PWD/target/release/plexus-bench
 pid=""
 work=$(mktemp -d)
