@@ -28,6 +28,7 @@ mod keys;
 mod migrate;
 mod scope;
 mod sessions;
+pub mod shared;
 mod tenants;
 
 pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};

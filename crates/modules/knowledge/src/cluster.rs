@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{Connection, Row};
 
 use crate::index::{Document, Index, SearchError};
@@ -116,12 +116,7 @@ impl Replication {
 }
 
 fn lock_key(name: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("plexus.knowledge.{name}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
+    plexus_store::shared::advisory_key(&format!("plexus.knowledge.{name}"))
 }
 
 const SCHEMA: &str = "
@@ -155,23 +150,7 @@ fn err(e: &sqlx::Error) -> String {
 
 impl Db {
     async fn connect(url: &str, node: &str) -> Result<Self, String> {
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| format!("cannot reach the database: {e}"))?;
-        let mut tx = pool.begin().await.map_err(|e| err(&e))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key("schema"))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| err(&e))?;
-        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| err(&e))?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(|e| err(&e))?;
-        let schema: String =
-            sqlx::query_scalar("SELECT current_schema()::TEXT").fetch_one(&mut *tx).await.map_err(|e| err(&e))?;
-        tx.commit().await.map_err(|e| err(&e))?;
+        let (pool, schema) = plexus_store::shared::open_shared(url, 2, lock_key("schema"), SCHEMA).await?;
         Ok(Self {
             url: url.to_owned(),
             node: node.to_owned(),

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{Connection, Row};
 
 use crate::desk::{DeskError, OrderRef, OrderReport, OrderRequest};
@@ -127,12 +127,7 @@ impl Answer {
 
 /// A stable advisory-lock key for a name (FNV-1a, 64 bits).
 fn lock_key(name: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("plexus.trading.{name}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
+    plexus_store::shared::advisory_key(&format!("plexus.trading.{name}"))
 }
 
 fn db(e: &sqlx::Error) -> DeskError {
@@ -184,25 +179,8 @@ impl SharedVenue {
     /// # Errors
     /// The database cannot be reached or refuses the tables.
     pub async fn connect(url: &str, node: &str, venue: &str) -> Result<Self, DeskError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| DeskError::Shared(format!("cannot reach the database: {e}")))?;
-        // Two nodes starting together would race on CREATE TABLE IF NOT
-        // EXISTS (a unique violation in pg_type): one at a time.
-        let mut tx = pool.begin().await.map_err(|e| db(&e))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key("schema"))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db(&e))?;
-        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| db(&e))?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(|e| db(&e))?;
-        let schema: String =
-            sqlx::query_scalar("SELECT current_schema()::TEXT").fetch_one(&mut *tx).await.map_err(|e| db(&e))?;
-        tx.commit().await.map_err(|e| db(&e))?;
+        let (pool, schema) =
+            plexus_store::shared::open_shared(url, 4, lock_key("schema"), SCHEMA).await.map_err(DeskError::Shared)?;
         Ok(Self {
             url: url.to_owned(),
             venue: venue.to_owned(),

@@ -323,21 +323,8 @@ impl ExperimentLog {
     /// # Errors
     /// The database cannot be reached or refuses the table.
     pub async fn share(self: &Arc<Self>, url: &str, node: &str) -> Result<(), ExperimentError> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(shared_error)?;
-        let mut tx = pool.begin().await.map_err(shared_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SHARED_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(shared_error)?;
-        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(shared_error)?;
-        sqlx::raw_sql(SHARED_SCHEMA).execute(&mut *tx).await.map_err(shared_error)?;
-        tx.commit().await.map_err(shared_error)?;
+        let (pool, _) =
+            plexus_store::shared::open_shared(url, 4, SHARED_LOCK, SHARED_SCHEMA).await.map_err(shared_error)?;
         // Counts start over from the shared events.
         for entry in self.experiments.read().values() {
             entry.state.lock().aggregates = Aggregates::default();

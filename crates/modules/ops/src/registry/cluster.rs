@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 use super::engine::Inner;
 use super::{RegistryError, Source, VersionInfo};
@@ -118,16 +118,6 @@ fn source_of(s: &str) -> Source {
     }
 }
 
-fn schema_key() -> i64 {
-    // FNV-1a of a fixed name: serializes the CREATE TABLE of joining nodes.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in b"plexus.ops.registry.schema" {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
 struct Db {
     pool: PgPool,
     node: String,
@@ -135,21 +125,9 @@ struct Db {
 
 impl Db {
     async fn connect(url: &str, node: &str) -> Result<Self, String> {
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| format!("cannot reach the database: {e}"))?;
-        let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(schema_key())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| e.to_string())?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
+        // The key serializes the CREATE TABLE of joining nodes.
+        let key = plexus_store::shared::advisory_key("plexus.ops.registry.schema");
+        let (pool, _) = plexus_store::shared::open_shared(url, 2, key, SCHEMA).await?;
         Ok(Self { pool, node: node.to_owned() })
     }
 
