@@ -104,9 +104,9 @@ fn is_sqlite_busy(e: &StoreError) -> bool {
 /// Most connections per pool.
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
-/// How long a SQLite writer waits for the lock before failing.
 /// How much of a SQLite file is read through a memory map (bytes).
 const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+/// How long a SQLite writer waits for the lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -231,6 +231,15 @@ impl Store {
                 .await?
         };
         Ok(Self { db: Db::Sqlite(pool, Default::default()), crypto: Default::default() })
+    }
+
+    /// Count SQLite's write gate's work (writers, batches, time waiting,
+    /// held and committing) in `counters` from now on; nothing on
+    /// PostgreSQL, which has no such gate.
+    pub fn count_writes(&self, counters: crate::group::WriteCounters) {
+        if let Db::Sqlite(_, gate) = &self.db {
+            gate.count(counters);
+        }
     }
 
     /// How many write batches (group commits) SQLite has begun since the

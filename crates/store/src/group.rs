@@ -10,10 +10,13 @@
 //! - a writer that finds a transaction open (another writer's body ran in it
 //!   and is waiting for the commit) runs its body inside a savepoint of that
 //!   transaction, so its failure rolls back its own work only;
-//! - a writer whose body succeeded does not commit itself: it leaves the
-//!   gate and queues again to *settle* its batch. Whoever settles first
+//! - a writer whose body succeeded keeps its savepoint open (savepoints of
+//!   later writers nest inside it; the commit makes them all durable at
+//!   once) and does not commit itself: the first writer of a batch to
+//!   finish while others wait queues one *settle* task behind them, which
 //!   commits the batch, with everything that joined it meanwhile, in one
-//!   `fsync`; the others find it committed and return.
+//!   `fsync`; every writer of the batch waits for that outcome outside the
+//!   gate, so the gate passes from writer to writer without detours.
 //!
 //! A writer returns success only once its batch is committed (durable), and
 //! an error if the batch failed to commit. The gate is fair (first come,
@@ -24,28 +27,80 @@
 //! its work rolled back before the next writer runs.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 /// The savepoint a joining writer runs in.
+///
+/// A writer that succeeds leaves its savepoint open: releasing it would cost
+/// a round trip to the connection's thread and change nothing, since the
+/// batch commits as a whole. A writer that fails is the innermost savepoint
+/// of that name, so `ROLLBACK TO` reaches exactly its own work.
 const SAVEPOINT: &str = "SAVEPOINT plexus_write";
-const RELEASE: &str = "RELEASE plexus_write";
 const UNDO: &str = "ROLLBACK TO plexus_write; RELEASE plexus_write";
 /// How many settled batches are remembered (a writer looks its batch up
 /// right after it finishes, behind at most the writers queued then).
 const OUTCOMES_KEPT: usize = 4096;
 
+/// How recent batches ended (`None` committed, `Some(reason)` failed),
+/// shared by the gate and the writers waiting outside it.
+type Outcomes = Arc<parking_lot::Mutex<VecDeque<(u64, Option<String>)>>>;
+
 /// The gate every SQLite write transaction of this process passes (see the
 /// module documentation).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriteGate {
     slot: Arc<Mutex<Slot>>,
     /// Writers waiting to enter: a writer that finishes while nobody waits
     /// commits at once instead of leaving the batch open for others.
     queued: Arc<AtomicUsize>,
+    /// The number of the last batch that ended (its outcome is in the slot's
+    /// `outcomes`), for writers waiting outside the gate.
+    settled: watch::Receiver<u64>,
+    /// Where the gate counts its work, once the application says.
+    counters: Arc<OnceLock<WriteCounters>>,
+}
+
+/// Counters of the write gate, for `/metrics`: how an operator sees whether
+/// SQLite's one writer is the bottleneck (time waiting against time held)
+/// and how well group commit batches (writers per commit).
+#[derive(Debug, Clone)]
+pub struct WriteCounters {
+    /// Writers that entered the gate.
+    pub writers: Arc<AtomicU64>,
+    /// Batches committed or rolled back.
+    pub batches: Arc<AtomicU64>,
+    /// Microseconds writers waited to enter.
+    pub wait_us: Arc<AtomicU64>,
+    /// Microseconds writers held the gate (their bodies).
+    pub held_us: Arc<AtomicU64>,
+    /// Microseconds spent committing (the `fsync`), holding the gate.
+    pub commit_us: Arc<AtomicU64>,
+}
+
+fn add_us(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        let (tx, settled) = watch::channel(0);
+        let slot = Slot {
+            tx: None,
+            batch: 0,
+            settler: 0,
+            undo: None,
+            outcomes: Arc::default(),
+            settled: tx,
+            counters: Arc::default(),
+        };
+        let counters = slot.counters.clone();
+        Self { slot: Arc::new(Mutex::new(slot)), queued: Arc::default(), settled, counters }
+    }
 }
 
 /// One writer counted in [`WriteGate::queued`] until it enters (or gives up).
@@ -64,16 +119,22 @@ impl Drop for Queued {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     /// The open batch, if a writer finished in it and it is not settled yet.
     tx: Option<Transaction<'static, Sqlite>>,
     /// The number of the open batch (or of the last one).
     batch: u64,
+    /// The last batch a settle task was queued for.
+    settler: u64,
     /// Work of a writer that left without finishing, to roll back first.
     undo: Option<Undo>,
     /// How recent batches ended: `None` committed, `Some(reason)` failed.
-    outcomes: VecDeque<(u64, Option<String>)>,
+    /// Written under the gate, read by writers waiting outside it.
+    outcomes: Outcomes,
+    /// Announces each batch that ended, after its outcome is recorded.
+    settled: watch::Sender<u64>,
+    counters: Arc<OnceLock<WriteCounters>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,10 +147,17 @@ enum Undo {
 
 impl Slot {
     fn record(&mut self, batch: u64, outcome: Option<String>) {
-        if self.outcomes.len() == OUTCOMES_KEPT {
-            self.outcomes.pop_front();
+        {
+            let mut outcomes = self.outcomes.lock();
+            if outcomes.len() == OUTCOMES_KEPT {
+                outcomes.pop_front();
+            }
+            outcomes.push_back((batch, outcome));
         }
-        self.outcomes.push_back((batch, outcome));
+        self.settled.send_replace(batch);
+        if let Some(c) = self.counters.get() {
+            c.batches.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Roll back what a writer that left without finishing did.
@@ -117,7 +185,11 @@ impl Slot {
     /// Commit the batch if it is still open.
     async fn commit(&mut self) {
         if let Some(tx) = self.tx.take() {
+            let started = Instant::now();
             let outcome = tx.commit().await.err().map(|e| e.to_string());
+            if let Some(c) = self.counters.get() {
+                add_us(&c.commit_us, started);
+            }
             if let Some(reason) = &outcome {
                 tracing::warn!(%reason, "a write batch failed to commit");
             }
@@ -127,10 +199,15 @@ impl Slot {
 
     /// How batch `batch` ended: `None` committed, `Some(reason)` not.
     fn outcome(&self, batch: u64) -> Option<String> {
-        match self.outcomes.iter().rev().find(|(b, _)| *b == batch) {
-            Some((_, outcome)) => outcome.clone(),
-            None => Some(format!("the outcome of write batch {batch} is no longer known")),
-        }
+        lookup(&self.outcomes.lock(), batch)
+    }
+}
+
+/// How batch `batch` ended, from the outcomes kept.
+fn lookup(outcomes: &VecDeque<(u64, Option<String>)>, batch: u64) -> Option<String> {
+    match outcomes.iter().rev().find(|(b, _)| *b == batch) {
+        Some((_, outcome)) => outcome.clone(),
+        None => Some(format!("the outcome of write batch {batch} is no longer known")),
     }
 }
 
@@ -139,8 +216,14 @@ impl WriteGate {
     /// [`Member::finish`] or until the member is dropped.
     pub async fn enter(&self, pool: &SqlitePool) -> Result<Member, sqlx::Error> {
         let queued = Queued::new(&self.queued);
+        let arrived = Instant::now();
         let mut slot = self.slot.clone().lock_owned().await;
         drop(queued);
+        let entered = Instant::now();
+        if let Some(c) = self.counters.get() {
+            c.writers.fetch_add(1, Ordering::Relaxed);
+            add_us(&c.wait_us, arrived);
+        }
         slot.clean().await;
         let joined = match slot.tx.as_mut() {
             Some(tx) => {
@@ -154,7 +237,23 @@ impl WriteGate {
             }
         };
         let batch = slot.batch;
-        Ok(Member { slot: Some(slot), gate: self.slot.clone(), queued: self.queued.clone(), batch, joined })
+        let outcomes = slot.outcomes.clone();
+        Ok(Member {
+            slot: Some(slot),
+            gate: self.slot.clone(),
+            queued: self.queued.clone(),
+            settled: self.settled.clone(),
+            outcomes,
+            batch,
+            joined,
+            entered,
+        })
+    }
+
+    /// Count the gate's work in `counters` from now on (once; later calls
+    /// are ignored).
+    pub fn count(&self, counters: WriteCounters) {
+        let _ = self.counters.set(counters);
     }
 
     /// How many batches have begun (for tests and diagnostics).
@@ -170,9 +269,12 @@ pub struct Member {
     slot: Option<OwnedMutexGuard<Slot>>,
     gate: Arc<Mutex<Slot>>,
     queued: Arc<AtomicUsize>,
+    settled: watch::Receiver<u64>,
+    outcomes: Outcomes,
     batch: u64,
     /// Whether the member joined an open batch (runs in a savepoint).
     joined: bool,
+    entered: Instant,
 }
 
 impl Member {
@@ -187,26 +289,31 @@ impl Member {
     /// The body succeeded: leave the gate and return once the batch is
     /// committed (an error if it failed to commit).
     pub async fn finish(mut self) -> Result<(), sqlx::Error> {
-        if self.joined {
-            let conn = self.conn()?;
-            // On failure, dropping `self` rolls the savepoint back.
-            sqlx::raw_sql(RELEASE).execute(conn).await?;
+        let Some(mut slot) = self.slot.take() else {
+            return Err(sqlx::Error::Protocol("the write batch is closed".into()));
+        };
+        if let Some(c) = slot.counters.get() {
+            add_us(&c.held_us, self.entered);
         }
-        if self.queued.load(Ordering::SeqCst) == 0
-            && let Some(mut slot) = self.slot.take()
-        {
+        if self.queued.load(Ordering::SeqCst) == 0 {
             // Nobody waits to join: commit now, without leaving the gate.
             slot.commit().await;
             return outcome(slot.outcome(self.batch));
         }
-        // Finished: dropping the guard leaves the gate with the batch open.
-        self.slot = None;
-        let (gate, batch) = (self.gate.clone(), self.batch);
-        let settle = tokio::spawn(settle(gate, batch));
-        match settle.await {
-            Ok(failed) => outcome(failed),
-            Err(e) => Err(sqlx::Error::Protocol(format!("the write batch's commit was lost: {e}"))),
+        // Others wait: leave the gate with the batch open, and make sure one
+        // settle task is queued behind them to commit it.
+        let batch = self.batch;
+        let spawn = slot.settler != batch;
+        slot.settler = batch;
+        drop(slot);
+        if spawn {
+            tokio::spawn(settle(self.gate.clone(), batch));
         }
+        let mut settled = self.settled.clone();
+        if settled.wait_for(|&b| b >= batch).await.is_err() {
+            return Err(sqlx::Error::Protocol("the write batch's commit was lost".into()));
+        }
+        outcome(lookup(&self.outcomes.lock(), batch))
     }
 }
 
@@ -216,6 +323,9 @@ impl Drop for Member {
         // caller's future dropped): its work is rolled back by the next
         // writer, or by a task if nobody comes.
         if let Some(mut slot) = self.slot.take() {
+            if let Some(c) = slot.counters.get() {
+                add_us(&c.held_us, self.entered);
+            }
             slot.undo = Some(if self.joined { Undo::Savepoint } else { Undo::Whole });
             drop(slot);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {

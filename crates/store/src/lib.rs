@@ -35,6 +35,7 @@ pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};
 pub use crypto::{DataKeyInfo, KEY_BYTES, Keyring, MasterKey, MasterRotation, SEALED_PREFIX, SensitiveField};
 pub use db::{Backend, Store};
 pub use error::StoreError;
+pub use group::WriteCounters;
 pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};
 pub use keys::{ApiKey, ApiKeySecret, KEY_PREFIX, KeyPrincipal, NewApiKey, key_digest};
 pub use migrate::{CORE_MIGRATIONS, Migration, Migrations};

@@ -225,6 +225,24 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         None
     };
     let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
+    store.count_writes(plexus_store::WriteCounters {
+        writers: telemetry
+            .counter("plexus_sqlite_writers_total", "Write transactions that passed SQLite's write gate."),
+        batches: telemetry
+            .counter("plexus_sqlite_write_batches_total", "Group commits (batches of writers) on SQLite."),
+        wait_us: telemetry.counter(
+            "plexus_sqlite_write_wait_microseconds_total",
+            "Time writers waited to enter SQLite's write gate.",
+        ),
+        held_us: telemetry.counter(
+            "plexus_sqlite_write_held_microseconds_total",
+            "Time writers held SQLite's write gate running their statements.",
+        ),
+        commit_us: telemetry.counter(
+            "plexus_sqlite_commit_microseconds_total",
+            "Time SQLite's write gate spent committing batches (the fsync).",
+        ),
+    });
     let access = Arc::new(plexus_core::access::AccessList::default());
     let ops = if config.modules.iter().any(|m| m == "ops") {
         let shared_dir = config.shared_dir();

@@ -53,3 +53,56 @@ async fn bad_urls_are_refused() {
         assert!(err.to_string().starts_with("invalid storage url: "), "{err}");
     }
 }
+
+static BLOBS: plexus_store::Migrations = plexus_store::Migrations {
+    owner: "blobs-module",
+    steps: &[plexus_store::Migration {
+        version: 1,
+        name: "blobs",
+        sqlite: "CREATE TABLE blobs (tenant_id TEXT NOT NULL REFERENCES tenants (id), id INTEGER NOT NULL, \
+                 body TEXT NOT NULL, PRIMARY KEY (tenant_id, id)) STRICT",
+        postgres: "",
+    }],
+};
+
+/// The write gate counts its work for `/metrics`: every writer, every
+/// batch, and the time spent waiting, holding the gate and committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_gate_counts_writers_batches_and_time() {
+    use std::sync::atomic::Ordering;
+    let dir = temp_dir("counters");
+    let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
+    let counters = plexus_store::WriteCounters {
+        writers: Default::default(),
+        batches: Default::default(),
+        wait_us: Default::default(),
+        held_us: Default::default(),
+        commit_us: Default::default(),
+    };
+    let t = NewTenant { id: TenantId::new("t"), name: "テスト".into(), tier: "free".into() };
+    store.create_tenant(&t).await.unwrap();
+    store.migrate(&BLOBS).await.unwrap();
+    store.count_writes(counters.clone());
+    let scope = store.tenant(&t.id);
+    for i in 0..3 {
+        let wrote: Result<(), StoreError> = async {
+            plexus_store::tenant_tx!(&scope, write, conn => {
+                sqlx::query("INSERT INTO blobs (tenant_id, id, body) VALUES ($1, $2, '書き込み')")
+                    .bind(scope.id().as_str())
+                    .bind(i)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+            Ok(())
+        }
+        .await;
+        wrote.unwrap();
+    }
+    // One at a time: each writer commits its own batch.
+    assert_eq!(counters.writers.load(Ordering::Relaxed), 3);
+    assert_eq!(counters.batches.load(Ordering::Relaxed), 3);
+    assert!(counters.held_us.load(Ordering::Relaxed) > 0);
+    assert!(counters.commit_us.load(Ordering::Relaxed) > 0, "a commit waits for an fsync");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
