@@ -104,8 +104,10 @@ report() {
 }
 echo "== get_patient_data, all seven types, over MCP HTTP with the trust pipeline ($duration per run)"
 for c in 8 64; do
+  gate_before=$(curl -s http://127.0.0.1:18401/metrics)
   "$bench" --url http://127.0.0.1:18401/mcp --tool get_patient_data --args-file "$work/clinician.jsonl" \
     -H "Authorization: Bearer $(key_of "$dr")" -c "$c" -d "$duration" --warmup 2s --json | report clinician
+  python3 scripts/sqlite-gate.py "$gate_before" "$(curl -s http://127.0.0.1:18401/metrics)"
 done
 "$bench" --url http://127.0.0.1:18401/mcp --tool get_patient_data --args-file "$work/researcher.jsonl" \
   -H "Authorization: Bearer $(key_of res-bench)" -c 8 -d "$duration" --warmup 2s --json | report researcher

@@ -106,25 +106,10 @@ echo "== over MCP HTTP with the trust pipeline ($duration per run, 2 s warmup)"
 for c in ${CLIENTS:-8 64}; do
   "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $(cat "$work/echo-key")" \
     -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"
-  gate_before=$(curl -s http://127.0.0.1:18402/metrics | grep '^plexus_sqlite' || true)
+  gate_before=$(curl -s http://127.0.0.1:18402/metrics)
   "$bench" --url $url --scenario assessment --calls-file "$work/assess.jsonl" \
     -c "$c" -d "$duration" --warmup 2s --json | report submit_assessment_response
-  gate_after=$(curl -s http://127.0.0.1:18402/metrics | grep '^plexus_sqlite' || true)
-  if [ -n "$gate_after" ]; then
-    # SQLite's write gate during that run (warm-up included): writers per
-    # group commit, and where a writer's time went.
-    python3 -c '
-import sys
-before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
-after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
-d = {k: float(after[k]) - float(before.get(k, 0)) for k in after}
-w, b = d["plexus_sqlite_writers_total"], d["plexus_sqlite_write_batches_total"]
-if w and b:
-    print("  (SQLite write gate)        %d writers in %d commits (%.1f each); per writer: waited %.0f us, held %.0f us; per commit %.0f us" % (
-        w, b, w / b, d["plexus_sqlite_write_wait_microseconds_total"] / w,
-        d["plexus_sqlite_write_held_microseconds_total"] / w, d["plexus_sqlite_commit_microseconds_total"] / b))
-' "$gate_before" "$gate_after"
-  fi
+  python3 scripts/sqlite-gate.py "$gate_before" "$(curl -s http://127.0.0.1:18402/metrics)"
   "$bench" --url $url --tool get_personalized_content --calls-file "$work/content.jsonl" \
     -c "$c" -d "$duration" --warmup 2s --json | report get_personalized_content
 done
