@@ -44,14 +44,14 @@ if [ -z "${REUSE:-}" ]; then
 echo "== generate $patients patients (seed 1)"
 printf '[modules]\nenabled = ["health"]\n' > "$work/import.toml"
 /usr/bin/time -v "$bin" health generate --config "$work/import.toml" --data-dir "$data" --patients "$patients" --seed 1 \
-  2> "$work/time.txt" | head -1
+  2> "$work/time.txt" | sed -n 1p
 grep -E "Maximum resident" "$work/time.txt"
 echo "database: $(du -sh "$data" | cut -f1)"
 
 shared="$(cd .. && pwd)/shared/data/fhir"
 if [ -d "$shared" ]; then
   echo "== import the shared Synthea bundles and bulk NDJSON into a fresh store"
-  "$bin" health import --config "$work/import.toml" --data-dir "$work/synthea" "$shared/synthea-r4" "$shared/bulk-ndjson-10-patients" | head -1
+  "$bin" health import --config "$work/import.toml" --data-dir "$work/synthea" "$shared/synthea-r4" "$shared/bulk-ndjson-10-patients" | sed -n 1p
 fi
 fi
 

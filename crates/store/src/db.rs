@@ -209,28 +209,41 @@ impl Store {
             // connection's commit invalidates): fewer copies and system calls.
             .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = if memory {
+        let (pool, gate) = if memory {
             // An in-memory database lives as long as one connection to it:
-            // keep exactly one, forever.
-            SqlitePoolOptions::new()
+            // keep exactly one, forever, for readers and the writer alike.
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
-                .await?
+                .await?;
+            (pool, WriteGate::default())
         } else {
-            SqlitePoolOptions::new()
+            // The write gate has a connection of its own: a writer never
+            // waits for a reader to hand a pooled connection back while the
+            // other writers wait for it.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await?;
+            let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
                 // A connection to a local file does not go stale the way a
                 // network connection does: no ping before every use.
                 .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
-                .await?
+                .await?;
+            (pool, WriteGate::with_writer(writer))
         };
-        Ok(Self { db: Db::Sqlite(pool, Default::default()), crypto: Default::default() })
+        Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default() })
     }
 
     /// Count SQLite's write gate's work (writers, batches, time waiting,
@@ -270,6 +283,9 @@ impl Store {
 
     /// Close every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
+        if let Db::Sqlite(_, gate) = &self.db {
+            gate.close().await;
+        }
         on_db!(&self.db, pool => pool.close().await)
     }
 }

@@ -63,6 +63,9 @@ pub struct WriteGate {
     settled: watch::Receiver<u64>,
     /// Where the gate counts its work, once the application says.
     counters: Arc<OnceLock<WriteCounters>>,
+    /// The writers' own connection (a pool of one), if the database has
+    /// one apart from the readers' pool.
+    writer: Option<SqlitePool>,
 }
 
 /// Counters of the write gate, for `/metrics`: how an operator sees whether
@@ -99,7 +102,7 @@ impl Default for WriteGate {
             counters: Arc::default(),
         };
         let counters = slot.counters.clone();
-        Self { slot: Arc::new(Mutex::new(slot)), queued: Arc::default(), settled, counters }
+        Self { slot: Arc::new(Mutex::new(slot)), queued: Arc::default(), settled, counters, writer: None }
     }
 }
 
@@ -212,6 +215,19 @@ fn lookup(outcomes: &VecDeque<(u64, Option<String>)>, batch: u64) -> Option<Stri
 }
 
 impl WriteGate {
+    /// A gate whose batches run on `writer` (a pool of one connection)
+    /// instead of a connection of the pool passed to [`WriteGate::enter`].
+    pub(crate) fn with_writer(writer: SqlitePool) -> Self {
+        Self { writer: Some(writer), ..Self::default() }
+    }
+
+    /// Close the writers' own connection, if there is one.
+    pub(crate) async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
+    }
+
     /// Join the open batch, or begin one. Holds the gate until
     /// [`Member::finish`] or until the member is dropped.
     pub async fn enter(&self, pool: &SqlitePool) -> Result<Member, sqlx::Error> {
@@ -231,6 +247,7 @@ impl WriteGate {
                 true
             }
             None => {
+                let pool = self.writer.as_ref().unwrap_or(pool);
                 slot.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
                 slot.batch += 1;
                 false
