@@ -98,7 +98,7 @@ impl Default for WriteGate {
             settler: 0,
             undo: None,
             outcomes: Arc::default(),
-            settled: tx,
+            settled: Arc::new(tx),
             counters: Arc::default(),
         };
         let counters = slot.counters.clone();
@@ -136,7 +136,7 @@ struct Slot {
     /// Written under the gate, read by writers waiting outside it.
     outcomes: Outcomes,
     /// Announces each batch that ended, after its outcome is recorded.
-    settled: watch::Sender<u64>,
+    settled: Arc<watch::Sender<u64>>,
     counters: Arc<OnceLock<WriteCounters>>,
 }
 
@@ -149,17 +149,17 @@ enum Undo {
 }
 
 impl Slot {
-    fn record(&mut self, batch: u64, outcome: Option<String>) {
-        {
-            let mut outcomes = self.outcomes.lock();
-            if outcomes.len() == OUTCOMES_KEPT {
-                outcomes.pop_front();
-            }
-            outcomes.push_back((batch, outcome));
-        }
-        self.settled.send_replace(batch);
-        if let Some(c) = self.counters.get() {
-            c.batches.fetch_add(1, Ordering::Relaxed);
+    /// The end of batch `batch`, to be recorded: if it is dropped first
+    /// (the future holding the gate was dropped while the batch's
+    /// transaction was out of the slot, in a commit or a rollback), the
+    /// batch is recorded as failed, so that its writers never wait forever.
+    fn ending(&self, batch: u64) -> Ending {
+        Ending {
+            batch,
+            outcomes: self.outcomes.clone(),
+            settled: self.settled.clone(),
+            counters: self.counters.clone(),
+            ended: false,
         }
     }
 
@@ -167,20 +167,24 @@ impl Slot {
     async fn clean(&mut self) {
         let Some(undo) = self.undo.take() else { return };
         let Some(mut tx) = self.tx.take() else { return };
+        let ending = self.ending(self.batch);
         match undo {
             Undo::Savepoint => match sqlx::raw_sql(UNDO).execute(&mut *tx).await {
-                Ok(_) => self.tx = Some(tx),
+                Ok(_) => {
+                    ending.keep();
+                    self.tx = Some(tx);
+                }
                 Err(e) => {
                     // The batch cannot be trusted any more: roll it all back.
                     let reason = format!("a write batch could not roll back a failed writer: {e}");
                     tracing::warn!(%reason);
                     let _ = tx.rollback().await;
-                    self.record(self.batch, Some(reason));
+                    ending.end(Some(reason));
                 }
             },
             Undo::Whole => {
                 let _ = tx.rollback().await;
-                self.record(self.batch, Some("the batch was rolled back".into()));
+                ending.end(Some("the batch was rolled back".into()));
             }
         }
     }
@@ -188,6 +192,7 @@ impl Slot {
     /// Commit the batch if it is still open.
     async fn commit(&mut self) {
         if let Some(tx) = self.tx.take() {
+            let ending = self.ending(self.batch);
             let started = Instant::now();
             let outcome = tx.commit().await.err().map(|e| e.to_string());
             if let Some(c) = self.counters.get() {
@@ -196,13 +201,61 @@ impl Slot {
             if let Some(reason) = &outcome {
                 tracing::warn!(%reason, "a write batch failed to commit");
             }
-            self.record(self.batch, outcome);
+            ending.end(outcome);
         }
     }
 
     /// How batch `batch` ended: `None` committed, `Some(reason)` not.
     fn outcome(&self, batch: u64) -> Option<String> {
         lookup(&self.outcomes.lock(), batch)
+    }
+}
+
+/// A batch whose transaction left the slot: its outcome is recorded once,
+/// by [`Ending::end`] or, if the future holding it is dropped, as failed.
+struct Ending {
+    batch: u64,
+    outcomes: Outcomes,
+    settled: Arc<watch::Sender<u64>>,
+    counters: Arc<OnceLock<WriteCounters>>,
+    ended: bool,
+}
+
+impl Ending {
+    /// Record how the batch ended, and tell its waiting writers.
+    fn end(mut self, outcome: Option<String>) {
+        self.announce(outcome);
+    }
+
+    /// The batch goes on (its transaction is back in the slot).
+    fn keep(mut self) {
+        self.ended = true;
+    }
+
+    fn announce(&mut self, outcome: Option<String>) {
+        self.ended = true;
+        {
+            let mut outcomes = self.outcomes.lock();
+            if outcomes.len() == OUTCOMES_KEPT {
+                outcomes.pop_front();
+            }
+            outcomes.push_back((self.batch, outcome));
+        }
+        self.settled.send_replace(self.batch);
+        if let Some(c) = self.counters.get() {
+            c.batches.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if !self.ended {
+            let reason = "the write batch was interrupted (the task committing or rolling it back was dropped); \
+                          whether it was committed is unknown";
+            tracing::warn!(batch = self.batch, reason);
+            self.announce(Some(reason.into()));
+        }
     }
 }
 
@@ -368,4 +421,60 @@ async fn settle(gate: Arc<Mutex<Slot>>, batch: u64) -> Option<String> {
         slot.commit().await;
     }
     slot.outcome(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::time::Duration;
+
+    /// A writer whose commit is interrupted (its future dropped in the
+    /// middle of `COMMIT`) still settles its batch, so another writer of
+    /// the same batch gets an answer instead of waiting forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_commit_settles_its_batch() {
+        let dir = std::env::temp_dir().join(format!("plexus-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("g.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
+        let gate = Arc::new(WriteGate::default());
+
+        // The first writer finishes while a second one waits to enter:
+        // it leaves the batch open and waits for it to settle.
+        let mut first = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(first.conn().unwrap()).await.unwrap();
+        let (g, p) = (gate.clone(), pool.clone());
+        let second = tokio::spawn(async move { g.enter(&p).await.unwrap() });
+        while gate.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let first = tokio::spawn(first.finish());
+        let mut second = second.await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)").execute(second.conn().unwrap()).await.unwrap();
+        // Nobody waits behind the second: it commits itself, and is
+        // dropped right after sending COMMIT.
+        let finished_at_once = {
+            let mut finish = std::pin::pin!(second.finish());
+            std::future::poll_fn(|cx| std::task::Poll::Ready(finish.as_mut().poll(cx).is_ready())).await
+        };
+        assert!(!finished_at_once, "a commit waits for the connection's thread");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("the first writer got an answer")
+            .unwrap();
+        let err = outcome.expect_err("an interrupted commit is not reported as a success");
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        // The gate goes on.
+        let mut third = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (3)").execute(third.conn().unwrap()).await.unwrap();
+        third.finish().await.unwrap();
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
