@@ -26,7 +26,6 @@
 //! leaves a transaction open; a writer dropped in the middle of its body has
 //! its work rolled back before the next writer runs.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -42,13 +41,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 /// of that name, so `ROLLBACK TO` reaches exactly its own work.
 const SAVEPOINT: &str = "SAVEPOINT plexus_write";
 const UNDO: &str = "ROLLBACK TO plexus_write; RELEASE plexus_write";
-/// How many settled batches are remembered (a writer looks its batch up
-/// right after it finishes, behind at most the writers queued then).
-const OUTCOMES_KEPT: usize = 4096;
 
-/// How recent batches ended (`None` committed, `Some(reason)` failed),
-/// shared by the gate and the writers waiting outside it.
-type Outcomes = Arc<parking_lot::Mutex<VecDeque<(u64, Option<String>)>>>;
+/// How one batch ended (`None` committed, `Some(reason)` failed): set once
+/// when it ends, shared by the gate and every writer of the batch, so a
+/// writer learns its own batch's outcome however many batches ended since.
+type Outcome = Arc<OnceLock<Option<String>>>;
 
 /// The gate every SQLite write transaction of this process passes (see the
 /// module documentation).
@@ -58,8 +55,8 @@ pub struct WriteGate {
     /// Writers waiting to enter: a writer that finishes while nobody waits
     /// commits at once instead of leaving the batch open for others.
     queued: Arc<AtomicUsize>,
-    /// The number of the last batch that ended (its outcome is in the slot's
-    /// `outcomes`), for writers waiting outside the gate.
+    /// The number of the last batch that ended (its outcome is set in its
+    /// cell before), for writers waiting outside the gate.
     settled: watch::Receiver<u64>,
     /// Where the gate counts its work, once the application says.
     counters: Arc<OnceLock<WriteCounters>>,
@@ -97,7 +94,7 @@ impl Default for WriteGate {
             batch: 0,
             settler: 0,
             undo: None,
-            outcomes: Arc::default(),
+            outcome: Arc::default(),
             settled: Arc::new(tx),
             counters: Arc::default(),
         };
@@ -132,9 +129,9 @@ struct Slot {
     settler: u64,
     /// Work of a writer that left without finishing, to roll back first.
     undo: Option<Undo>,
-    /// How recent batches ended: `None` committed, `Some(reason)` failed.
-    /// Written under the gate, read by writers waiting outside it.
-    outcomes: Outcomes,
+    /// How the open batch (or the last one) ends. Set under the gate, read
+    /// by writers waiting outside it.
+    outcome: Outcome,
     /// Announces each batch that ended, after its outcome is recorded.
     settled: Arc<watch::Sender<u64>>,
     counters: Arc<OnceLock<WriteCounters>>,
@@ -156,7 +153,7 @@ impl Slot {
     fn ending(&self, batch: u64) -> Ending {
         Ending {
             batch,
-            outcomes: self.outcomes.clone(),
+            outcome: self.outcome.clone(),
             settled: self.settled.clone(),
             counters: self.counters.clone(),
             ended: false,
@@ -204,18 +201,13 @@ impl Slot {
             ending.end(outcome);
         }
     }
-
-    /// How batch `batch` ended: `None` committed, `Some(reason)` not.
-    fn outcome(&self, batch: u64) -> Option<String> {
-        lookup(&self.outcomes.lock(), batch)
-    }
 }
 
 /// A batch whose transaction left the slot: its outcome is recorded once,
 /// by [`Ending::end`] or, if the future holding it is dropped, as failed.
 struct Ending {
     batch: u64,
-    outcomes: Outcomes,
+    outcome: Outcome,
     settled: Arc<watch::Sender<u64>>,
     counters: Arc<OnceLock<WriteCounters>>,
     ended: bool,
@@ -234,14 +226,10 @@ impl Ending {
 
     fn announce(&mut self, outcome: Option<String>) {
         self.ended = true;
-        {
-            let mut outcomes = self.outcomes.lock();
-            if outcomes.len() == OUTCOMES_KEPT {
-                outcomes.pop_front();
-            }
-            outcomes.push_back((self.batch, outcome));
-        }
-        self.settled.send_replace(self.batch);
+        let _ = self.outcome.set(outcome);
+        // Never backwards: writers wait for the number to reach theirs.
+        let batch = self.batch;
+        self.settled.send_modify(|last| *last = (*last).max(batch));
         if let Some(c) = self.counters.get() {
             c.batches.fetch_add(1, Ordering::Relaxed);
         }
@@ -259,11 +247,11 @@ impl Drop for Ending {
     }
 }
 
-/// How batch `batch` ended, from the outcomes kept.
-fn lookup(outcomes: &VecDeque<(u64, Option<String>)>, batch: u64) -> Option<String> {
-    match outcomes.iter().rev().find(|(b, _)| *b == batch) {
-        Some((_, outcome)) => outcome.clone(),
-        None => Some(format!("the outcome of write batch {batch} is no longer known")),
+/// How a batch ended, from its cell (set before the batch is announced).
+fn lookup(cell: &Outcome, batch: u64) -> Option<String> {
+    match cell.get() {
+        Some(outcome) => outcome.clone(),
+        None => Some(format!("write batch {batch} ended without an outcome")),
     }
 }
 
@@ -303,17 +291,18 @@ impl WriteGate {
                 let pool = self.writer.as_ref().unwrap_or(pool);
                 slot.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
                 slot.batch += 1;
+                slot.outcome = Arc::default();
                 false
             }
         };
         let batch = slot.batch;
-        let outcomes = slot.outcomes.clone();
+        let outcome = slot.outcome.clone();
         Ok(Member {
             slot: Some(slot),
             gate: self.slot.clone(),
             queued: self.queued.clone(),
             settled: self.settled.clone(),
-            outcomes,
+            outcome,
             batch,
             joined,
             entered,
@@ -340,7 +329,8 @@ pub struct Member {
     gate: Arc<Mutex<Slot>>,
     queued: Arc<AtomicUsize>,
     settled: watch::Receiver<u64>,
-    outcomes: Outcomes,
+    /// How this member's batch ends.
+    outcome: Outcome,
     batch: u64,
     /// Whether the member joined an open batch (runs in a savepoint).
     joined: bool,
@@ -368,7 +358,7 @@ impl Member {
         if self.queued.load(Ordering::SeqCst) == 0 {
             // Nobody waits to join: commit now, without leaving the gate.
             slot.commit().await;
-            return outcome(slot.outcome(self.batch));
+            return outcome(lookup(&self.outcome, self.batch));
         }
         // Others wait: leave the gate with the batch open, and make sure one
         // settle task is queued behind them to commit it.
@@ -383,7 +373,7 @@ impl Member {
         if settled.wait_for(|&b| b >= batch).await.is_err() {
             return Err(sqlx::Error::Protocol("the write batch's commit was lost".into()));
         }
-        outcome(lookup(&self.outcomes.lock(), batch))
+        outcome(lookup(&self.outcome, batch))
     }
 }
 
@@ -413,14 +403,14 @@ fn outcome(failed: Option<String>) -> Result<(), sqlx::Error> {
     }
 }
 
-/// Commit batch `batch` unless someone did already; how it ended.
-async fn settle(gate: Arc<Mutex<Slot>>, batch: u64) -> Option<String> {
+/// Commit batch `batch` unless someone did already (its writers learn how
+/// it ended from its cell).
+async fn settle(gate: Arc<Mutex<Slot>>, batch: u64) {
     let mut slot = gate.lock().await;
     slot.clean().await;
     if slot.batch == batch {
         slot.commit().await;
     }
-    slot.outcome(batch)
 }
 
 #[cfg(test)]
@@ -429,31 +419,83 @@ mod tests {
     use std::future::Future;
     use std::time::Duration;
 
-    /// A writer whose commit is interrupted (its future dropped in the
-    /// middle of `COMMIT`) still settles its batch, so another writer of
-    /// the same batch gets an answer instead of waiting forever.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_interrupted_commit_settles_its_batch() {
-        let dir = std::env::temp_dir().join(format!("plexus-group-{}", std::process::id()));
+    /// A fresh file database with `CREATE TABLE t (x INTEGER UNIQUE)`, and
+    /// its directory (removed by the caller).
+    async fn database(name: &str, sync: sqlx::sqlite::SqliteSynchronous) -> (SqlitePool, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("plexus-group-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(dir.join("g.db"))
             .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sync);
         let pool = SqlitePool::connect_with(options).await.unwrap();
-        sqlx::raw_sql("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
-        let gate = Arc::new(WriteGate::default());
+        sqlx::raw_sql("CREATE TABLE t (x INTEGER UNIQUE)").execute(&pool).await.unwrap();
+        (pool, dir)
+    }
 
-        // The first writer finishes while a second one waits to enter:
-        // it leaves the batch open and waits for it to settle.
-        let mut first = gate.enter(&pool).await.unwrap();
+    /// A first writer in the gate that inserted 1, and a second one queued
+    /// behind it (entering as soon as the first leaves).
+    async fn first_and_one_waiting(
+        gate: &Arc<WriteGate>,
+        pool: &SqlitePool,
+    ) -> (Member, tokio::task::JoinHandle<Member>) {
+        let mut first = gate.enter(pool).await.unwrap();
         sqlx::query("INSERT INTO t VALUES (1)").execute(first.conn().unwrap()).await.unwrap();
         let (g, p) = (gate.clone(), pool.clone());
         let second = tokio::spawn(async move { g.enter(&p).await.unwrap() });
         while gate.queued.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
+        (first, second)
+    }
+
+    /// A writer learns how its own batch ended however many batches end
+    /// between its batch's commit and its reading the outcome (it used to
+    /// look it up among the last 4,096, and got "no longer known").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_writer_still_learns_its_batch_committed() {
+        let (pool, dir) = database("late", sqlx::sqlite::SqliteSynchronous::Off).await;
+        let gate = Arc::new(WriteGate::default());
+
+        let (first, second) = first_and_one_waiting(&gate, &pool).await;
+        // The first writer leaves the gate with its batch open and waits
+        // for the outcome; it is not polled again until much later.
+        let mut finish = Box::pin(first.finish());
+        let done = std::future::poll_fn(|cx| std::task::Poll::Ready(finish.as_mut().poll(cx).is_ready())).await;
+        assert!(!done, "the first writer waits for its batch to commit");
+        let mut second = second.await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)").execute(second.conn().unwrap()).await.unwrap();
+        second.finish().await.unwrap();
+        // Many more batches end meanwhile.
+        for i in 0..5_000 {
+            let mut w = gate.enter(&pool).await.unwrap();
+            sqlx::query("INSERT INTO t VALUES ($1)").bind(i + 10).execute(w.conn().unwrap()).await.unwrap();
+            w.finish().await.unwrap();
+        }
+        assert!(gate.batches().await > 5_000);
+        tokio::time::timeout(Duration::from_secs(10), finish)
+            .await
+            .expect("the first writer got an answer")
+            .expect("its batch committed, and it is told so");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t WHERE x IN (1, 2)").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 2, "both writers of the first batch are in the table");
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A writer whose commit is interrupted (its future dropped in the
+    /// middle of `COMMIT`) still settles its batch, so another writer of
+    /// the same batch gets an answer instead of waiting forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_commit_settles_its_batch() {
+        let (pool, dir) = database("interrupted", sqlx::sqlite::SqliteSynchronous::Full).await;
+        let gate = Arc::new(WriteGate::default());
+
+        // The first writer finishes while a second one waits to enter:
+        // it leaves the batch open and waits for it to settle.
+        let (first, second) = first_and_one_waiting(&gate, &pool).await;
         let first = tokio::spawn(first.finish());
         let mut second = second.await.unwrap();
         sqlx::query("INSERT INTO t VALUES (2)").execute(second.conn().unwrap()).await.unwrap();
