@@ -15,10 +15,23 @@
 # repeats the price and quantity). The echo tool of the same server is measured in
 # the same run as the pipeline's own floor.
 #
+# DURABILITY=os runs the same with the journal's `sync = "os"` and the audit
+# log's `durability = "os"` (each record written to the kernel before the
+# answer: it survives the process being killed, not the machine losing
+# power) instead of `fdatasync` for both. Either way the script first
+# measures this disk's own `fdatasync` (a 200-byte append, 2,000 times),
+# the floor of an acknowledgement that waits for the disk.
+#
 # usage: scripts/bench-trading.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
+durability="${DURABILITY:-fsync}"
+case "$durability" in
+  fsync) journal_sync=always ;;
+  os) journal_sync=os ;;
+  *) echo "DURABILITY must be fsync or os, not $durability" >&2; exit 2 ;;
+esac
 cargo build -q --release -p plexus -p plexus-bench
 bin=$PWD/target/release/plexus
 bench=$PWD/target/release/plexus-bench
@@ -30,7 +43,10 @@ key="pk_$(printf 'bench trader' | sha256sum | cut -c1-32)"
 cat > "$work/serve.toml" <<TOML
 [modules]
 enabled = ["system", "trading"]
+[audit]
+durability = "$durability"
 [trading]
+sync = "$journal_sync"
 duplicate_window_ms = 0
 otr_limit = 1000000.0
 [trading.roles.trader]
@@ -75,7 +91,18 @@ if j["errors"]["total"]:
 print(line)' "$1"
 }
 url=http://127.0.0.1:18403/mcp
-echo "== over MCP HTTP with the trust pipeline ($duration per run, 2 s warmup)"
+python3 - "$work/probe.bin" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+t = []
+for _ in range(2000):
+    os.write(fd, b"x" * 200)
+    s = time.perf_counter(); os.fdatasync(fd); t.append((time.perf_counter() - s) * 1e3)
+os.close(fd); os.unlink(sys.argv[1]); t.sort()
+print("this disk's fdatasync (200-byte appends, 2,000 times): p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms"
+      % (t[1000], t[1800], t[1980], t[-1]))
+PY
+echo "== over MCP HTTP with the trust pipeline, audit and journal durability: $durability ($duration per run, 2 s warmup)"
 for c in 1 8 64; do
   "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $key" \
     -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"
