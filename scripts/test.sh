@@ -21,7 +21,7 @@ fi
 "$refvenv/bin/python" scripts/reference/trading_risk.py "${TMPDIR:-/tmp}/risk_reference.json"
 python3 scripts/reference/same.py crates/modules/trading/tests/fixtures/risk_reference.json "${TMPDIR:-/tmp}/risk_reference.json"
 
-echo "== reference values: catsim, girth and pyBKT recompute the learning fixture (to 1e-12)"
+echo "== reference values: catsim, girth and pyBKT recompute the learning fixture (to 1e-12; girth's calibration to 1e-8)"
 lrnvenv=scripts/reference/.venv-learning
 if [ ! -x "$lrnvenv/bin/python" ]; then
   python3 -m venv "$lrnvenv"

@@ -6,12 +6,34 @@ results can differ in the last bit between runs on the same machine (numpy's
 vectorized sums depend on memory alignment, BLAS on its thread count), which
 says nothing about the values the Rust tests check (to 1e-9 and looser).
 
+Except the results of iterative optimizers, listed in LOOSE with their
+tolerance: girth's 2PL calibration (marginal maximum likelihood, scipy's
+bounded minimizer inside EM) is the same on every run on one machine but
+differs from one CPU to another in the 11th significant digit (on an AMD EPYC
+without AVX-512, up to 1.4e-10 relative from the fixture written elsewhere:
+numpy picks its SIMD kernels by CPU, and the optimizer carries the last bit
+along). The Rust test compares its own calibration with girth's to 0.02.
+
 usage: python3 same.py COMMITTED.json RECOMPUTED.json
 """
 
 import json
 import math
 import sys
+
+
+# Path prefixes of iterative results, and the relative tolerance they get.
+LOOSE = {
+    "$.calibration.girth_a[": 1e-8,
+    "$.calibration.girth_b[": 1e-8,
+}
+
+
+def tolerance(path):
+    for prefix, tol in LOOSE.items():
+        if path.startswith(prefix):
+            return tol
+    return 1e-12
 
 
 def diff(a, b, path="$"):
@@ -34,7 +56,7 @@ def diff(a, b, path="$"):
     x, y = float(a), float(b)
     if math.isnan(x) and math.isnan(y):
         return
-    if not math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-15):
+    if not math.isclose(x, y, rel_tol=tolerance(path), abs_tol=1e-15):
         yield f"{path}: {x!r} vs {y!r}"
 
 
