@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import _stop
 from helpers import api_keys_toml, modern_call, start
 
@@ -26,7 +28,7 @@ TOOLS = (
 )
 
 
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, journal_sync: str = "always") -> Path:
     keys = api_keys_toml([(n, k, "default", ROLES[n]) for n, k in KEYS.items()])
     cfg = tmp_path / "plexus.toml"
     cfg.write_text(
@@ -36,6 +38,7 @@ enabled = ["system", "trading"]
 
 [trading]
 otr_limit = 1000000.0   # the kill -9 burst sends thousands of orders that never trade
+sync = "{journal_sync}"
 
 {keys}
 [roles.trader]
@@ -117,8 +120,11 @@ def bid(worker: int, i: int) -> tuple[float, int]:
     return 2860.0 + (k % 50) * 5.0, 100 * (1 + k % 7)
 
 
-def test_kill_9_during_a_burst_loses_no_acknowledged_order(plexus_bin: str, tmp_path: Path) -> None:
-    cfg, data = config(tmp_path), tmp_path / "data"
+# "always": a writer thread, fdatasync per batch; "os": callers take turns as the writer (flat
+# combining), write(2) per batch, which a killed process cannot undo.
+@pytest.mark.parametrize("journal_sync", ["always", "os"])
+def test_kill_9_during_a_burst_loses_no_acknowledged_order(plexus_bin: str, tmp_path: Path, journal_sync: str) -> None:
+    cfg, data = config(tmp_path, journal_sync), tmp_path / "data"
     cmd = [plexus_bin, "serve", "--config", str(cfg), "--data-dir", str(data)]
     proc, port = start(cmd, tmp_path / "log1")
     url = f"http://127.0.0.1:{port}/mcp"

@@ -11,7 +11,45 @@ use plexus_trading::pretrade::{LimitOverrides, PreTradeConfig, RiskLimits};
 use plexus_trading::surveillance::SurveillanceConfig;
 use plexus_trading::types::{Instrument, OrderType, Side, TimeInForce};
 
+/// Every desk test runs in both durability modes: [`Sync::Always`] has a
+/// writer thread, [`Sync::Os`] lets callers take turns as the writer.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod fsync_thread {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Sync::Always).await;
+                }
+            )*
+        }
+        mod os_combining {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Sync::Os).await;
+                }
+            )*
+        }
+    };
+}
+
+in_both_modes!(
+    orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything,
+    refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across_a_restart,
+    client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_are_scoped,
+    the_same_owner_never_trades_with_itself_and_concurrent_callers_share_journal_writes,
+    compliance_refuses_orders_over_the_order_to_trade_ratio,
+    l2_deltas_applied_to_a_snapshot_follow_the_book_and_survive_a_restart,
+    many_callers_at_once_lose_nothing_and_replay_to_the_same_state,
+    closing_under_load_answers_every_caller_and_keeps_every_acknowledged_order
+);
+
 pub(crate) fn config(journal: &Path) -> DeskConfig {
+    config_in(journal, Sync::Always)
+}
+
+pub(crate) fn config_in(journal: &Path, sync: Sync) -> DeskConfig {
     let account = |name: &str, owner: &str, role: &str| AccountSpec {
         name: name.into(),
         owner: owner.into(),
@@ -21,7 +59,7 @@ pub(crate) fn config(journal: &Path) -> DeskConfig {
     let trader = RiskLimits { max_order_qty: 10_000, collar_bps: 1_000, ..RiskLimits::UNLIMITED };
     DeskConfig {
         journal: journal.to_path_buf(),
-        sync: Sync::Always,
+        sync,
         instruments: vec![ListedInstrument {
             instrument: Instrument { symbol: "7203.T".into(), price_decimals: 1, qty_decimals: 0, tick: 5, lot: 100 },
             reference: Some(30_000),
@@ -59,11 +97,10 @@ fn records(journal: &Path) -> usize {
     Journal::open(journal, Sync::Os).unwrap().1.records.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything() {
+async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     let sell = desk.place(limit("beta", Side::Sell, 3000.0, 300.0)).await.unwrap();
     assert_eq!((sell.status, sell.order_id.is_some()), (Status::New, true), "{sell:?}");
     let risk = sell.risk.as_ref().unwrap();
@@ -96,7 +133,7 @@ async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything() {
     assert!(matches!(desk.place(limit("alpha", Side::Buy, 3000.0, 100.0)).await, Err(DeskError::Stopped)));
 
     // After a restart the journal rebuilds the same state.
-    let again = Desk::open(config(&path)).unwrap();
+    let again = Desk::open(config_in(&path, sync)).unwrap();
     let mut after =
         (again.positions("alpha").unwrap(), again.positions("beta").unwrap(), again.open_orders("beta").unwrap());
     // The risk figures an order was placed with are in its placement's answer, not in the journal.
@@ -108,11 +145,10 @@ async fn orders_fill_positions_and_pnl_then_a_restart_rebuilds_everything() {
     again.close();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across_a_restart() {
+async fn refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across_a_restart(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     let cases = [
         (limit("alpha", Side::Buy, 3000.3, 100.0), "off_tick"),
         (limit("alpha", Side::Buy, 3000.0, 150.0), "off_lot"),
@@ -147,7 +183,7 @@ async fn refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across
     // One instrument listing, two accepted orders and the nine refusals
     // that name an account and a symbol (notes the books ignore).
     assert_eq!(records(&path), 12);
-    let again = Desk::open(config(&path)).unwrap();
+    let again = Desk::open(config_in(&path, sync)).unwrap();
     let (after, _) = again.compliance(0, u64::MAX);
     assert_eq!(after.rejections, report.rejections);
     assert_eq!(after.rejections_by_reason, report.rejections_by_reason);
@@ -157,11 +193,10 @@ async fn refusals_carry_reason_codes_and_the_compliance_report_keeps_them_across
     again.close();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_are_scoped() {
+async fn client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_are_scoped(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     let req = OrderRequest { client_order_id: Some("注文-0001".into()), ..limit("alpha", Side::Buy, 2990.0, 100.0) };
     let first = desk.place(req.clone()).await.unwrap();
     let second = desk.place(req.clone()).await.unwrap();
@@ -175,7 +210,7 @@ async fn client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_ar
             && matches!(missing, DeskError::Unknown { what: "order", .. })
     );
     desk.close();
-    let again = Desk::open(config(&path)).unwrap();
+    let again = Desk::open(config_in(&path, sync)).unwrap();
     let third = again.place(req).await.unwrap();
     assert_eq!((third.order_id, third.repeated), (first.order_id, true));
     let canceled = again.cancel("alpha", OrderRef::Client("注文-0001".into())).await.unwrap();
@@ -185,17 +220,16 @@ async fn client_order_ids_make_orders_idempotent_across_a_restart_and_cancels_ar
         again.close();
         records(&path)
     };
-    let last = Desk::open(config(&path)).unwrap();
+    let last = Desk::open(config_in(&path, sync)).unwrap();
     assert_eq!(last.cancel("alpha", OrderRef::Id(first.order_id.unwrap())).await.unwrap().status, Status::Canceled);
     last.close();
     assert_eq!(records(&path), n);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_owner_never_trades_with_itself_and_concurrent_callers_share_journal_writes() {
+async fn the_same_owner_never_trades_with_itself_and_concurrent_callers_share_journal_writes(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     desk.place(limit("alpha", Side::Sell, 3000.0, 100.0)).await.unwrap();
     // alpha-2 has the same beneficial owner: self-trade prevention cancels the newest.
     let own = desk.place(limit("alpha-2", Side::Buy, 3000.0, 100.0)).await.unwrap();
@@ -237,11 +271,10 @@ fn rand_suffix() -> u64 {
         ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compliance_refuses_orders_over_the_order_to_trade_ratio() {
+async fn compliance_refuses_orders_over_the_order_to_trade_ratio(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let mut cfg = config(&path);
+    let mut cfg = config_in(&path, sync);
     cfg.surveillance = SurveillanceConfig::default();
     let limit_ratio = cfg.surveillance.otr_limit;
     let desk = Desk::open(cfg).unwrap();
@@ -287,11 +320,10 @@ fn snapshot_book(desk: &Desk) -> (Levels, u64) {
     ([side(&m.bids), side(&m.asks)], m.book_sequence)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l2_deltas_applied_to_a_snapshot_follow_the_book_and_survive_a_restart() {
+async fn l2_deltas_applied_to_a_snapshot_follow_the_book_and_survive_a_restart(sync: Sync) {
     let dir = tempdir();
     let path = dir.join("trading.journal");
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     let empty = desk.book_deltas("7203.T", 0).unwrap();
     assert_eq!((empty.sequence, empty.deltas.len(), empty.complete), (0, 0, true));
     assert!(desk.book_deltas("NOPE", 0).is_none());
@@ -337,8 +369,125 @@ async fn l2_deltas_applied_to_a_snapshot_follow_the_book_and_survive_a_restart()
     let all = desk.book_deltas("7203.T", 0).unwrap();
     desk.close();
     // Replay rebuilds the same sequence and the same changes.
-    let desk = Desk::open(config(&path)).unwrap();
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
     assert_eq!(desk.book_deltas("7203.T", 0).unwrap(), all);
     assert_eq!(snapshot_book(&desk), (now, sequence));
     desk.close();
+}
+
+/// The books of record as callers see them (risk figures are in a
+/// placement's answer only, not in the journal: left out).
+fn books_of_record(desk: &Desk, cids: &[(&'static str, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for account in ["alpha", "beta", "gamma"] {
+        out.push(format!("{account} positions {:?}", desk.positions(account).unwrap()));
+    }
+    for (account, cid) in cids {
+        let mut o = desk.order(account, &OrderRef::Client(cid.clone())).unwrap();
+        o.risk = None;
+        o.repeated = false;
+        out.push(format!("{o:?}"));
+    }
+    out.push(format!("{:?}", desk.market("7203.T", 1_000, 1_000).unwrap()));
+    out
+}
+
+async fn many_callers_at_once_lose_nothing_and_replay_to_the_same_state(sync: Sync) {
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
+    // Eight callers, 200 orders each, on three accounts of different
+    // owners, buying and selling around one price: they cross and fill.
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let d = desk.clone();
+        tasks.push(tokio::spawn(async move {
+            let account = ["alpha", "beta", "gamma"][t as usize % 3];
+            let mut mine = Vec::new();
+            for i in 0..200u32 {
+                let side = if (t + i) % 2 == 0 { Side::Buy } else { Side::Sell };
+                let price = 2990.0 + f64::from((t * 7 + i * 3) % 5) * 5.0;
+                let cid = format!("c{t}-{i}");
+                let req = OrderRequest { client_order_id: Some(cid.clone()), ..limit(account, side, price, 100.0) };
+                let r = d.place(req).await.unwrap();
+                assert!(r.order_id.is_some() && !r.repeated, "{r:?}");
+                mine.push((account, cid, r.order_id.unwrap()));
+            }
+            mine
+        }));
+    }
+    let mut placed = Vec::new();
+    for t in tasks {
+        placed.extend(t.await.unwrap());
+    }
+    let mut ids: Vec<_> = placed.iter().map(|p| p.2).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_600, "every order got its own id");
+    let cids: Vec<(&'static str, String)> = placed.into_iter().map(|(a, c, _)| (a, c)).collect();
+    let live = books_of_record(&desk, &cids);
+    // Fills are matched: what was bought was sold.
+    let net: f64 = ["alpha", "beta", "gamma"].iter().flat_map(|a| desk.positions(a).unwrap()).map(|p| p.qty).sum();
+    assert!(net.abs() < 1e-9, "positions net to {net}");
+    assert!(desk.market("7203.T", 1, 1).unwrap().volume > 0.0, "the flow traded");
+    desk.close();
+    let again = Desk::open(config_in(&path, sync)).unwrap();
+    let replayed = books_of_record(&again, &cids);
+    assert_eq!(live.len(), replayed.len());
+    for (l, r) in live.iter().zip(&replayed) {
+        assert_eq!(l, r, "live and replayed differ");
+    }
+    again.close();
+}
+
+async fn closing_under_load_answers_every_caller_and_keeps_every_acknowledged_order(sync: Sync) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempdir();
+    let path = dir.join("trading.journal");
+    let desk = Desk::open(config_in(&path, sync)).unwrap();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let (d, acked) = (desk.clone(), Arc::clone(&acked));
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0.. {
+                let cid = format!("k{t}-{i}");
+                let price = 2900.0 - f64::from(i % 20) * 5.0;
+                let req = OrderRequest { client_order_id: Some(cid.clone()), ..limit("beta", Side::Buy, price, 100.0) };
+                match d.place(req).await {
+                    Ok(r) => {
+                        assert_eq!(r.status, Status::New, "{r:?}");
+                        mine.push(cid);
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(DeskError::Stopped) => return mine,
+                    Err(e) => panic!("an order failed with {e}"),
+                }
+            }
+            mine
+        }));
+    }
+    while acked.load(Ordering::Relaxed) < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let d = desk.clone();
+    tokio::task::spawn_blocking(move || d.close()).await.unwrap();
+    let mut kept = Vec::new();
+    for t in tasks {
+        // A caller left waiting would hang here: the bound only turns a hang into a failure.
+        let mine = tokio::time::timeout(std::time::Duration::from_secs(30), t).await.expect("a caller hangs").unwrap();
+        kept.extend(mine);
+    }
+    assert!(kept.len() >= 300, "{}", kept.len());
+    assert!(matches!(desk.place(limit("beta", Side::Buy, 2900.0, 100.0)).await, Err(DeskError::Stopped)));
+    // Every acknowledged order is in the journal, and nothing else is.
+    let again = Desk::open(config_in(&path, sync)).unwrap();
+    assert_eq!(again.open_orders("beta").unwrap().len(), kept.len());
+    for cid in &kept {
+        let o = again.order("beta", &OrderRef::Client(cid.clone())).unwrap();
+        assert_eq!(o.status, Status::New);
+    }
+    again.close();
 }
