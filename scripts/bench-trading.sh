@@ -22,7 +22,9 @@
 # measures this disk's own `fdatasync` (a 200-byte append, 2,000 times),
 # the floor of an acknowledgement that waits for the disk.
 #
-# usage: scripts/bench-trading.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory)
+# usage: scripts/bench-trading.sh [DURATION]   (default 10s; KEEP=1 keeps the work directory;
+# PLEXUS_BIN=path runs another build of the server, for example an earlier commit's, against the
+# same script and load generator)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
@@ -33,7 +35,7 @@ case "$durability" in
   *) echo "DURABILITY must be fsync or os, not $durability" >&2; exit 2 ;;
 esac
 cargo build -q --release -p plexus -p plexus-bench
-bin=$PWD/target/release/plexus
+bin=${PLEXUS_BIN:-$PWD/target/release/plexus}
 bench=$PWD/target/release/plexus-bench
 pid=""
 work=$(mktemp -d)
