@@ -20,12 +20,13 @@
 #   KEEP=1 keeps the work directory; REUSE=<dir> (a kept work directory)
 #   skips the generation and import and measures that store again
 #   (PLEXUS_MASTER_KEY must be the one it was generated with: it is saved
-#   as <dir>/master.key).
+#   as <dir>/master.key). PLEXUS_BIN=path runs another build of the server
+#   (an earlier commit's, say) against the same store and load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 patients="${1:-10000}"; duration="${2:-10s}"
 cargo build -q --release -p plexus -p plexus-bench
-bin=$PWD/target/release/plexus
+bin=${PLEXUS_BIN:-$PWD/target/release/plexus}
 bench=$PWD/target/release/plexus-bench
 pid=""
 if [ -n "${REUSE:-}" ]; then

@@ -98,12 +98,15 @@ pub struct ToolOutput {
     pub structured: Option<Value>,
     /// The tool ran but reports a failure to the model.
     pub is_error: bool,
-    /// `content[0]` is the compact JSON text of `structured` (set by
-    /// [`ToolOutput::structured`] and [`ToolOutput::rendered`]). An edge
-    /// that sends both may copy that text as the structured content instead
-    /// of serializing the value a second time: for an answer of 60 KB that
-    /// is a tenth of the call's work. Code that changes `structured` or the
-    /// first block afterwards must clear it.
+    /// `content[0]` is the compact JSON text of the structured content
+    /// (set by [`ToolOutput::structured`] and [`ToolOutput::json_text`]).
+    /// An edge that sends both may copy that text as the structured content
+    /// instead of serializing the value a second time: for an answer of
+    /// 60 KB that is a tenth of the call's work. With `structured` unset
+    /// the text is the only form of the structured content (the tool wrote
+    /// it from texts it already had, and no tree was built): read it with
+    /// [`ToolOutput::structured_value`]. Code that changes `structured` or
+    /// the first block afterwards must clear it.
     pub text_is_structured: bool,
 }
 
@@ -125,22 +128,40 @@ impl ToolOutput {
         Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false, text_is_structured: true }
     }
 
-    /// Structured content whose JSON text the tool wrote itself (from parts
-    /// it had already serialized). `text` must be a JSON document equal to
-    /// `value` (key order may differ).
-    pub fn rendered(value: Value, text: String) -> Self {
+    /// Structured content given only as its JSON text, which the tool
+    /// wrote itself from parts it already had as text (stored documents):
+    /// no value is built unless a reader asks for one
+    /// ([`ToolOutput::structured_value`]). `text` must be one JSON object.
+    pub fn json_text(text: String) -> Self {
         debug_assert!(
-            serde_json::from_str::<Value>(&text).is_ok_and(|v| v == value),
-            "rendered text differs from value"
+            serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok(),
+            "structured text is not a JSON object"
         );
-        Self { content: vec![Content::Text(text)], structured: Some(value), is_error: false, text_is_structured: true }
+        Self { content: vec![Content::Text(text)], structured: None, is_error: false, text_is_structured: true }
     }
 
     /// The JSON text of the structured content, when the first block is it.
     pub fn structured_text(&self) -> Option<&str> {
-        match (self.text_is_structured, self.structured.is_some(), self.content.first()) {
-            (true, true, Some(Content::Text(t))) => Some(t),
+        match (self.text_is_structured, self.content.first()) {
+            (true, Some(Content::Text(t))) => Some(t),
             _ => None,
+        }
+    }
+
+    /// The structured content as a value, parsed from its text when the
+    /// tool gave only that ([`ToolOutput::json_text`]).
+    pub fn structured_value(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        match &self.structured {
+            Some(v) => Some(std::borrow::Cow::Borrowed(v)),
+            None => self.structured_text().and_then(|t| serde_json::from_str(t).ok()).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// [`ToolOutput::structured_value`], taking the output.
+    pub fn into_structured(self) -> Option<Value> {
+        match self.structured {
+            Some(v) => Some(v),
+            None => self.structured_text().and_then(|t| serde_json::from_str(t).ok()),
         }
     }
 

@@ -274,16 +274,16 @@ impl Toolbox {
         self
     }
 
-    /// A typed tool that renders its own output (see
-    /// [`ToolOutput::rendered`]): the output schema is derived from `O`,
-    /// the handler returns the structured value and its JSON text, written
-    /// from parts it had serialized anyway (a record's documents).
+    /// A typed tool that writes its own output's JSON text (see
+    /// [`ToolOutput::json_text`]): the output schema is derived from `O`,
+    /// the handler returns the text, written from parts it already had as
+    /// text (stored documents), so no value tree is built for the answer.
     pub fn typed_rendered<A, O, F, Fut>(mut self, def: ToolDef, f: F) -> Self
     where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         O: JsonSchema + 'static,
         F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(Value, String), ToolError>> + Send + 'static,
+        Fut: Future<Output = Result<String, ToolError>> + Send + 'static,
     {
         let spec = def.into_spec(self.module, schema_for::<A>(), Some(schema_for::<O>()));
         let f = Arc::new(f);
@@ -291,8 +291,7 @@ impl Toolbox {
             let f = Arc::clone(&f);
             Box::pin(async move {
                 let args: A = decode_args(args)?;
-                let (value, text) = f(cx, args).await?;
-                Ok(ToolOutput::rendered(value, text))
+                Ok(ToolOutput::json_text(f(cx, args).await?))
             })
         });
         self.insert(spec, handler);
@@ -365,6 +364,23 @@ mod tests {
         let out = tb.call(&cx, "add", serde_json::json!({"a": 2, "b": 40})).await.unwrap();
         assert_eq!(out.structured, Some(serde_json::json!({"sum": 42})));
         assert_eq!(out.content[0].as_text(), Some(r#"{"sum":42}"#));
+    }
+
+    #[tokio::test]
+    async fn a_rendered_tool_gives_its_text_and_a_value_only_on_request() {
+        let tb = Toolbox::new("math").typed_rendered::<_, Sum, _, _>(
+            ToolDef::new("add_text", "add two numbers, answered as text"),
+            |_cx, a: AddArgs| async move { Ok(format!(r#"{{"sum":{}}}"#, a.a + a.b)) },
+        );
+        assert_eq!(tb.specs()[0].output_schema.as_ref().unwrap()["properties"]["sum"]["type"], "integer");
+        let out = tb.call(&CallContext::detached("t"), "add_text", serde_json::json!({"a": 2, "b": 40})).await.unwrap();
+        assert_eq!(out.structured, None, "no value is built");
+        assert_eq!(out.structured_text(), Some(r#"{"sum":42}"#));
+        assert_eq!(out.structured_value().as_deref(), Some(&serde_json::json!({"sum": 42})));
+        assert_eq!(out.into_structured(), Some(serde_json::json!({"sum": 42})));
+        // A plain text answer has no structured content, in either form.
+        let plain = ToolOutput::text("not json");
+        assert_eq!((plain.structured_text(), plain.structured_value()), (None, None));
     }
 
     #[tokio::test]

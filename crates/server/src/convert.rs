@@ -125,6 +125,13 @@ pub(crate) fn content(c: &Content) -> m::ContentBlock {
 }
 
 pub(crate) fn tool_result(o: ToolOutput) -> m::CallToolResult {
+    // A tool that gave its structured content only as text: parsed here,
+    // for the paths that send a value (the fast path splices the text).
+    let structured = match o.structured {
+        Some(v) => Some(v),
+        None if !o.is_error => o.structured_text().and_then(|t| serde_json::from_str(t).ok()),
+        None => None,
+    };
     // Moved, not cloned: a tool's text block can be as large as its answer.
     let blocks = o
         .content
@@ -135,7 +142,7 @@ pub(crate) fn tool_result(o: ToolOutput) -> m::CallToolResult {
         })
         .collect();
     let mut r = if o.is_error { m::CallToolResult::error(blocks) } else { m::CallToolResult::success(blocks) };
-    r.structured_content = o.structured;
+    r.structured_content = structured;
     r
 }
 

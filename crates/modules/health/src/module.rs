@@ -281,6 +281,35 @@ struct Ctx {
 }
 
 /// A patient as a call names it.
+/// A resource on its way to an answer.
+enum Doc {
+    /// From this server's store: its id and its canonical JSON text as
+    /// stored (it goes into an answer as it is, never parsed).
+    Stored { id: String, text: String },
+    /// From another server, or the Patient read to admit the call.
+    Value(Value),
+}
+
+impl Doc {
+    fn into_value(self) -> Result<Value, ToolError> {
+        match self {
+            Doc::Value(v) => Ok(v),
+            Doc::Stored { text, .. } => serde_json::from_str(&text).map_err(ToolError::internal),
+        }
+    }
+
+    /// `(resourceType, id)`, and the canonical JSON text.
+    fn into_text(self, kind: &str) -> (String, String, String) {
+        match self {
+            Doc::Stored { id, text } => (kind.to_owned(), id, text),
+            Doc::Value(v) => {
+                let key = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                (key("resourceType"), key("id"), clinical::canonical_json(&v))
+            }
+        }
+    }
+}
+
 struct Target {
     /// The key access and disclosures use: the local id, else `system|value`.
     key: String,
@@ -361,7 +390,7 @@ impl Ctx {
         cx: &CallContext,
         t: &Target,
         kinds: &[&'static str],
-    ) -> (BTreeMap<&'static str, Vec<Value>>, Vec<TypeError>, Vec<SourceUse>) {
+    ) -> (BTreeMap<&'static str, Vec<Doc>>, Vec<TypeError>, Vec<SourceUse>) {
         let tenant = cx.principal.tenant.clone();
         let deadline = tokio::time::Instant::now() + DEFAULT_DEADLINE;
         let deadline = match cx.deadline {
@@ -373,13 +402,16 @@ impl Ctx {
             let Some(id) = &t.local else { return None };
             // The Patient itself was read to find the identifiers.
             let stored: Vec<&str> = kinds.iter().copied().filter(|k| *k != "Patient").collect();
-            let results: Vec<(&'static str, Result<Vec<Value>, String>)> =
-                match self.store.record(&tenant, id, &stored).await {
+            let results: Vec<(&'static str, Result<Vec<Doc>, String>)> =
+                match self.store.record_texts(&tenant, id, &stored).await {
                     Ok(mut record) => kinds
                         .iter()
                         .map(|k| match *k {
-                            "Patient" => (*k, Ok(t.patient.iter().cloned().collect())),
-                            _ => (*k, Ok(record.remove(*k).unwrap_or_default())),
+                            "Patient" => (*k, Ok(t.patient.iter().cloned().map(Doc::Value).collect())),
+                            _ => {
+                                let docs = record.remove(*k).unwrap_or_default();
+                                (*k, Ok(docs.into_iter().map(|(id, text)| Doc::Stored { id, text }).collect()))
+                            }
                         })
                         .collect(),
                     Err(e) => kinds.iter().map(|k| (*k, Err(e.to_string()))).collect(),
@@ -390,12 +422,17 @@ impl Ctx {
             self.remotes.iter().filter_map(|r| t.identifiers.iter().find(|(s, _)| r.serves(s)).map(|i| (r, i))).map(
                 |(r, (s, v))| async move {
                     let started = std::time::Instant::now();
-                    let results = r.fetch((s, v), kinds, deadline).await;
+                    let results: Vec<(&'static str, Result<Vec<Doc>, String>)> = r
+                        .fetch((s, v), kinds, deadline)
+                        .await
+                        .into_iter()
+                        .map(|(k, got)| (k, got.map(|l| l.into_iter().map(Doc::Value).collect())))
+                        .collect();
                     (r.name().to_owned(), results, started.elapsed())
                 },
             );
         let (local, remote) = tokio::join!(local, futures::future::join_all(remotes));
-        let mut data: BTreeMap<&'static str, Vec<Value>> = kinds.iter().map(|k| (*k, Vec::new())).collect();
+        let mut data: BTreeMap<&'static str, Vec<Doc>> = kinds.iter().map(|k| (*k, Vec::new())).collect();
         let mut errors = Vec::new();
         let mut sources = Vec::new();
         for (name, results, elapsed) in local.into_iter().chain(remote) {
@@ -549,7 +586,7 @@ fn deidentify(run: &mut deid::Run, values: &mut [Value]) {
     }
 }
 
-async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Result<(Value, String), ToolError> {
+async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Result<String, ToolError> {
     if a.data_types.is_empty() {
         return Err(bad(
             "dataTypes: name at least one of demographics, medications, allergies, conditions, observations, immunizations, encounters",
@@ -568,61 +605,62 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
     }
     let (t, basis) = ctx.admit(&cx, "get_patient_data", &a.patient_id).await?;
     let (mut data, errors, sources) = ctx.gather(&cx, &t, &kinds).await;
-    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    // Each resource's canonical JSON text: as stored, for a resource of
+    // this server's store shown as it is; written once from the value
+    // otherwise (another server's, or de-identified for a researcher). The
+    // integrity digest hashes these texts and the answer is made of them.
+    let mut out: BTreeMap<&str, Vec<(String, String, String)>> = BTreeMap::new();
     let mut run = basis.deidentified().then(|| deid::Run::new(year_now(), fresh_seed()));
     for k in &kinds {
-        let mut list = data.remove(k).unwrap_or_default();
-        if let Some(run) = run.as_mut() {
-            deidentify(run, &mut list);
+        let docs = data.remove(k).unwrap_or_default();
+        let mut texts = Vec::with_capacity(docs.len());
+        for doc in docs {
+            texts.push(match run.as_mut() {
+                Some(run) => Doc::Value(run.resource(&doc.into_value()?)).into_text(k),
+                None => doc.into_text(k),
+            });
         }
-        out.insert(data_type_of(k).to_owned(), list);
+        out.insert(data_type_of(k), texts);
     }
     let outcome = if errors.is_empty() { "success" } else { "partial" };
     let types: Vec<&str> = kinds.iter().map(|k| data_type_of(k)).collect();
     ctx.disclose(&cx, "get_patient_data", "read", &[(t.key.clone(), basis.clone())], &types, outcome).await?;
-    // Each resource's canonical JSON is written once: the integrity digest
-    // hashes it and the answer's text is made of it.
-    let texts: Vec<Vec<String>> = out.values().map(|l| l.iter().map(clinical::canonical_json).collect()).collect();
-    let key = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let keys: Vec<(String, String)> = out.values().flatten().map(|r| (key(r, "resourceType"), key(r, "id"))).collect();
-    let digest = clinical::digest_canonical(
-        keys.iter().zip(texts.iter().flatten()).map(|((k, i), t)| (k.as_str(), i.as_str(), t.as_str())).collect(),
-    );
+    let all = || out.values().flatten();
+    let digest = clinical::digest_canonical(all().map(|(k, i, t)| (k.as_str(), i.as_str(), t.as_str())).collect());
     let record = PatientData {
         patient_id: shown_id(run.as_mut(), &t.key),
-        integrity: Integrity { digest, resources: keys.len() },
+        integrity: Integrity { digest, resources: all().count() },
         data: BTreeMap::new(),
         errors,
         sources,
         access: basis.purpose(),
         deidentified: basis.deidentified(),
     };
-    render_record(record, out, &texts)
+    render_record(&record, &out)
 }
 
-/// The answer as a value and as JSON text: the text is the record without
-/// its data, with the data written in from the resources' texts.
+/// The answer's JSON text: the record without its data, with the data
+/// written in from the resources' texts.
 fn render_record(
-    record: PatientData,
-    data: BTreeMap<String, Vec<Value>>,
-    texts: &[Vec<String>],
-) -> Result<(Value, String), ToolError> {
+    record: &PatientData,
+    data: &BTreeMap<&str, Vec<(String, String, String)>>,
+) -> Result<String, ToolError> {
     const EMPTY: &str = r#""data":{}"#;
-    let shell = serde_json::to_string(&record).map_err(ToolError::internal)?;
+    let shell = serde_json::to_string(record).map_err(ToolError::internal)?;
     // Fields serialize in order and quotes inside strings are escaped, so
     // the first match is the field itself.
     let at = shell.find(EMPTY).ok_or_else(|| ToolError::internal("record without its data field"))?;
-    let size = texts.iter().flatten().map(|t| t.len() + 1).sum::<usize>() + shell.len() + 16 * data.len();
+    let size = data.values().flatten().map(|(_, _, t)| t.len() + 1).sum::<usize>() + shell.len() + 16 * data.len();
     let mut text = String::with_capacity(size);
     text.push_str(&shell[..at]);
     text.push_str(r#""data":{"#);
-    for (i, (name, list)) in data.keys().zip(texts).enumerate() {
+    for (i, (name, list)) in data.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
         text.push_str(&serde_json::to_string(name).map_err(ToolError::internal)?);
         text.push_str(":[");
-        for (j, t) in list.iter().enumerate() {
+        for (j, (_, _, t)) in list.iter().enumerate() {
             if j > 0 {
                 text.push(',');
             }
@@ -632,11 +670,7 @@ fn render_record(
     }
     text.push('}');
     text.push_str(&shell[at + EMPTY.len()..]);
-    let mut value = serde_json::to_value(&record).map_err(ToolError::internal)?;
-    if let Some(o) = value.as_object_mut() {
-        o.insert("data".to_owned(), Value::Object(data.into_iter().map(|(k, l)| (k, Value::Array(l))).collect()));
-    }
-    Ok((value, text))
+    Ok(text)
 }
 
 /// The patient's resources of `kinds` for a derived view (labs, summary),
@@ -650,7 +684,7 @@ async fn load_for(
 ) -> Result<(Target, Basis, Vec<Value>, Vec<TypeError>, Option<deid::Run>), ToolError> {
     let (t, basis) = ctx.admit(cx, tool, patient).await?;
     let (data, errors, _) = ctx.gather(cx, &t, kinds).await;
-    let mut all: Vec<Value> = data.into_values().flatten().collect();
+    let mut all: Vec<Value> = data.into_values().flatten().map(Doc::into_value).collect::<Result<_, _>>()?;
     let mut run = basis.deidentified().then(|| deid::Run::new(year_now(), fresh_seed()));
     if let Some(r) = run.as_mut() {
         deidentify(r, &mut all);

@@ -508,8 +508,7 @@ impl FhirStore {
     }
 
     async fn open_body(scope: &TenantScope<'_>, sealed: &str) -> Result<Value, StoreError> {
-        let bytes = scope.open(&BODY, sealed).await?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Crypto(format!("a stored resource is not JSON: {e}")))
+        parse_body(&scope.open_str(&BODY, sealed).await?)
     }
 
     /// One resource.
@@ -538,13 +537,34 @@ impl FhirStore {
         patient: &str,
         kinds: &[&str],
     ) -> Result<BTreeMap<String, Vec<Value>>, StoreError> {
-        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let texts = self.record_texts(tenant, patient, kinds).await?;
+        texts
+            .into_iter()
+            .map(|(kind, list)| {
+                let values = list.into_iter().map(|(_, text)| parse_body(&text)).collect::<Result<_, _>>()?;
+                Ok((kind, values))
+            })
+            .collect()
+    }
+
+    /// [`Self::record`] without parsing: kind → (id, the resource's JSON
+    /// text as stored) in id order. The stored text is the resource's
+    /// canonical JSON (compact, keys in code-point order: it was written
+    /// from a parsed value), so it can go into an answer as it is; it is
+    /// checked to be JSON without building a tree.
+    pub async fn record_texts(
+        &self,
+        tenant: &TenantId,
+        patient: &str,
+        kinds: &[&str],
+    ) -> Result<BTreeMap<String, Vec<(String, String)>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         if kinds.is_empty() {
             return Ok(out);
         }
         let scope = self.scope(tenant);
-        let rows: Vec<(String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
-            let mut qb = sqlx::QueryBuilder::new("SELECT kind, body FROM health_resources WHERE tenant_id = ");
+        let rows: Vec<(String, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT kind, id, body FROM health_resources WHERE tenant_id = ");
             qb.push_bind(scope.id().as_str()).push(" AND patient = ").push_bind(patient).push(" AND kind IN (");
             let mut sep = qb.separated(", ");
             for k in kinds {
@@ -553,9 +573,10 @@ impl FhirStore {
             qb.push(") ORDER BY kind, id");
             qb.build_query_as().fetch_all(&mut *conn).await?
         });
-        for (kind, sealed) in &rows {
-            let v = Self::open_body(&scope, sealed).await?;
-            out.entry(kind.clone()).or_default().push(v);
+        for (kind, id, sealed) in rows {
+            let text = scope.open_str(&BODY, &sealed).await?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(not_json)?;
+            out.entry(kind).or_default().push((id, text));
         }
         Ok(out)
     }
@@ -879,4 +900,12 @@ where
         outcome: r.try_get("outcome")?,
         client: r.try_get("client")?,
     })
+}
+
+fn not_json(e: serde_json::Error) -> StoreError {
+    StoreError::Crypto(format!("a stored resource is not JSON: {e}"))
+}
+
+fn parse_body(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(not_json)
 }

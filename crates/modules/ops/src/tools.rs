@@ -498,7 +498,7 @@ fn ofrep_routes() -> Vec<RouteSpec> {
         reply: Arc::new(|req: &RestRequest, out| {
             let key = req.params.get("key").cloned().unwrap_or_default();
             match out {
-                Ok(o) if !o.is_error => match o.structured {
+                Ok(o) if !o.is_error => match o.into_structured() {
                     Some(Value::Object(mut m)) => {
                         let version = m.remove("flagsVersion");
                         if let Some(v) = version {
@@ -524,7 +524,7 @@ fn ofrep_routes() -> Vec<RouteSpec> {
         }),
         reply: Arc::new(|req: &RestRequest, out| match out {
             Ok(o) if !o.is_error => {
-                let Some(Value::Object(m)) = o.structured else { return general_error() };
+                let Some(Value::Object(m)) = o.into_structured() else { return general_error() };
                 let etag = m.get("etag").and_then(Value::as_str).unwrap_or_default().to_owned();
                 if req
                     .header("if-none-match")

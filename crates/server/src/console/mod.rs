@@ -209,7 +209,7 @@ impl Console {
             Ok(Reply::Tool(out)) if out.is_error => Err(Failure::Refused(
                 out.content.iter().find_map(|c| c.as_text().map(str::to_owned)).unwrap_or_else(|| "refused".into()),
             )),
-            Ok(Reply::Tool(out)) => Ok(out.structured.unwrap_or(Value::Null)),
+            Ok(Reply::Tool(out)) => Ok(out.into_structured().unwrap_or(Value::Null)),
             Ok(_) => Err(Failure::Refused("unexpected answer".into())),
             Err(ToolError::NotFound { kind: "tool", .. }) => Err(Failure::NotPermitted),
             Err(ToolError::Unauthenticated { .. }) => {

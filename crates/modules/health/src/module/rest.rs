@@ -537,7 +537,7 @@ fn outcome(status: u16, code: &str, diagnostics: &str) -> RestResponse {
 /// The tool's outcome as FHIR REST answers it.
 fn reply(out: Result<ToolOutput, ToolError>) -> RestResponse {
     match out {
-        Ok(o) if !o.is_error => match o.structured {
+        Ok(o) if !o.is_error => match o.into_structured() {
             Some(v) => RestResponse {
                 status: 200,
                 headers: vec![("content-type".into(), FHIR_JSON.into())],
