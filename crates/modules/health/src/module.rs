@@ -280,7 +280,6 @@ struct Ctx {
     observer: String,
 }
 
-/// A patient as a call names it.
 /// A resource on its way to an answer.
 enum Doc {
     /// From this server's store: its id and its canonical JSON text as
@@ -310,6 +309,7 @@ impl Doc {
     }
 }
 
+/// A patient as a call names it.
 struct Target {
     /// The key access and disclosures use: the local id, else `system|value`.
     key: String,

@@ -1147,8 +1147,9 @@ impl Combiner {
             if self.queue.lock().jobs.is_empty() {
                 return;
             }
-            // More is queued: after its rounds, this caller hands it to a
-            // task of its own (outside a runtime, it keeps going).
+            // More is queued (its rounds ran out, or a request arrived as it
+            // let go): this caller hands it to a task of its own and returns
+            // to its own answer (outside a runtime, it keeps going).
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let me = Arc::clone(self);
                 rt.spawn(async move { me.drain() });
