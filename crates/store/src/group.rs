@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
@@ -272,6 +273,29 @@ impl WriteGate {
     /// Join the open batch, or begin one. Holds the gate until
     /// [`Member::finish`] or until the member is dropped.
     pub async fn enter(&self, pool: &SqlitePool) -> Result<Member, sqlx::Error> {
+        let (slot, entered) = self.lock().await;
+        self.member(slot, entered, pool).await
+    }
+
+    /// Enter for a body of exactly one statement. When no batch is open and
+    /// nobody waits, the statement runs alone on the writers' connection in
+    /// SQLite's own implicit transaction: its commit (and `fsync`) is part
+    /// of the statement, one round trip to the connection's thread instead
+    /// of three (`BEGIN IMMEDIATE`, the statement, `COMMIT`). Otherwise the
+    /// writer joins or begins a batch, as [`WriteGate::enter`] does, so that
+    /// writers queued behind it share the commit.
+    pub async fn enter_one(&self, pool: &SqlitePool) -> Result<OneWriter, sqlx::Error> {
+        let (slot, entered) = self.lock().await;
+        if slot.tx.is_some() || self.queued.load(Ordering::SeqCst) > 0 {
+            return Ok(OneWriter(One::Batch(self.member(slot, entered, pool).await?)));
+        }
+        let conn = self.writer.as_ref().unwrap_or(pool).acquire().await?;
+        Ok(OneWriter(One::Alone { slot, conn, entered }))
+    }
+
+    /// Take the gate (first come, first served), counted, and roll back
+    /// what a writer that left without finishing did.
+    async fn lock(&self) -> (OwnedMutexGuard<Slot>, Instant) {
         let queued = Queued::new(&self.queued);
         let arrived = Instant::now();
         let mut slot = self.slot.clone().lock_owned().await;
@@ -282,6 +306,16 @@ impl WriteGate {
             add_us(&c.wait_us, arrived);
         }
         slot.clean().await;
+        (slot, entered)
+    }
+
+    /// The writer holding `slot` joins the open batch or begins one.
+    async fn member(
+        &self,
+        mut slot: OwnedMutexGuard<Slot>,
+        entered: Instant,
+        pool: &SqlitePool,
+    ) -> Result<Member, sqlx::Error> {
         let joined = match slot.tx.as_mut() {
             Some(tx) => {
                 sqlx::raw_sql(SAVEPOINT).execute(&mut **tx).await?;
@@ -395,6 +429,46 @@ impl Drop for Member {
     }
 }
 
+/// A writer of one statement inside the gate (see [`WriteGate::enter_one`]).
+#[derive(Debug)]
+pub struct OneWriter(One);
+
+#[derive(Debug)]
+enum One {
+    /// In a batch, like any writer.
+    Batch(Member),
+    /// Alone, in autocommit: the statement commits itself. The gate is held
+    /// until it has run.
+    Alone { slot: OwnedMutexGuard<Slot>, conn: PoolConnection<Sqlite>, entered: Instant },
+}
+
+impl OneWriter {
+    /// The connection the statement runs on.
+    pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        match &mut self.0 {
+            One::Batch(member) => member.conn(),
+            One::Alone { conn, .. } => Ok(&mut **conn),
+        }
+    }
+
+    /// The statement succeeded: return once it is committed (alone, it
+    /// committed as it ran).
+    pub async fn finish(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            One::Batch(member) => member.finish().await,
+            One::Alone { slot, conn, entered } => {
+                if let Some(c) = slot.counters.get() {
+                    add_us(&c.held_us, entered);
+                    c.batches.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(conn);
+                drop(slot);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A writer's result from how its batch ended.
 fn outcome(failed: Option<String>) -> Result<(), sqlx::Error> {
     match failed {
@@ -449,6 +523,63 @@ mod tests {
             tokio::task::yield_now().await;
         }
         (first, second)
+    }
+
+    /// A one-statement writer alone in the gate runs in autocommit: no
+    /// batch begins, its row is committed when `finish` returns, and a
+    /// statement that fails changes nothing and leaves the gate usable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_one_statement_writer_commits_by_itself() {
+        let (pool, dir) = database("one-alone", sqlx::sqlite::SqliteSynchronous::Full).await;
+        let gate = Arc::new(WriteGate::default());
+
+        let mut one = gate.enter_one(&pool).await.unwrap();
+        assert!(matches!(one.0, One::Alone { .. }), "alone in the gate, no batch");
+        sqlx::query("INSERT INTO t VALUES (1)").execute(one.conn().unwrap()).await.unwrap();
+        one.finish().await.unwrap();
+        assert_eq!(gate.batches().await, 0, "no BEGIN: the statement committed itself");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 1);
+
+        // A duplicate fails as a whole; the writer leaves without finishing.
+        let mut one = gate.enter_one(&pool).await.unwrap();
+        let err = sqlx::query("INSERT INTO t VALUES (1), (2)").execute(one.conn().unwrap()).await;
+        assert!(err.is_err(), "the UNIQUE constraint refuses the statement");
+        drop(one);
+        let mut w = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (3)").execute(w.conn().unwrap()).await.unwrap();
+        w.finish().await.unwrap();
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&pool).await.unwrap();
+        assert_eq!(xs, [1, 3], "nothing of the failed statement (not even 2), and the gate went on");
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A one-statement writer that finds a batch open (its writers wait for
+    /// the commit) joins it and shares its commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_one_statement_writer_joins_an_open_batch() {
+        let (pool, dir) = database("one-joins", sqlx::sqlite::SqliteSynchronous::Full).await;
+        let gate = Arc::new(WriteGate::default());
+
+        let mut first = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(first.conn().unwrap()).await.unwrap();
+        let (g, p) = (gate.clone(), pool.clone());
+        let second = tokio::spawn(async move { g.enter_one(&p).await.unwrap() });
+        while gate.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let first = tokio::spawn(first.finish());
+        let mut second = second.await.unwrap();
+        assert!(matches!(second.0, One::Batch(_)), "a batch was open: the writer joins it");
+        sqlx::query("INSERT INTO t VALUES (2)").execute(second.conn().unwrap()).await.unwrap();
+        second.finish().await.unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(gate.batches().await, 1, "one batch, one commit for both");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 2);
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A writer learns how its own batch ended however many batches end

@@ -47,7 +47,10 @@ pub(crate) use scoped;
 /// gate's batch: group commit, see `WriteGate`); `read` does not; `single` is for a body of exactly one statement, which SQLite runs
 /// in its own implicit transaction (no BEGIN and COMMIT round trips to the
 /// connection's worker thread; PostgreSQL still needs its transaction for
-/// the tenant setting). Commits at the end; an early return (`?`, which converts
+/// the tenant setting); `write_one` is `write` for a body of exactly one
+/// statement: when it finds the gate free and nobody waiting, that
+/// statement runs in SQLite's implicit transaction too, one round trip with
+/// its commit instead of three. Commits at the end; an early return (`?`, which converts
 /// `sqlx::Error` into the enclosing function's error) rolls back.
 ///
 /// This is how a module reaches its own tables. Every statement filters or
@@ -95,6 +98,15 @@ macro_rules! tenant_tx {
         let $conn = member.conn()?;
         let out = $body;
         member.finish().await?;
+        out
+    }};
+    (@sqlite write_one, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{
+        // One statement: alone in the gate it commits itself (autocommit,
+        // one round trip); otherwise it joins a batch like `write`.
+        let mut one = $gate.enter_one($pool).await?;
+        let $conn = one.conn()?;
+        let out = $body;
+        one.finish().await?;
         out
     }};
     (@sqlite $mode:ident, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{

@@ -208,32 +208,46 @@ async fn commit_disclosures(store: Store, mut rx: tokio::sync::mpsc::UnboundedRe
     }
 }
 
+/// Insert the disclosures `$chunk` of tenant `$tenant` on `$conn`, in one
+/// statement.
+macro_rules! insert_disclosures {
+    ($conn:ident, $tenant:expr, $chunk:expr) => {{
+        let mut qb = sqlx::QueryBuilder::new(
+            "INSERT INTO health_disclosures (tenant_id, at, request_id, subject, roles, patient, tool, action, \
+             types, purpose, break_glass, outcome, client) ",
+        );
+        qb.push_values($chunk, |mut b, d| {
+            b.push_bind($tenant)
+                .push_bind(&d.at)
+                .push_bind(&d.request_id)
+                .push_bind(&d.subject)
+                .push_bind(d.roles.join(","))
+                .push_bind(&d.patient)
+                .push_bind(&d.tool)
+                .push_bind(&d.action)
+                .push_bind(d.types.join(","))
+                .push_bind(&d.purpose)
+                .push_bind(d.break_glass)
+                .push_bind(&d.outcome)
+                .push_bind(&d.client);
+        });
+        qb.build().execute(&mut *$conn).await?;
+    }};
+}
+
 async fn write_disclosures(store: &Store, tenant: &TenantId, list: &[&Disclosure]) -> Result<(), StoreError> {
     let scope = store.tenant(tenant);
-    plexus_store::tenant_tx!(&scope, write, conn => {
-        for chunk in list.chunks(CHUNK) {
-            let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO health_disclosures (tenant_id, at, request_id, subject, roles, patient, tool, action, \
-                 types, purpose, break_glass, outcome, client) ",
-            );
-            qb.push_values(chunk, |mut b, d| {
-                b.push_bind(scope.id().as_str())
-                    .push_bind(&d.at)
-                    .push_bind(&d.request_id)
-                    .push_bind(&d.subject)
-                    .push_bind(d.roles.join(","))
-                    .push_bind(&d.patient)
-                    .push_bind(&d.tool)
-                    .push_bind(&d.action)
-                    .push_bind(d.types.join(","))
-                    .push_bind(&d.purpose)
-                    .push_bind(d.break_glass)
-                    .push_bind(&d.outcome)
-                    .push_bind(&d.client);
-            });
-            qb.build().execute(&mut *conn).await?;
-        }
-    });
+    if list.len() <= CHUNK {
+        // One statement: on SQLite it commits itself when the write gate is
+        // free (one round trip to the connection's thread instead of three).
+        plexus_store::tenant_tx!(&scope, write_one, conn => insert_disclosures!(conn, scope.id().as_str(), list));
+    } else {
+        plexus_store::tenant_tx!(&scope, write, conn => {
+            for chunk in list.chunks(CHUNK) {
+                insert_disclosures!(conn, scope.id().as_str(), chunk);
+            }
+        });
+    }
     Ok(())
 }
 
