@@ -285,7 +285,7 @@ enum Doc {
     /// From this server's store: its id and its canonical JSON text as
     /// stored (it goes into an answer as it is, never parsed).
     Stored { id: String, text: String },
-    /// From another server, or the Patient read to admit the call.
+    /// From another server, or de-identified.
     Value(Value),
 }
 
@@ -309,16 +309,39 @@ impl Doc {
     }
 }
 
-/// A patient as a call names it.
+/// A patient as a call names it, before anything of it is read.
+enum Named {
+    /// By a local id, or by an identifier the store finds on one Patient.
+    Local(String),
+    /// By `system|value` that no stored Patient carries (other servers may).
+    Elsewhere { system: String, value: String },
+}
+
+impl Named {
+    /// The key access and disclosures use: the local id, else `system|value`.
+    fn key(&self) -> String {
+        match self {
+            Named::Local(id) => id.clone(),
+            Named::Elsewhere { system, value } => format!("{system}|{value}"),
+        }
+    }
+}
+
+/// A patient as a call names it, with what the store holds of it.
 struct Target {
     /// The key access and disclosures use: the local id, else `system|value`.
     key: String,
     /// The local Patient id, if the store knows the patient.
     local: Option<String>,
-    /// The stored Patient (read once to find the identifiers).
-    patient: Option<Value>,
+    /// The stored Patient's text.
+    patient: Option<String>,
     /// Identifiers to ask other servers with.
     identifiers: Vec<(String, String)>,
+    /// The store's resources of the kinds the call asked for (the Patient
+    /// apart), read in the same statement as the Patient, and how long
+    /// that read took.
+    record: BTreeMap<String, Vec<(String, String)>>,
+    read: Duration,
 }
 
 fn bad(msg: impl Into<String>) -> ToolError {
@@ -344,35 +367,65 @@ fn split_code(code: &str) -> (Option<String>, String) {
 }
 
 impl Ctx {
-    async fn target(&self, cx: &CallContext, patient: &str) -> Result<Target, ToolError> {
-        let tenant = &cx.principal.tenant;
+    /// Who `patient` names: a local id, or `system|value` looked up among
+    /// the stored Patients' identifiers. Reads no clinical data.
+    async fn name(&self, cx: &CallContext, patient: &str) -> Result<Named, ToolError> {
         if let Some((system, value)) = patient.split_once('|') {
             if system.is_empty() || value.is_empty() || patient.len() > 256 || patient.chars().any(char::is_control) {
                 return Err(bad(format!("`{patient}` is neither a FHIR id nor system|value")));
             }
-            let found =
-                self.store.find_blind(tenant, "Patient", "identifier", patient).await.map_err(access::unavailable)?;
+            let found = self
+                .store
+                .find_blind(&cx.principal.tenant, "Patient", "identifier", patient)
+                .await
+                .map_err(access::unavailable)?;
             return Ok(match found.as_slice() {
-                [id] => self.local_target(cx, id).await?,
-                _ => Target {
-                    key: patient.to_owned(),
-                    local: None,
-                    patient: None,
-                    identifiers: vec![(system.to_owned(), value.to_owned())],
-                },
+                [id] => Named::Local(id.clone()),
+                _ => Named::Elsewhere { system: system.to_owned(), value: value.to_owned() },
             });
         }
         if !fhir::is_id(patient) {
             return Err(bad(format!("`{patient}` is not a FHIR id (1 to 64 of A-Z a-z 0-9 - .) nor system|value")));
         }
-        self.local_target(cx, patient).await
+        Ok(Named::Local(patient.to_owned()))
     }
 
-    async fn local_target(&self, cx: &CallContext, id: &str) -> Result<Target, ToolError> {
-        let mut identifiers = Vec::new();
-        let Some(p) = self.store.get(&cx.principal.tenant, "Patient", id).await.map_err(access::unavailable)? else {
-            return Ok(Target { key: id.to_owned(), local: None, patient: None, identifiers });
+    /// The patient `named`, with the store's Patient and its resources of
+    /// `kinds`, read in one statement (once the call is admitted).
+    async fn target(&self, cx: &CallContext, named: Named, kinds: &[&str]) -> Result<Target, ToolError> {
+        let key = named.key();
+        let id = match named {
+            Named::Local(id) => id,
+            Named::Elsewhere { system, value } => {
+                return Ok(Target {
+                    key,
+                    local: None,
+                    patient: None,
+                    identifiers: vec![(system, value)],
+                    record: BTreeMap::new(),
+                    read: Duration::ZERO,
+                });
+            }
         };
+        let mut asked: Vec<&str> = vec!["Patient"];
+        asked.extend(kinds.iter().copied().filter(|k| *k != "Patient"));
+        let started = std::time::Instant::now();
+        let mut record =
+            self.store.record_texts(&cx.principal.tenant, &id, &asked).await.map_err(access::unavailable)?;
+        let read = started.elapsed();
+        let stored = record.remove("Patient").unwrap_or_default().into_iter().find(|(pid, _)| *pid == id);
+        let Some((_, text)) = stored else {
+            return Ok(Target {
+                key,
+                local: None,
+                patient: None,
+                identifiers: Vec::new(),
+                record: BTreeMap::new(),
+                read,
+            });
+        };
+        let p: Value = serde_json::from_str(&text).map_err(ToolError::internal)?;
+        let mut identifiers = Vec::new();
         for i in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
             if let (Some(s), Some(v)) =
                 (i.get("system").and_then(Value::as_str), i.get("value").and_then(Value::as_str))
@@ -380,7 +433,7 @@ impl Ctx {
                 identifiers.push((s.to_owned(), v.to_owned()));
             }
         }
-        Ok(Target { key: id.to_owned(), local: Some(id.to_owned()), patient: Some(p), identifiers })
+        Ok(Target { key, local: Some(id), patient: Some(text), identifiers, record, read })
     }
 
     /// The patient's resources of `kinds`, from the store and every server
@@ -388,36 +441,33 @@ impl Ctx {
     async fn gather(
         &self,
         cx: &CallContext,
-        t: &Target,
+        t: &mut Target,
         kinds: &[&'static str],
     ) -> (BTreeMap<&'static str, Vec<Doc>>, Vec<TypeError>, Vec<SourceUse>) {
-        let tenant = cx.principal.tenant.clone();
         let deadline = tokio::time::Instant::now() + DEFAULT_DEADLINE;
         let deadline = match cx.deadline {
             Some(d) => deadline.min(tokio::time::Instant::from_std(d)),
             None => deadline,
         };
-        let local = async {
-            let started = std::time::Instant::now();
-            let Some(id) = &t.local else { return None };
-            // The Patient itself was read to find the identifiers.
-            let stored: Vec<&str> = kinds.iter().copied().filter(|k| *k != "Patient").collect();
-            let results: Vec<(&'static str, Result<Vec<Doc>, String>)> =
-                match self.store.record_texts(&tenant, id, &stored).await {
-                    Ok(mut record) => kinds
-                        .iter()
-                        .map(|k| match *k {
-                            "Patient" => (*k, Ok(t.patient.iter().cloned().map(Doc::Value).collect())),
-                            _ => {
-                                let docs = record.remove(*k).unwrap_or_default();
-                                (*k, Ok(docs.into_iter().map(|(id, text)| Doc::Stored { id, text }).collect()))
-                            }
-                        })
-                        .collect(),
-                    Err(e) => kinds.iter().map(|k| (*k, Err(e.to_string()))).collect(),
-                };
-            Some(("local".to_owned(), results, started.elapsed()))
-        };
+        // The store's part was read with the Patient, when the call was
+        // admitted.
+        let mut record = std::mem::take(&mut t.record);
+        let local = t.local.as_ref().map(|id| {
+            let results: Vec<(&'static str, Result<Vec<Doc>, String>)> = kinds
+                .iter()
+                .map(|k| match *k {
+                    "Patient" => {
+                        let docs = t.patient.iter().map(|text| Doc::Stored { id: id.clone(), text: text.clone() });
+                        (*k, Ok(docs.collect()))
+                    }
+                    _ => {
+                        let docs = record.remove(*k).unwrap_or_default();
+                        (*k, Ok(docs.into_iter().map(|(id, text)| Doc::Stored { id, text }).collect()))
+                    }
+                })
+                .collect();
+            ("local".to_owned(), results, t.read)
+        });
         let remotes =
             self.remotes.iter().filter_map(|r| t.identifiers.iter().find(|(s, _)| r.serves(s)).map(|i| (r, i))).map(
                 |(r, (s, v))| async move {
@@ -431,7 +481,7 @@ impl Ctx {
                     (r.name().to_owned(), results, started.elapsed())
                 },
             );
-        let (local, remote) = tokio::join!(local, futures::future::join_all(remotes));
+        let remote = futures::future::join_all(remotes).await;
         let mut data: BTreeMap<&'static str, Vec<Doc>> = kinds.iter().map(|k| (*k, Vec::new())).collect();
         let mut errors = Vec::new();
         let mut sources = Vec::new();
@@ -522,12 +572,20 @@ impl Ctx {
     /// Access to a patient, refusals recorded. A patient neither the store
     /// nor any server knows is "not found" (after the access decision, so
     /// that a refusal does not tell whether the patient exists).
-    async fn admit(&self, cx: &CallContext, tool: &str, patient: &str) -> Result<(Target, Basis), ToolError> {
-        let t = self.target(cx, patient).await?;
-        let basis = match access::decide(&self.store, cx, &t.key).await {
+    async fn admit(
+        &self,
+        cx: &CallContext,
+        tool: &str,
+        patient: &str,
+        kinds: &[&str],
+    ) -> Result<(Target, Basis), ToolError> {
+        let named = self.name(cx, patient).await?;
+        let key = named.key();
+        let basis = match access::decide(&self.store, cx, &key).await {
             Ok(b) => b,
-            Err(e) => return Err(self.refuse(cx, tool, &t.key, e).await),
+            Err(e) => return Err(self.refuse(cx, tool, &key, e).await),
         };
+        let t = self.target(cx, named, kinds).await?;
         let remote = t.identifiers.iter().any(|(s, _)| self.remotes.iter().any(|r| r.serves(s)));
         if t.local.is_none() && !remote {
             return Err(ToolError::Failed(format!("patient {} not found", t.key)));
@@ -603,8 +661,8 @@ async fn patient_data(ctx: Arc<Ctx>, cx: CallContext, a: PatientDataArgs) -> Res
             kinds.push(k);
         }
     }
-    let (t, basis) = ctx.admit(&cx, "get_patient_data", &a.patient_id).await?;
-    let (mut data, errors, sources) = ctx.gather(&cx, &t, &kinds).await;
+    let (mut t, basis) = ctx.admit(&cx, "get_patient_data", &a.patient_id, &kinds).await?;
+    let (mut data, errors, sources) = ctx.gather(&cx, &mut t, &kinds).await;
     // Each resource's canonical JSON text: as stored, for a resource of
     // this server's store shown as it is; written once from the value
     // otherwise (another server's, or de-identified for a researcher). The
@@ -682,8 +740,8 @@ async fn load_for(
     patient: &str,
     kinds: &[&'static str],
 ) -> Result<(Target, Basis, Vec<Value>, Vec<TypeError>, Option<deid::Run>), ToolError> {
-    let (t, basis) = ctx.admit(cx, tool, patient).await?;
-    let (data, errors, _) = ctx.gather(cx, &t, kinds).await;
+    let (mut t, basis) = ctx.admit(cx, tool, patient, kinds).await?;
+    let (data, errors, _) = ctx.gather(cx, &mut t, kinds).await;
     let mut all: Vec<Value> = data.into_values().flatten().map(Doc::into_value).collect::<Result<_, _>>()?;
     let mut run = basis.deidentified().then(|| deid::Run::new(year_now(), fresh_seed()));
     if let Some(r) = run.as_mut() {
@@ -918,12 +976,12 @@ async fn break_glass_tool(ctx: Arc<Ctx>, cx: CallContext, a: BreakGlassArgs) -> 
     if !(5..=240).contains(&minutes) {
         return Err(bad("minutes: 5 to 240"));
     }
-    let t = ctx.target(&cx, &a.patient_id).await?;
+    let key = ctx.name(&cx, &a.patient_id).await?.key();
     let now = time::OffsetDateTime::now_utc();
     let grant = Grant {
         id: format!("btg-{:016x}", fresh_seed()),
         subject: p.subject.clone(),
-        patient: t.key.clone(),
+        patient: key.clone(),
         kind: crate::store::BREAK_GLASS.into(),
         reason: reason.to_owned(),
         granted_by: p.subject.clone(),
@@ -932,14 +990,14 @@ async fn break_glass_tool(ctx: Arc<Ctx>, cx: CallContext, a: BreakGlassArgs) -> 
     };
     ctx.store.grant(&p.tenant, &grant).await.map_err(access::unavailable)?;
     let basis = Basis::BreakGlass { reason: grant.reason.clone(), until: grant.until.clone() };
-    ctx.disclose(&cx, "break_the_glass", "read", &[(t.key.clone(), basis)], &[], "success").await?;
+    ctx.disclose(&cx, "break_the_glass", "read", &[(key.clone(), basis)], &[], "success").await?;
     // The alert: operators' log pipelines and the client both hear it.
     tracing::warn!(
         target: "plexus::alert",
         alert = "break-the-glass",
         tenant = %p.tenant,
         user = %p.subject,
-        patient = %t.key,
+        patient = %key,
         until = %grant.until,
         "emergency access to a patient's record"
     );
@@ -947,14 +1005,14 @@ async fn break_glass_tool(ctx: Arc<Ctx>, cx: CallContext, a: BreakGlassArgs) -> 
         plexus_core::context::LogLevel::Warning,
         format!(
             "break-the-glass: {} may read patient {} until {}; this is audited and raised as an alert",
-            p.subject, t.key, grant.until
+            p.subject, key, grant.until
         ),
     )
     .await;
     Ok(GrantOutput {
         notice: format!(
             "Emergency access to patient {} until {}. Every read is flagged in the disclosure log and reviewed.",
-            t.key, grant.until
+            key, grant.until
         ),
         grant,
     })
