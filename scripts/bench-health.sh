@@ -113,5 +113,5 @@ done
 "$bench" --url http://127.0.0.1:18401/mcp --tool get_patient_data --args-file "$work/researcher.jsonl" \
   -H "Authorization: Bearer $(key_of res-bench)" -c 8 -d "$duration" --warmup 2s --json | report researcher
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-echo "disclosure rows written: $(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM health_disclosures").fetchone()[0])' "$data/plexus.db")"
+echo "disclosure rows written: $(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM health_disclosures").fetchone()[0])' "$data/plexus-health-log.db")"
 "$bin" audit verify --config "$work/serve.toml" --data-dir "$data" | tail -1

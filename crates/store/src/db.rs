@@ -118,6 +118,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Store {
     pub(crate) db: Db,
     pub(crate) crypto: std::sync::Arc<crate::crypto::Crypto>,
+    /// The SQLite file, if the store is one (not in memory, not PostgreSQL).
+    file: Option<std::sync::Arc<std::path::Path>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -183,7 +185,7 @@ impl Store {
                      run plexus as an ordinary role that owns its schema"
                 );
             }
-            return Ok(Self { db: Db::Postgres(pool), crypto: Default::default() });
+            return Ok(Self { db: Db::Postgres(pool), crypto: Default::default(), file: None });
         }
         let (options, memory) = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -197,6 +199,7 @@ impl Store {
         if !memory && let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        let file: Option<std::sync::Arc<std::path::Path>> = (!memory).then(|| options.get_filename().into());
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -244,7 +247,46 @@ impl Store {
                 .await?;
             (pool, WriteGate::with_writer(writer))
         };
-        Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default() })
+        Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default(), file })
+    }
+
+    /// A store for tables written on nearly every call (append-only logs):
+    /// on SQLite a file of its own beside this one, `<stem>-<name>.db` (a
+    /// database of its own for an in-memory store), with the core tables;
+    /// on PostgreSQL this same store.
+    ///
+    /// Why: in WAL mode a connection whose read transaction begins after
+    /// another connection's commit to the file drops its whole page cache,
+    /// so a log committed every millisecond in the same file as the data
+    /// read on every call makes every read start cold. Commits to a file
+    /// of its own leave the readers' caches of this one intact (and have a
+    /// write gate of their own, counted in this store's write counters).
+    pub async fn beside(&self, name: &str) -> Result<Store, StoreError> {
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(StoreError::InvalidUrl(format!("`{name}` is not a store name (ASCII letters, digits, -)")));
+        }
+        match (&self.db, &self.file) {
+            (Db::Postgres(_), _) => Ok(self.clone()),
+            (Db::Sqlite(_, gate), file) => {
+                let other = match file {
+                    None => Store::open("sqlite::memory:").await?,
+                    Some(file) => {
+                        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plexus");
+                        Store::open(&file.with_file_name(format!("{stem}-{name}.db")).to_string_lossy()).await?
+                    }
+                };
+                if let Db::Sqlite(_, other_gate) = &other.db {
+                    gate.adopt(other_gate);
+                }
+                Ok(other)
+            }
+        }
+    }
+
+    /// The SQLite file, if the store is one.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
     }
 
     /// Count SQLite's write gate's work (writers, batches, time waiting,
@@ -307,6 +349,52 @@ mod tests {
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
         assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
         drop(conn);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `beside` names a file next to the store's own (or a database of its
+    /// own in memory) whose rows the store does not see, and refuses names
+    /// that could reach elsewhere.
+    #[tokio::test]
+    async fn a_store_beside_is_a_database_of_its_own() {
+        let dir = std::env::temp_dir().join(format!("plexus-store-beside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("main.db").to_str().unwrap()).await.unwrap();
+        for bad in ["", "../x", "a/b", "log.db"] {
+            assert!(store.beside(bad).await.is_err(), "{bad:?}");
+        }
+        let log = store.beside("audit-log").await.unwrap();
+        assert_eq!(log.sqlite_file(), Some(dir.join("main-audit-log.db").as_path()));
+        // Counters given to the main store later count the other's writers too.
+        let counters = crate::WriteCounters {
+            writers: Default::default(),
+            batches: Default::default(),
+            wait_us: Default::default(),
+            held_us: Default::default(),
+            commit_us: Default::default(),
+        };
+        store.count_writes(counters.clone());
+        let tenant = crate::NewTenant { id: TenantId::new("t1"), name: "t1".into(), tier: "standard".into() };
+        store.create_tenant(&tenant).await.unwrap();
+        let beside = crate::NewTenant { id: TenantId::new("t2"), name: "t2".into(), tier: "standard".into() };
+        log.create_tenant(&beside).await.unwrap();
+        const TABLE: crate::Migrations = crate::Migrations {
+            owner: "beside-test",
+            steps: &[crate::Migration { version: 1, name: "t", sqlite: "CREATE TABLE t (x INTEGER)", postgres: "" }],
+        };
+        let written = counters.writers.load(std::sync::atomic::Ordering::Relaxed);
+        log.migrate(&TABLE).await.unwrap();
+        assert!(counters.writers.load(std::sync::atomic::Ordering::Relaxed) > written, "counted together");
+        assert!(log.get_tenant(&tenant.id).await.unwrap().is_none(), "the main file's rows are not beside");
+        assert!(store.get_tenant(&beside.id).await.unwrap().is_none(), "nor the other way round");
+        log.close().await;
+
+        let memory = Store::open("sqlite::memory:").await.unwrap();
+        let other = memory.beside("log").await.unwrap();
+        memory.create_tenant(&tenant).await.unwrap();
+        assert_eq!(other.sqlite_file(), None);
+        assert!(other.get_tenant(&tenant.id).await.unwrap().is_none(), "another in-memory database");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

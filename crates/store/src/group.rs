@@ -64,6 +64,9 @@ pub struct WriteGate {
     /// The writers' own connection (a pool of one), if the database has
     /// one apart from the readers' pool.
     writer: Option<SqlitePool>,
+    /// The gates of stores beside this one's (`Store::beside`): they count
+    /// into the same counters.
+    beside: parking_lot::Mutex<Vec<std::sync::Weak<WriteGate>>>,
 }
 
 /// Counters of the write gate, for `/metrics`: how an operator sees whether
@@ -100,7 +103,14 @@ impl Default for WriteGate {
             counters: Arc::default(),
         };
         let counters = slot.counters.clone();
-        Self { slot: Arc::new(Mutex::new(slot)), queued: Arc::default(), settled, counters, writer: None }
+        Self {
+            slot: Arc::new(Mutex::new(slot)),
+            queued: Arc::default(),
+            settled,
+            counters,
+            writer: None,
+            beside: Default::default(),
+        }
     }
 }
 
@@ -346,7 +356,21 @@ impl WriteGate {
     /// Count the gate's work in `counters` from now on (once; later calls
     /// are ignored).
     pub fn count(&self, counters: WriteCounters) {
+        for gate in self.beside.lock().iter().filter_map(std::sync::Weak::upgrade) {
+            gate.count(counters.clone());
+        }
         let _ = self.counters.set(counters);
+    }
+
+    /// Count `other`'s work (the gate of a store beside this one's) where
+    /// this gate counts its own, now or once it is told where.
+    pub(crate) fn adopt(&self, other: &Arc<WriteGate>) {
+        if let Some(c) = self.counters.get() {
+            other.count(c.clone());
+        }
+        let mut beside = self.beside.lock();
+        beside.retain(|g| g.strong_count() > 0);
+        beside.push(Arc::downgrade(other));
     }
 
     /// How many batches have begun (for tests and diagnostics).

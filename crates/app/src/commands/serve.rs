@@ -226,8 +226,10 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
     };
     let telemetry = Arc::new(plexus_core::telemetry::Telemetry::new(config.slow_call));
     store.count_writes(plexus_store::WriteCounters {
-        writers: telemetry
-            .counter("plexus_sqlite_writers_total", "Write transactions that passed SQLite's write gate."),
+        writers: telemetry.counter(
+            "plexus_sqlite_writers_total",
+            "Write transactions that passed SQLite's write gates (every file of the store).",
+        ),
         batches: telemetry
             .counter("plexus_sqlite_write_batches_total", "Group commits (batches of writers) on SQLite."),
         wait_us: telemetry.counter(

@@ -39,8 +39,32 @@ pub const MIGRATIONS: Migrations = Migrations {
             sqlite: include_str!("../migrations/0002_covering_indexes.sqlite.sql"),
             postgres: include_str!("../migrations/0002_covering_indexes.postgres.sql"),
         },
+        Migration {
+            version: 3,
+            name: "disclosure_log",
+            sqlite: include_str!("../migrations/0003_disclosure_log.sqlite.sql"),
+            postgres: include_str!("../migrations/0003_disclosure_log.postgres.sql"),
+        },
     ],
 };
+
+/// The disclosure log's own file on SQLite (see [`Store::beside`]); on
+/// PostgreSQL the log stays in the main database.
+pub const LOG_STORE: &str = "health-log";
+
+/// The tables of the disclosure log's own SQLite file.
+pub const LOG_MIGRATIONS: Migrations = Migrations {
+    owner: "health-log",
+    steps: &[Migration {
+        version: 1,
+        name: "disclosures",
+        sqlite: include_str!("../migrations/log/0001_disclosures.sqlite.sql"),
+        postgres: "SELECT 1",
+    }],
+};
+
+/// Disclosures moved at a time from the main SQLite file to the log's.
+const MOVE: usize = 500;
 
 /// Resources are stored sealed in this column.
 pub const BODY: SensitiveField = SensitiveField::new("health_resources", "body");
@@ -148,6 +172,10 @@ pub struct Disclosure {
 #[derive(Clone)]
 pub struct FhirStore {
     store: Store,
+    /// Where the disclosure log is: a SQLite file of its own (its commits,
+    /// one every few calls, would otherwise empty the readers' page caches
+    /// of the clinical data), or the same PostgreSQL database.
+    log: Store,
     blind_keys: Arc<Mutex<HashMap<TenantId, Arc<[u8; 32]>>>>,
     /// Each clinician's practitioner keys (two reads per call otherwise).
     /// Emptied whenever this store writes a Practitioner; the time to live
@@ -208,6 +236,26 @@ async fn commit_disclosures(store: Store, mut rx: tokio::sync::mpsc::UnboundedRe
     }
 }
 
+/// Bind the columns of disclosure `$d` of tenant `$tenant` (from
+/// `tenant_id` to `client`, in table order) to the row builder `$b`.
+macro_rules! bind_disclosure {
+    ($b:ident, $tenant:expr, $d:expr) => {
+        $b.push_bind($tenant)
+            .push_bind(&$d.at)
+            .push_bind(&$d.request_id)
+            .push_bind(&$d.subject)
+            .push_bind($d.roles.join(","))
+            .push_bind(&$d.patient)
+            .push_bind(&$d.tool)
+            .push_bind(&$d.action)
+            .push_bind($d.types.join(","))
+            .push_bind(&$d.purpose)
+            .push_bind($d.break_glass)
+            .push_bind(&$d.outcome)
+            .push_bind(&$d.client)
+    };
+}
+
 /// Insert the disclosures `$chunk` of tenant `$tenant` on `$conn`, in one
 /// statement.
 macro_rules! insert_disclosures {
@@ -217,19 +265,7 @@ macro_rules! insert_disclosures {
              types, purpose, break_glass, outcome, client) ",
         );
         qb.push_values($chunk, |mut b, d| {
-            b.push_bind($tenant)
-                .push_bind(&d.at)
-                .push_bind(&d.request_id)
-                .push_bind(&d.subject)
-                .push_bind(d.roles.join(","))
-                .push_bind(&d.patient)
-                .push_bind(&d.tool)
-                .push_bind(&d.action)
-                .push_bind(d.types.join(","))
-                .push_bind(&d.purpose)
-                .push_bind(d.break_glass)
-                .push_bind(&d.outcome)
-                .push_bind(&d.client);
+            bind_disclosure!(b, $tenant, d);
         });
         qb.build().execute(&mut *$conn).await?;
     }};
@@ -302,13 +338,21 @@ impl FhirStore {
     /// The store over `store`, its tables created or brought up to date.
     pub async fn open(store: Store) -> Result<Self, StoreError> {
         store.migrate(&MIGRATIONS).await?;
+        let log = store.beside(LOG_STORE).await?;
+        if store.backend() == plexus_store::Backend::Sqlite {
+            log.migrate(&LOG_MIGRATIONS).await?;
+            let moved = move_disclosures(&store, &log).await?;
+            if moved > 0 {
+                tracing::info!(moved, "disclosures moved to the disclosure log's own file");
+            }
+        }
         let (disclosures, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(commit_disclosures(store.clone(), rx));
+        tokio::spawn(commit_disclosures(log.clone(), rx));
         let practitioners = moka::sync::Cache::builder()
             .max_capacity(PRACTITIONER_CACHE_ENTRIES)
             .time_to_live(PRACTITIONER_CACHE_TTL)
             .build();
-        Ok(Self { store, blind_keys: Arc::default(), practitioners, disclosures })
+        Ok(Self { store, log, blind_keys: Arc::default(), practitioners, disclosures })
     }
 
     /// The underlying store.
@@ -815,7 +859,7 @@ impl FhirStore {
         to: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Disclosure>, StoreError> {
-        let scope = self.scope(tenant);
+        let scope = self.log.tenant(tenant);
         let to = to.map(|t| format!("{t}~"));
         let rows = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut qb = sqlx::QueryBuilder::new(
@@ -892,6 +936,56 @@ where
         created_at: r.try_get("created_at")?,
         until: r.try_get("until")?,
     })
+}
+
+/// Move the disclosures an older build wrote into the main SQLite file over
+/// to the log's own file, tenant by tenant, oldest first, keeping their
+/// sequence numbers. Each batch is committed in the log's file first and
+/// then deleted from the main one: a crash in between leaves it in both,
+/// and the next open copies it again, which changes nothing (same `seq`).
+/// Migration 3 of the main file keeps older builds, which would write
+/// there again, from opening it.
+async fn move_disclosures(store: &Store, log: &Store) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    for tenant in store.list_tenants().await? {
+        let (from, to) = (store.tenant(&tenant.id), log.tenant(&tenant.id));
+        loop {
+            let rows: Vec<(i64, Disclosure)> = plexus_store::tenant_tx!(&from, single, conn => {
+                sqlx::query(
+                    "SELECT seq, at, request_id, subject, roles, patient, tool, action, types, purpose, break_glass, \
+                     outcome, client FROM health_disclosures WHERE tenant_id = $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(from.id().as_str())
+                .bind(MOVE as i64)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get::<i64, _>("seq")?, disclosure_from(r)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            let Some(last) = rows.last().map(|(seq, _)| *seq) else { break };
+            plexus_store::tenant_tx!(&to, write, conn => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT OR IGNORE INTO health_disclosures (seq, tenant_id, at, request_id, subject, roles, \
+                     patient, tool, action, types, purpose, break_glass, outcome, client) ",
+                );
+                qb.push_values(&rows, |mut b, (seq, d)| {
+                    b.push_bind(*seq);
+                    bind_disclosure!(b, to.id().as_str(), d);
+                });
+                qb.build().execute(&mut *conn).await?;
+            });
+            plexus_store::tenant_tx!(&from, write_one, conn => {
+                sqlx::query("DELETE FROM health_disclosures WHERE tenant_id = $1 AND seq <= $2")
+                    .bind(from.id().as_str())
+                    .bind(last)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+            moved += rows.len();
+        }
+    }
+    Ok(moved)
 }
 
 fn disclosure_from<R: Row>(r: &R) -> Result<Disclosure, StoreError>

@@ -372,13 +372,13 @@ async fn through_the_tools(dir: &std::path::Path, store: Store, raw: Raw<'_>) {
 
 /// Disclosures are group-committed: many concurrent callers, of two
 /// tenants, each get their own rows committed before they return, and a
-/// caller whose rows cannot be written (a tenant the directory does not
-/// know) fails alone.
+/// caller whose rows cannot be written (an outcome the log does not know)
+/// fails alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_disclosures_commit_together_and_fail_alone() {
     let (st, tmp) = store().await;
     let fhir = FhirStore::open(st.clone()).await.unwrap();
-    let row = |patient: String| plexus_health::store::Disclosure {
+    let row = |patient: String, outcome: &str| plexus_health::store::Disclosure {
         at: "2026-11-21T10:00:00Z".into(),
         request_id: format!("req-{patient}"),
         subject: "dr-a".into(),
@@ -389,22 +389,22 @@ async fn concurrent_disclosures_commit_together_and_fail_alone() {
         types: vec!["allergies".into()],
         purpose: "care".into(),
         break_glass: false,
-        outcome: "success".into(),
+        outcome: outcome.into(),
         client: String::new(),
     };
     let calls = (0..60).map(|i| {
         let fhir = fhir.clone();
-        let tenant = match i % 3 {
-            0 => "general",
-            1 => "mercy",
-            _ => "ghost",
+        let (tenant, outcome) = match i % 3 {
+            0 => ("general", "success"),
+            1 => ("mercy", "partial"),
+            _ => ("general", "no-such-outcome"),
         };
-        let rows = vec![row(format!("p{i}")), row(format!("p{i}-again"))];
-        async move { (tenant, fhir.disclose(&TenantId::new(tenant), &rows).await) }
+        let rows = vec![row(format!("p{i}"), "success"), row(format!("p{i}-again"), outcome)];
+        async move { (i, fhir.disclose(&TenantId::new(tenant), &rows).await) }
     });
     let results = futures::future::join_all(calls).await;
-    for (tenant, r) in &results {
-        assert_eq!(r.is_ok(), *tenant != "ghost", "{tenant}: {r:?}");
+    for (i, r) in &results {
+        assert_eq!(r.is_ok(), i % 3 != 2, "caller {i}: {r:?}");
     }
     for (tenant, first) in [("general", 0), ("mercy", 1)] {
         let list = fhir.disclosures(&TenantId::new(tenant), None, None, None, 1000).await.unwrap();
@@ -414,6 +414,89 @@ async fn concurrent_disclosures_commit_together_and_fail_alone() {
     }
     st.close().await;
     let _ = std::fs::remove_dir_all(tmp);
+}
+
+/// Rows of the disclosure log written straight into `store`'s
+/// `health_disclosures`, with sequence numbers `seqs`.
+async fn write_old_disclosures(store: &Store, seqs: std::ops::RangeInclusive<i64>) {
+    let scope = store.tenant(&TenantId::new("general"));
+    let done: Result<(), plexus_store::StoreError> = async {
+        plexus_store::tenant_tx!(&scope, write, conn => {
+            for seq in seqs {
+                sqlx::query(
+                    "INSERT INTO health_disclosures (tenant_id, seq, at, request_id, subject, roles, patient, tool, \
+                     action, types, purpose, break_glass, outcome, client) VALUES ($1, $2, $3, $4, 'dr-a', \
+                     'clinician', $5, 'get_patient_data', 'read', 'allergies', 'care', 0, 'success', '')",
+                )
+                .bind(scope.id().as_str())
+                .bind(seq)
+                .bind(format!("2026-11-{:02}T10:00:00Z", 1 + seq % 20))
+                .bind(format!("req-{seq}"))
+                .bind(format!("p{seq}"))
+                .execute(&mut *conn)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+    .await;
+    done.unwrap();
+}
+
+/// How many rows `store`'s own `health_disclosures` holds.
+async fn disclosure_rows(store: &Store) -> i64 {
+    let scope = store.tenant(&TenantId::new("general"));
+    let n: Result<i64, plexus_store::StoreError> = async {
+        Ok(plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_scalar("SELECT count(*) FROM health_disclosures WHERE tenant_id = $1")
+                .bind(scope.id().as_str())
+                .fetch_one(&mut *conn)
+                .await?
+        }))
+    }
+    .await;
+    n.unwrap()
+}
+
+/// On SQLite the disclosure log is a file of its own beside the main one
+/// (its commits, every few calls, would otherwise empty the readers' page
+/// caches of the clinical data). Rows an older build wrote into the main
+/// file move there when the store opens: all of them, in order, once, even
+/// after a move that was cut off between its copy and its delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disclosure_log_has_a_file_of_its_own_and_older_rows_move_there() {
+    use plexus_health::store::{LOG_MIGRATIONS, LOG_STORE, MIGRATIONS};
+    let (st, dir) = store().await;
+    st.migrate(&MIGRATIONS).await.unwrap();
+    // An older build's 1,200 rows (more than one batch of the move) ...
+    write_old_disclosures(&st, 1..=1200).await;
+    // ... of which the first 300 were copied before a crash.
+    let log = st.beside(LOG_STORE).await.unwrap();
+    log.migrate(&LOG_MIGRATIONS).await.unwrap();
+    write_old_disclosures(&log, 1..=300).await;
+    log.close().await;
+
+    let fhir = FhirStore::open(st.clone()).await.unwrap();
+    assert!(dir.join("plexus-health-log.db").exists(), "the log's file is beside plexus.db");
+    assert_eq!(disclosure_rows(&st).await, 0, "nothing left in the main file");
+    let general = TenantId::new("general");
+    let list = fhir.disclosures(&general, None, None, None, 5000).await.unwrap();
+    let ids: Vec<String> = list.iter().map(|d| d.request_id.clone()).collect();
+    let expected: Vec<String> = (1..=1200).map(|i| format!("req-{i}")).collect();
+    assert_eq!(ids, expected, "every row once, in the order written");
+
+    // New disclosures go to the log's file, after the moved ones.
+    let mut fresh = list[0].clone();
+    fresh.request_id = "req-new".into();
+    fhir.disclose(&general, &[fresh]).await.unwrap();
+    assert_eq!(disclosure_rows(&st).await, 0);
+    drop(fhir);
+    let again = FhirStore::open(st.clone()).await.unwrap();
+    let list = again.disclosures(&general, None, None, None, 5000).await.unwrap();
+    assert_eq!(list.len(), 1201, "opening again moves nothing twice");
+    assert_eq!(list.last().unwrap().request_id, "req-new");
+    st.close().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The caller's practitioner keys are cached between calls; writing a
