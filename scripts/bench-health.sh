@@ -3,9 +3,9 @@
 # over MCP HTTP (2026-07-28, stateless) with the full trust pipeline: API
 # key authentication, tenancy, rate limits, role policy, durable
 # hash-chained audit (group commit), and the module's own work per call:
-# the caller's practitioner keys, the care-relationship check, seven
-# decrypting reads of the patient's resources, the integrity digest and a
-# disclosure row written before the answer.
+# the caller's practitioner keys, the care-relationship check, one
+# decrypting read of the patient and its resources of the seven types, the
+# integrity digest and a disclosure row written before the answer.
 #
 # 1. `plexus health generate --patients N` (seeded synthetic population,
 #    about 45 resources per patient, encrypted at rest): resources/s.
@@ -21,7 +21,8 @@
 #   skips the generation and import and measures that store again
 #   (PLEXUS_MASTER_KEY must be the one it was generated with: it is saved
 #   as <dir>/master.key). PLEXUS_BIN=path runs another build of the server
-#   (an earlier commit's, say) against the same store and load.
+#   (an earlier commit's, say) against the same store and load. CLIENTS="8 16"
+#   picks the clinician's client counts (default "8 64").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 patients="${1:-10000}"; duration="${2:-10s}"
@@ -104,7 +105,7 @@ report() {
   python3 -c 'import json,sys; j=json.load(sys.stdin); l=j["latency_ms"]; print("%-10s clients %3d: %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  calls %d" % (sys.argv[1], j["concurrency"], j["ok_rps"], l["p50"], l["p99"], j["errors"]["total"], j["requests"]))' "$1"
 }
 echo "== get_patient_data, all seven types, over MCP HTTP with the trust pipeline ($duration per run)"
-for c in 8 64; do
+for c in ${CLIENTS:-8 64}; do
   gate_before=$(curl -s http://127.0.0.1:18401/metrics)
   "$bench" --url http://127.0.0.1:18401/mcp --tool get_patient_data --args-file "$work/clinician.jsonl" \
     -H "Authorization: Bearer $(key_of "$dr")" -c "$c" -d "$duration" --warmup 2s --json | report clinician
