@@ -104,6 +104,8 @@ fn is_sqlite_busy(e: &StoreError) -> bool {
 /// Most connections per pool.
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+/// How much of a SQLite file is read through a memory map (bytes).
+const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 /// How long a SQLite writer waits for the lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -205,13 +207,15 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            // No memory map (`mmap_size` stays 0): a reader whose
-            // transaction begins after another connection's commit drops its
-            // page cache and, with a map, unmaps and maps the file again
-            // (TLB shoot-downs on every core, page faults on every page it
-            // touches). With a commit every millisecond that cost more than
-            // the `pread` copies it saved: 9-15% more calls/s without it in health's
-            // benchmark (BENCHMARKS.md section 4).
+            // Pages are read through a memory map. It was off for a while:
+            // a reader whose transaction begins after another connection's
+            // commit drops its page cache and unmaps and maps the file again,
+            // which cost more than the `pread` copies it saved while health's
+            // disclosure log committed to the same file every millisecond.
+            // With logs written on every call in files of their own
+            // (`Store::beside`) the map is neutral for health and gives
+            // learning's content reads 7-18% more calls/s (BENCHMARKS.md sections 4, 7).
+            .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let (pool, gate) = if memory {
             // An in-memory database lives as long as one connection to it:
