@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use plexus::cluster::{BridgeStats, bridge};
 use plexus::config::BusConfig;
 use plexus_core::bus::Bus;
@@ -67,12 +69,20 @@ async fn events_cross_nodes_once_each_and_strangers_are_ignored() {
 
     // Messages on the subject that are not Plexus events change nothing.
     let raw = async_nats::connect(nats_url()).await.unwrap();
+    // `flush` only writes the socket, and NATS orders messages per
+    // connection, not across them: the strangers are known to be routed
+    // (to node a's connection too) once they come back to a subscription
+    // of their own connection, which the server handles in order.
+    let mut echo = raw.subscribe(cfg.subject.clone()).await.unwrap();
     raw.publish(cfg.subject.clone(), "not json".into()).await.unwrap();
     raw.publish(cfg.subject.clone(), r#"{"event":"resource_list_changed"}"#.into()).await.unwrap(); // no node header
     let mut h = async_nats::HeaderMap::new();
     h.insert("Plexus-Node", "node-x");
     raw.publish_with_headers(cfg.subject.clone(), h, r#"{"event":"reboot"}"#.into()).await.unwrap();
     raw.flush().await.unwrap();
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(5), echo.next()).await.expect("the strangers routed").unwrap();
+    }
     // A real event after them: once it is in, the strangers were seen first.
     b.publish(Notification::ToolListChanged);
     assert_eq!(next(&mut rx_a).await, Notification::ToolListChanged);
