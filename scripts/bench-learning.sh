@@ -20,9 +20,18 @@
 #   plexus binary, for a side-by-side run of two builds)
 #   BACKEND=postgres runs on a fresh database of the PostgreSQL at
 #   127.0.0.1:5432 (dropped at the end) instead of SQLite.
+#   DURABILITY=os runs SQLite with `storage.durability = "os"` and the audit
+#   log with `durability = "os"` (each commit and record in the kernel before
+#   the answer: it survives the process being killed, not the machine losing
+#   power) instead of an `fsync` for both (the default, DURABILITY=fsync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
+durability="${DURABILITY:-fsync}"
+case "$durability" in
+  fsync | os) ;;
+  *) echo "DURABILITY must be fsync or os, not $durability" >&2; exit 2 ;;
+esac
 tenants=100; per_tenant=4
 cargo build -q --release -p plexus -p plexus-bench
 bin=${PLEXUS_BIN:-$PWD/target/release/plexus}
@@ -39,6 +48,7 @@ cleanup() {
 trap cleanup EXIT
 data="$work/data"
 if [ "${BACKEND:-sqlite}" = postgres ]; then
+  [ "$durability" = fsync ] || { echo "DURABILITY=os is for SQLite (PostgreSQL's own is synchronous_commit)" >&2; exit 2; }
   pg_db="bench_learning_$$"
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db"
   export PLEXUS_STORAGE_URL="postgres://postgres@127.0.0.1:5432/$pg_db"
@@ -47,9 +57,9 @@ else
   echo "backend: SQLite ($data/plexus.db)"
 fi
 
-python3 - "$work" "$tenants" "$per_tenant" <<'PY'
+python3 - "$work" "$tenants" "$per_tenant" "$durability" <<'PY'
 import hashlib, json, sys
-work, tenants, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, tenants, per, durability = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 key = lambda t, u: "pk_" + hashlib.sha256(f"bench {t} {u}".encode()).hexdigest()[:32]
 tools = ["echo", "generate_assessment", "submit_assessment_response", "get_personalized_content"]
 entries, assess, content = [], [], []
@@ -65,7 +75,10 @@ for i in range(1, tenants + 1):
         for subject in ("algebra", "geometry"):
             content.append({"headers": h, "arguments": {"userId": u, "subject": subject}})
 with open(f"{work}/serve.toml", "w") as f:
-    f.write('[modules]\nenabled = ["system", "learning"]\n\n' + "".join(entries))
+    f.write('[modules]\nenabled = ["system", "learning"]\n\n')
+    if durability == "os":
+        f.write('[storage]\ndurability = "os"\n[audit]\ndurability = "os"\n\n')
+    f.write("".join(entries))
     f.write(f'[roles.learner]\ntools = {json.dumps(tools)}\n[limits]\nprincipal_per_second = 1000000\ntenant_per_second = 1000000\n')
 for name, lines in (("assess", assess), ("content", content)):
     with open(f"{work}/{name}.jsonl", "w") as f:
@@ -102,7 +115,7 @@ if a:
 print(line)' "$1"
 }
 url=http://127.0.0.1:18402/mcp
-echo "== over MCP HTTP with the trust pipeline ($duration per run, 2 s warmup)"
+echo "== over MCP HTTP with the trust pipeline, storage and audit durability: $durability ($duration per run, 2 s warmup)"
 for c in ${CLIENTS:-8 64}; do
   "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $(cat "$work/echo-key")" \
     -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"

@@ -215,6 +215,9 @@ struct RawStorage {
     /// `sqlite:///abs/path.db`, a plain path, or `postgres://user@host/db`.
     /// Default: `plexus.db` in the data directory.
     url: Option<String>,
+    /// SQLite only: `fsync` (a commit is on disk before the answer, the
+    /// default) or `os` (in the kernel; flushed at checkpoints).
+    durability: Option<String>,
 }
 
 /// Token-bucket limits; a missing rate means unlimited.
@@ -488,6 +491,8 @@ pub struct Config {
     pub console_oidc: Option<plexus_server::ConsoleOidc>,
     /// Explicit database URL; `None` means `plexus.db` in the data directory.
     pub storage_url: Option<String>,
+    /// `storage.durability`: when a SQLite commit counts as done.
+    pub storage_durability: plexus_store::Commit,
     /// Audit records go to the database rather than the JSON Lines file.
     pub audit_in_database: bool,
     pub node_id: String,
@@ -763,6 +768,11 @@ impl Config {
             "os" => plexus_store::Durability::Os { flush_every: flush },
             other => bail!("audit.durability must be `fsync` or `os`, not `{other}`"),
         };
+        let storage_durability = match raw.storage.durability.as_deref().unwrap_or("fsync") {
+            "fsync" => plexus_store::Commit::Fsync,
+            "os" => plexus_store::Commit::Os,
+            other => bail!("storage.durability must be `fsync` or `os`, not `{other}`"),
+        };
         let limit = |what: &str, rate: Option<f64>, burst: Option<u32>| -> anyhow::Result<_> {
             match rate {
                 None => Ok(None),
@@ -909,6 +919,7 @@ impl Config {
             node_id,
             jwt,
             storage_url: env.get("PLEXUS_STORAGE_URL").or(raw.storage.url),
+            storage_durability,
             protected_resource,
             console_oidc,
             quotas,
@@ -972,6 +983,11 @@ mod tests {
         assert_eq!(c.audit_durability, plexus_store::Durability::Os { flush_every: Duration::from_millis(20) });
         let e = Config::parse("[audit]\ndurability = 'never'\n", &env(&[])).unwrap_err().to_string();
         assert!(e.contains("audit.durability"), "{e}");
+        assert_eq!(c.storage_durability, plexus_store::Commit::Fsync);
+        let c = Config::parse("[storage]\ndurability = 'os'\n", &env(&[])).unwrap();
+        assert_eq!(c.storage_durability, plexus_store::Commit::Os);
+        let e = Config::parse("[storage]\ndurability = 'off'\n", &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("storage.durability must be `fsync` or `os`, not `off`"), "{e}");
     }
 
     #[test]

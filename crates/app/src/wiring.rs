@@ -307,7 +307,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<plexus_store::Store> 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let url = config.storage_url();
-    let store = plexus_store::Store::open(&url).await.with_context(|| format!("cannot open the database {url}"))?;
+    let store = plexus_store::Store::open_with(&url, config.storage_durability)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
     store.set_keyring(config.keyring()?);
     let mut wanted: Vec<&str> = config.api_keys.iter().map(|k| k.tenant.as_str()).collect();
     wanted.push(&config.local_tenant);

@@ -30,6 +30,38 @@ impl Backend {
     }
 }
 
+/// When a SQLite commit counts as done: `storage.durability`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Commit {
+    /// On disk: `synchronous=FULL`, the WAL is `fsync`ed at every commit,
+    /// so a committed transaction survives power loss (the default).
+    #[default]
+    Fsync,
+    /// In the kernel: `synchronous=NORMAL`, the WAL is written at every
+    /// commit and `fsync`ed at checkpoints, so a committed transaction
+    /// survives the process crashing but not the machine losing power
+    /// (the last commits before it may roll back; the database stays
+    /// consistent).
+    Os,
+}
+
+impl Commit {
+    /// `fsync` or `os`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Commit::Fsync => "fsync",
+            Commit::Os => "os",
+        }
+    }
+
+    fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Commit::Fsync => SqliteSynchronous::Full,
+            Commit::Os => SqliteSynchronous::Normal,
+        }
+    }
+}
+
 /// The pool of one backend.
 #[derive(Clone)]
 /// The pool of whichever backend the store runs on (for [`crate::tenant_tx`]).
@@ -122,6 +154,8 @@ pub struct Store {
     pub(crate) crypto: std::sync::Arc<crate::crypto::Crypto>,
     /// The SQLite file, if the store is one (not in memory, not PostgreSQL).
     file: Option<std::sync::Arc<std::path::Path>>,
+    /// When a SQLite commit counts as done (stores beside this one too).
+    commit: Commit,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,6 +176,13 @@ impl Store {
     /// WAL mode with `synchronous=FULL`, so a committed transaction survives
     /// power loss.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Commit::Fsync).await
+    }
+
+    /// [`Store::open`] with commits durable as `commit` says. [`Commit::Os`]
+    /// is for SQLite only: on PostgreSQL durability is the server's own
+    /// setting (`synchronous_commit`), and asking for it here is an error.
+    pub async fn open_with(url: &str, commit: Commit) -> Result<Self, StoreError> {
         // Two processes creating the same SQLite file at once can meet
         // SQLITE_BUSY outside the busy handler's reach (switching a new
         // database to WAL needs an exclusive lock, and SQLite does not wait
@@ -149,7 +190,7 @@ impl Store {
         let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
         loop {
             let attempt = async {
-                let store = Self::connect(url).await?;
+                let store = Self::connect(url, commit).await?;
                 store.migrate(&CORE_MIGRATIONS).await?;
                 Ok::<_, StoreError>(store)
             };
@@ -163,12 +204,22 @@ impl Store {
     }
 
     /// Connect without running any migration.
-    async fn connect(url: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str, commit: Commit) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.is_empty() {
             return Err(StoreError::InvalidUrl("empty".into()));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if commit != Commit::Fsync {
+                return Err(StoreError::Invalid {
+                    field: "storage.durability",
+                    reason: format!(
+                        "`{}` applies to SQLite; on PostgreSQL commits are as durable as the server's \
+                         `synchronous_commit` setting makes them",
+                        commit.as_str()
+                    ),
+                });
+            }
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
                 .application_name("plexus");
@@ -187,7 +238,7 @@ impl Store {
                      run plexus as an ordinary role that owns its schema"
                 );
             }
-            return Ok(Self { db: Db::Postgres(pool), crypto: Default::default(), file: None });
+            return Ok(Self { db: Db::Postgres(pool), crypto: Default::default(), file: None, commit });
         }
         let (options, memory) = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -205,7 +256,7 @@ impl Store {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(commit.synchronous())
             .foreign_keys(true)
             // Pages are read through a memory map. It was off for a while:
             // a reader whose transaction begins after another connection's
@@ -251,7 +302,7 @@ impl Store {
                 .await?;
             (pool, WriteGate::with_writer(writer))
         };
-        Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default(), file })
+        Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default(), file, commit })
     }
 
     /// A store for tables written on nearly every call (append-only logs):
@@ -274,10 +325,11 @@ impl Store {
             (Db::Postgres(_), _) => Ok(self.clone()),
             (Db::Sqlite(_, gate), file) => {
                 let other = match file {
-                    None => Store::open("sqlite::memory:").await?,
+                    None => Store::open_with("sqlite::memory:", self.commit).await?,
                     Some(file) => {
                         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plexus");
-                        Store::open(&file.with_file_name(format!("{stem}-{name}.db")).to_string_lossy()).await?
+                        let path = file.with_file_name(format!("{stem}-{name}.db"));
+                        Store::open_with(&path.to_string_lossy(), self.commit).await?
                     }
                 };
                 if let Db::Sqlite(_, other_gate) = &other.db {
@@ -311,6 +363,11 @@ impl Store {
             Db::Sqlite(_, gate) => Some(gate.batches().await),
             Db::Postgres(_) => None,
         }
+    }
+
+    /// When a SQLite commit counts as done.
+    pub fn commit(&self) -> Commit {
+        self.commit
     }
 
     /// Which database this store runs on.
@@ -354,6 +411,35 @@ mod tests {
         assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
         drop(conn);
         store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `storage.durability = "os"`: `synchronous=NORMAL` on every
+    /// connection, the writer's too, and in the stores beside; refused on
+    /// PostgreSQL, whose durability is the server's to set.
+    #[tokio::test]
+    async fn os_durability_is_normal_sync_here_and_beside_and_refused_on_postgres() {
+        let dir = std::env::temp_dir().join(format!("plexus-store-os-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open_with(dir.join("plexus.db").to_str().unwrap(), Commit::Os).await.unwrap();
+        let log = store.beside("log").await.unwrap();
+        for s in [&store, &log] {
+            assert_eq!(s.commit(), Commit::Os);
+            let Db::Sqlite(pool, gate) = &s.db else { panic!("not sqlite") };
+            let mut conn = pool.acquire().await.unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(sync, 1, "a reader's connection");
+            drop(conn);
+            let mut member = gate.enter(pool).await.unwrap();
+            let sync: i64 =
+                sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *member.conn().unwrap()).await.unwrap();
+            member.finish().await.unwrap();
+            assert_eq!(sync, 1, "the writer's connection");
+        }
+        log.close().await;
+        store.close().await;
+        let e = Store::open_with("postgres://nobody@127.0.0.1:1/none", Commit::Os).await.unwrap_err().to_string();
+        assert!(e.contains("storage.durability") && e.contains("synchronous_commit"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -33,7 +33,7 @@ mod tenants;
 
 pub use audit_store::{AuditHead, AuditStore, MAX_BATCH};
 pub use crypto::{DataKeyInfo, KEY_BYTES, Keyring, MasterKey, MasterRotation, SEALED_PREFIX, SensitiveField};
-pub use db::{Backend, Store};
+pub use db::{Backend, Commit, Store};
 pub use error::StoreError;
 pub use group::WriteCounters;
 pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};

@@ -201,3 +201,25 @@ async fn listings_page_through_every_item_in_a_stable_order() {
         .unwrap_err();
     assert_eq!(err.to_string(), "invalid request: invalid cursor `o999`");
 }
+
+/// `[storage] durability` reaches the store the app opens, and a
+/// PostgreSQL URL with `os` is refused at start with the reason.
+#[tokio::test]
+async fn the_storage_durability_setting_reaches_the_store() {
+    let dir = std::env::temp_dir().join(format!("plexus-app-durability-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let no_env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let text = format!("[data]\ndir = {:?}\n[storage]\ndurability = \"os\"\n", dir.display().to_string());
+    let config = Config::parse(&text, &no_env).unwrap();
+    let store = wiring::open_store(&config).await.unwrap();
+    assert_eq!(store.commit(), plexus_store::Commit::Os);
+    store.close().await;
+    let default = Config::parse(&format!("[data]\ndir = {:?}\n", dir.display().to_string()), &no_env);
+    let store = wiring::open_store(&default.unwrap()).await.unwrap();
+    assert_eq!(store.commit(), plexus_store::Commit::Fsync);
+    store.close().await;
+    let text = format!("{text}url = \"postgres://postgres@127.0.0.1:5432/test\"\n");
+    let e = wiring::open_store(&Config::parse(&text, &no_env).unwrap()).await.unwrap_err();
+    assert!(format!("{e:#}").contains("`os` applies to SQLite"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
