@@ -24,6 +24,8 @@
 #   log with `durability = "os"` (each commit and record in the kernel before
 #   the answer: it survives the process being killed, not the machine losing
 #   power) instead of an `fsync` for both (the default, DURABILITY=fsync).
+#   SHARDS=N sets `[learning] shards = N` (SQLite: the tenants' learning rows
+#   spread over N files, each with its own writer; the server's default is 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
@@ -31,6 +33,11 @@ durability="${DURABILITY:-fsync}"
 case "$durability" in
   fsync | os) ;;
   *) echo "DURABILITY must be fsync or os, not $durability" >&2; exit 2 ;;
+esac
+shards="${SHARDS:-}"
+case "$shards" in
+  "" | [1-9] | [1-5][0-9] | 6[0-4]) ;;
+  *) echo "SHARDS must be from 1 to 64, not $shards" >&2; exit 2 ;;
 esac
 tenants=100; per_tenant=4
 cargo build -q --release -p plexus -p plexus-bench
@@ -57,9 +64,9 @@ else
   echo "backend: SQLite ($data/plexus.db)"
 fi
 
-python3 - "$work" "$tenants" "$per_tenant" "$durability" <<'PY'
+python3 - "$work" "$tenants" "$per_tenant" "$durability" "$shards" <<'PY'
 import hashlib, json, sys
-work, tenants, per, durability = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+work, tenants, per, durability, shards = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 key = lambda t, u: "pk_" + hashlib.sha256(f"bench {t} {u}".encode()).hexdigest()[:32]
 tools = ["echo", "generate_assessment", "submit_assessment_response", "get_personalized_content"]
 entries, assess, content = [], [], []
@@ -78,6 +85,8 @@ with open(f"{work}/serve.toml", "w") as f:
     f.write('[modules]\nenabled = ["system", "learning"]\n\n')
     if durability == "os":
         f.write('[storage]\ndurability = "os"\n[audit]\ndurability = "os"\n\n')
+    if shards:
+        f.write(f'[learning]\nshards = {shards}\n\n')
     f.write("".join(entries))
     f.write(f'[roles.learner]\ntools = {json.dumps(tools)}\n[limits]\nprincipal_per_second = 1000000\ntenant_per_second = 1000000\n')
 for name, lines in (("assess", assess), ("content", content)):
@@ -131,7 +140,13 @@ summary="SELECT count(DISTINCT tenant_id), count(*), sum(CASE WHEN status = 'fin
 if [ -n "$pg_db" ]; then
   row=$(psql -At -F ' ' -h 127.0.0.1 -U postgres -d "$pg_db" -c "$summary")
 else
-  row=$(python3 -c 'import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())' "$data/plexus.db" "$summary")
+  # The main file and the learning files beside it (`[learning] shards`).
+  row=$(python3 - "$summary" "$data"/plexus.db "$data"/plexus-learning-*.db <<'PY'
+import os, sqlite3, sys
+rows = [sqlite3.connect(f).execute(sys.argv[1]).fetchone() for f in sys.argv[2:] if os.path.exists(f)]
+print(*(sum(r[i] or 0 for r in rows) for i in range(3)))
+PY
+)
 fi
 read -r in_tenants started finished <<< "$row"
 echo "assessments started $started in $in_tenants tenants, finished $finished"

@@ -221,7 +221,10 @@ impl StatementQuota for Tiers {
 
 /// The learning service (see the [module docs](self)).
 pub struct Service {
+    /// The main store (the tenant directory).
     store: Store,
+    /// Where each tenant's rows are.
+    shards: crate::store::Shards,
     xapi: XapiStore,
     settings: Arc<LearningSettings>,
     tiers: Arc<Tiers>,
@@ -539,9 +542,11 @@ impl Service {
             cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
         });
         let quota: Arc<dyn StatementQuota> = tiers.clone();
-        let xapi = XapiStore::new(store.clone()).with_quota(quota);
+        let shards = crate::store::Shards::open(store.clone(), settings.shards).await?;
+        let xapi = XapiStore::over(shards.clone()).with_quota(quota);
         Ok(Self {
             store,
+            shards,
             xapi,
             settings,
             tiers,
@@ -598,9 +603,14 @@ impl Service {
         }
     }
 
-    /// The store.
+    /// The main store (the tenant directory).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Where each tenant's learning rows are.
+    pub fn shards(&self) -> &crate::store::Shards {
+        &self.shards
     }
 
     /// The xAPI statement store (with the tier limits).
@@ -634,7 +644,8 @@ impl Service {
         if let Some(c) = self.configs.get(tenant) {
             return Ok(c);
         }
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let row: Option<(String, i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT config, version, updated_at, updated_by FROM learning_config WHERE tenant_id = $1",
@@ -669,7 +680,8 @@ impl Service {
         patch: &TenantConfigPatch,
         by: &str,
     ) -> Result<(Arc<ConfigState>, Vec<String>), LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let postgres = self.postgres();
         let defaults = self.settings.defaults.clone();
         let now = fmt_time(OffsetDateTime::now_utc());
@@ -728,7 +740,8 @@ impl Service {
         if let Some(c) = self.catalogs.get(tenant) {
             return Ok(c);
         }
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let row: Option<(i64, String, Option<String>, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as("SELECT version, course, bank, item_content FROM learning_catalog WHERE tenant_id = $1")
                 .bind(tenant.as_str())
@@ -778,7 +791,8 @@ impl Service {
         let course_json = serde_json::to_string(course).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let bank_json = bank.map(ItemBank::to_json);
         let content_json = serde_json::to_string(content).map_err(|e| LearningError::Corrupt(e.to_string()))?;
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         let version: i64 = plexus_store::tenant_tx!(&scope, write, conn => {
@@ -831,7 +845,8 @@ impl Service {
             return Ok(());
         }
         let (tier, limits) = self.limits(tenant).await?;
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         plexus_store::tenant_tx!(&scope, write, conn => {
@@ -886,7 +901,8 @@ impl Service {
     /// A learner's ability, mastery and completed content; `None` if the
     /// tenant has no such learner.
     pub async fn learner(&self, tenant: &TenantId, user: &str) -> Result<Option<LearnerRecord>, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let t = tenant.as_str();
         let out = plexus_store::tenant_tx!(&scope, read, conn => {
             let row: Option<(Option<f64>, Option<f64>, String)> = sqlx::query_as(
@@ -936,7 +952,8 @@ impl Service {
 
     /// The tenant's learners, by id.
     pub async fn learner_ids(&self, tenant: &TenantId) -> Result<Vec<String>, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         Ok(plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT user_id FROM learning_learners WHERE tenant_id = $1 ORDER BY user_id")
                 .bind(tenant.as_str())
@@ -989,7 +1006,8 @@ impl Service {
         }
         let params = self.skill_params(tenant).await?;
         let threshold = self.config(tenant).await?.config.mastery_threshold;
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let postgres = self.postgres();
         let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
             if postgres && !voided.is_empty() {
@@ -1034,7 +1052,8 @@ impl Service {
     /// Store a new session.
     pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
             sqlx::query(
                 "INSERT INTO learning_sessions (tenant_id, session_id, user_id, kind, topic, target, seed, catalog, \
@@ -1063,7 +1082,8 @@ impl Service {
     /// A session of the tenant.
     pub async fn session(&self, tenant: &TenantId, id: &str) -> Result<Option<SessionRow>, LearningError> {
         type Row = (String, String, String, Option<f64>, i64, i64, String, Option<String>, String, i64, String);
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let row: Option<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT user_id, kind, topic, target, seed, catalog, record, presented, status, version, started_at \
@@ -1114,7 +1134,8 @@ impl Service {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let params = self.skill_params(tenant).await?;
         let threshold = self.config(tenant).await?.config.mastery_threshold;
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         let t = tenant.as_str();
@@ -1176,7 +1197,8 @@ impl Service {
         if let Some(p) = self.params.get(tenant) {
             return Ok(p);
         }
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let rows: Vec<(String, f64, f64, f64, f64, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT skill_id, prior, learn, guess, slip, forget FROM learning_bkt_params WHERE tenant_id = $1",
@@ -1199,7 +1221,8 @@ impl Service {
 
     /// The stored fits, by skill.
     pub async fn skill_fits(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let rows: Vec<(String, f64, f64, f64, f64, bool, i64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT skill_id, prior, learn, guess, slip, fitted, observations FROM learning_bkt_params \
@@ -1227,7 +1250,7 @@ impl Service {
     /// (the defaults where a skill has fewer than 50). New parameters apply
     /// to answers from now on; stored mastery is not replayed.
     pub async fn refit(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
-        refit(&self.store, &self.params, tenant).await
+        refit(&self.shards.of(tenant).await?, &self.params, tenant).await
     }
 
     fn maybe_refit(&self, tenant: &TenantId, counters: Option<(i64, i64)>) {
@@ -1239,10 +1262,14 @@ impl Service {
         if !self.refitting.lock().insert(tenant.clone()) {
             return;
         }
-        let (store, params, running, tenant) =
-            (self.store.clone(), self.params.clone(), Arc::clone(&self.refitting), tenant.clone());
+        let (shards, params, running, tenant) =
+            (self.shards.clone(), self.params.clone(), Arc::clone(&self.refitting), tenant.clone());
         tokio::spawn(async move {
-            if let Err(e) = refit(&store, &params, &tenant).await {
+            let refitted = match shards.of(&tenant).await {
+                Ok(store) => refit(&store, &params, &tenant).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = refitted {
                 tracing::warn!(tenant = %tenant, error = %e, "learning: refitting BKT parameters failed");
             }
             running.lock().remove(&tenant);
@@ -1279,7 +1306,8 @@ impl Service {
             sql.push_str(&format!(" AND at <= ${}", binds.len()));
         }
         sql.push_str(" ORDER BY at, seq");
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let rows: Vec<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for b in &binds {
@@ -1312,7 +1340,8 @@ impl Service {
         tenant: &TenantId,
         user: Option<&str>,
     ) -> Result<Vec<(String, String, f64)>, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let rows: Vec<(String, String, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             match user {
                 Some(u) => {
@@ -1341,7 +1370,8 @@ impl Service {
 
     /// The tenant's use of its limits.
     pub async fn usage(&self, tenant: &TenantId) -> Result<Usage, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let t = tenant.as_str();
         let (learners, kept): (i64, Option<Option<i64>>) = plexus_store::tenant_tx!(&scope, read, conn => {
             let learners: i64 = sqlx::query_scalar("SELECT count(*) FROM learning_learners WHERE tenant_id = $1")
@@ -1373,7 +1403,8 @@ impl Service {
     /// that has the demo already is left alone; a tenant with a course of
     /// its own is refused.
     pub async fn seed_demo(&self, tenant: &TenantId, seed: u64, learners: usize) -> Result<DemoSummary, LearningError> {
-        let scope = self.store.tenant(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let source: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT source FROM learning_catalog WHERE tenant_id = $1")
                 .bind(tenant.as_str())
@@ -1448,7 +1479,7 @@ impl Service {
         tenant: &TenantId,
         sequences: BTreeMap<String, Vec<Vec<bool>>>,
     ) -> Result<Vec<SkillFit>, LearningError> {
-        store_fits(&self.store, &self.params, tenant, sequences, None).await
+        store_fits(&self.shards.of(tenant).await?, &self.params, tenant, sequences, None).await
     }
 }
 

@@ -41,6 +41,10 @@ use crate::graph::ContentFormat;
 /// The tier a tenant without a known tier gets.
 pub const DEFAULT_TIER: &str = "standard";
 
+/// How many SQLite files learning's rows spread over by default (see
+/// [`crate::store::Shards`]).
+pub const DEFAULT_SHARDS: usize = 1;
+
 /// The `[learning]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +66,10 @@ pub struct LearningSettings {
     /// Refit a tenant's BKT parameters after this many new answers (0: only
     /// on demand with `fit_mastery_model`).
     pub refit_every: u64,
+    /// On SQLite, how many files new tenants' learning rows spread over,
+    /// each with its own writer (1: all in the main file). See
+    /// [`crate::store::Shards`].
+    pub shards: usize,
 }
 
 impl Default for LearningSettings {
@@ -73,6 +81,7 @@ impl Default for LearningSettings {
             home_page: "https://learning.plexus.invalid/tenants".to_owned(),
             cache_seconds: 30,
             refit_every: 200,
+            shards: DEFAULT_SHARDS,
         }
     }
 }
@@ -532,6 +541,13 @@ impl LearningSettings {
         let scheme_ok = home.starts_with("https://") || home.starts_with("http://");
         if !scheme_ok || home.len() <= "https://".len() || home.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("learning.home_page: must be an http(s) URL without spaces, got {:?}", self.home_page));
+        }
+        if !(1..=crate::store::MAX_SHARDS).contains(&self.shards) {
+            return Err(format!(
+                "learning.shards: must be from 1 to {}, got {}",
+                crate::store::MAX_SHARDS,
+                self.shards
+            ));
         }
         if self.cache_seconds > 3600 {
             return Err(format!("learning.cache_seconds: must be at most 3600, got {}", self.cache_seconds));

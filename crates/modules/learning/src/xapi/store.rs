@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use plexus_core::context::TenantId;
-use plexus_store::{Backend, Store, StoreError, TenantScope};
+use plexus_store::{Backend, Store, StoreError};
 use serde_json::Value;
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -181,14 +181,20 @@ pub trait StatementQuota: std::fmt::Debug + Send + Sync + 'static {
 /// the store's tenant directory.
 #[derive(Debug, Clone)]
 pub struct XapiStore {
-    store: Store,
+    shards: crate::store::Shards,
     quota: Option<std::sync::Arc<dyn StatementQuota>>,
 }
 
 impl XapiStore {
     /// The statement store over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store, quota: None }
+        Self::over(crate::store::Shards::single(store))
+    }
+
+    /// The statement store over `shards` (each tenant's statements in its
+    /// place).
+    pub fn over(shards: crate::store::Shards) -> Self {
+        Self { shards, quota: None }
     }
 
     /// The same store, refusing writes beyond each tenant's limit.
@@ -198,13 +204,9 @@ impl XapiStore {
         self
     }
 
-    /// The underlying store.
+    /// The underlying (main) store.
     pub fn inner(&self) -> &Store {
-        &self.store
-    }
-
-    fn scope(&self, tenant: &TenantId) -> TenantScope<'_> {
-        self.store.tenant(tenant)
+        self.shards.main()
     }
 
     /// POST Statements: one statement or an array, all or nothing. Returns
@@ -328,14 +330,15 @@ impl XapiStore {
             rows,
             array,
             limit,
-            postgres: self.store.backend() == Backend::Postgres,
+            postgres: self.shards.main().backend() == Backend::Postgres,
             lock_key: write_lock_key(tenant),
         })
     }
 
     /// Insert `batch` in one transaction of its own.
     async fn write(&self, tenant: &TenantId, batch: &PreparedBatch) -> Result<(), XapiError> {
-        let scope = self.scope(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
             conn.write_statements(batch).await?;
         });
@@ -349,7 +352,8 @@ impl XapiStore {
     pub async fn get(&self, tenant: &TenantId, q: &StatementQuery) -> Result<GetResult, XapiError> {
         match q {
             StatementQuery::Single { id, voided, format, .. } => {
-                let scope = self.scope(tenant);
+                let store = self.shards.of(tenant).await?;
+                let scope = store.tenant(tenant);
                 let body: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
                     sqlx::query_scalar(
                         "SELECT body FROM learning_xapi_statements \
@@ -450,7 +454,8 @@ impl XapiStore {
         let limit = sql.bind(Bind::Int(i64::from(page) + 1));
         sql.push(&format!(" ORDER BY s.stored {order}, s.seq {order} LIMIT {limit}"));
 
-        let scope = self.scope(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let mut rows: Vec<(i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             let query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql.text.clone()));
             bound!(query, &sql.binds).fetch_all(&mut *conn).await?
@@ -469,7 +474,8 @@ impl XapiStore {
     /// How many statements the tenant has stored (voided ones included),
     /// for quotas.
     pub async fn count(&self, tenant: &TenantId) -> Result<u64, XapiError> {
-        let scope = self.scope(tenant);
+        let store = self.shards.of(tenant).await?;
+        let scope = store.tenant(tenant);
         let n: i64 = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
                 .bind(scope.id().as_str())

@@ -198,6 +198,11 @@ where
     }
 }
 
+/// The store that holds `tenant`'s learning rows (see `Shards`).
+async fn place(m: &Learning, tenant: &str) -> Store {
+    m.service().shards().of(&TenantId::new(tenant)).await.unwrap()
+}
+
 /// Run `sql` in a transaction of `tenant` (behind the module's back).
 async fn exec(store: &Store, tenant: &str, sql: &str) -> Result<u64, plexus_store::StoreError> {
     let scope = store.tenant(&TenantId::new(tenant));
@@ -391,7 +396,7 @@ async fn configuration_flow(store: Store) {
     // Cached: a change behind the module's back (another node) is not seen
     // here until the cache expires...
     exec(
-        &store,
+        &place(&m, "acme").await,
         "acme",
         r#"UPDATE learning_config SET config = '{"targetSe": 0.5}', version = 7 WHERE tenant_id = 'acme'"#,
     )
@@ -1725,7 +1730,7 @@ async fn cold_cache_flow(store: Store) {
     let content = ok(&m, &cx, "get_personalized_content", json!({"userId": "learner-001", "subject": "algebra"})).await;
     assert!(content.is_object(), "{content}");
     // The learner had history from the seed: the answer is recorded beside it.
-    let mine = count(&store, "acme", "learning_events").await.unwrap();
+    let mine = count(&place(&m, "acme").await, "acme", "learning_events").await.unwrap();
     assert!(mine > 1, "{mine}");
 }
 
@@ -1733,6 +1738,122 @@ async fn cold_cache_flow(store: Store) {
 async fn a_fresh_server_finds_the_learners_already_stored() {
     on_sqlite(cold_cache_flow).await;
     on_postgres("cold caches", cold_cache_flow).await;
+}
+
+// ------------------------------------------------------------ shards
+
+const TENANTS: [&str; 4] = ["acme", "globex", "tiny-co", "free-co"];
+const TABLES: [&str; 5] =
+    ["learning_catalog", "learning_learners", "learning_events", "learning_usage", "learning_xapi_statements"];
+
+/// A course and one tracked answer for `t`.
+async fn some_learning(m: &Learning, t: &str) {
+    import_course(m, t, 20).await;
+    ok(
+        m,
+        &learner(t, "bob"),
+        "track_learning_progress",
+        json!({"userId": "bob", "activityData": {"type": "answer", "skillId": "alg-1", "success": true}}),
+    )
+    .await;
+}
+
+/// `tenant`'s rows in `table` of `store`.
+async fn rows_of(store: &Store, tenant: &str, table: &str) -> i64 {
+    let scope = store.tenant(&TenantId::new(tenant));
+    let n: Result<i64, plexus_store::StoreError> = async {
+        Ok(plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1")))
+                .bind(tenant)
+                .fetch_one(&mut *conn)
+                .await?
+        }))
+    }
+    .await;
+    n.unwrap()
+}
+
+/// Every tenant's rows are in its place.
+async fn rows_are_in_place(m: &Learning) -> Vec<usize> {
+    let shards = m.service().shards();
+    let mut places = Vec::new();
+    for t in TENANTS {
+        let k = shards.place(&TenantId::new(t)).await.unwrap();
+        for table in TABLES {
+            let here = rows_of(&shards.of(&TenantId::new(t)).await.unwrap(), t, table).await;
+            assert!(here >= 1, "{t}: no {table} rows in its place {k}");
+        }
+        places.push(k);
+    }
+    places
+}
+
+/// With `shards = N` new tenants' rows spread over N SQLite files, each
+/// tenant's all in one; a tenant with rows from before keeps them where
+/// they are, and a later, smaller N moves nobody.
+async fn shards_flow(store: Store) {
+    let file = store.sqlite_file().unwrap().to_path_buf();
+    let beside = |k: usize| file.with_file_name(format!("plexus-learning-{k}.db"));
+    // One file first: acme's rows in the main one.
+    let one = Learning::open(store.clone(), LearningSettings { shards: 1, ..settings() }).await.unwrap();
+    assert_eq!(one.service().shards().files(), 1);
+    some_learning(&one, "acme").await;
+    let v = ok(&one, &admin("acme"), "configure_learning", json!({"maxItems": 17})).await;
+    assert_eq!(v["settings"]["maxItems"], 17);
+    assert!(!beside(1).exists());
+    drop(one);
+
+    // Four: acme stays, the others spread by their ids' hashes.
+    let m = Learning::open(store.clone(), LearningSettings { shards: 4, ..settings() }).await.unwrap();
+    assert_eq!(m.service().shards().files(), 4);
+    assert!((1..4).all(|k| beside(k).exists()) && !beside(4).exists());
+    for t in &TENANTS[1..] {
+        some_learning(&m, t).await;
+    }
+    let places = rows_are_in_place(&m).await;
+    assert_eq!(places[0], 0, "acme moved");
+    assert!(places[1..].iter().any(|k| *k > 0), "every tenant in the main file: {places:?}");
+    assert!(places.iter().all(|k| *k < 4), "{places:?}");
+    // The other files know nothing of a tenant that is not theirs.
+    for (t, k) in TENANTS.iter().zip(&places) {
+        for other in (0..4).filter(|o| o != k) {
+            let s = if other == 0 { store.clone() } else { store.beside(&format!("learning-{other}")).await.unwrap() };
+            for table in TABLES {
+                assert_eq!(rows_of(&s, t, table).await, 0, "{t}'s {table} rows in file {other}");
+            }
+        }
+    }
+    // acme's configuration from before is still its own, globex has the defaults.
+    assert_eq!(ok(&m, &admin("acme"), "get_learning_settings", json!({})).await["settings"]["maxItems"], 17);
+    assert_eq!(ok(&m, &admin("globex"), "get_learning_settings", json!({})).await["settings"]["maxItems"], 20);
+    // A tenant the directory does not know has no place.
+    let e = m.service().shards().place(&TenantId::new("nobody")).await.unwrap_err();
+    assert!(matches!(e, plexus_store::StoreError::UnknownTenant(_)), "{e:?}");
+    drop(m);
+
+    // Two: every file is still opened, everybody is where they were, and
+    // their learners' answers continue.
+    let two = Learning::open(store.clone(), LearningSettings { shards: 2, ..settings() }).await.unwrap();
+    assert_eq!(two.service().shards().files(), 4);
+    assert_eq!(rows_are_in_place(&two).await, places);
+    for t in TENANTS {
+        let progress = two.read(&teacher(t), "learning://learners/bob/progress").await.unwrap();
+        let plexus_core::content::ResourceContent::Text { text, .. } = &progress.contents[0] else {
+            panic!("not text")
+        };
+        let p: Value = serde_json::from_str(text).unwrap();
+        let alg = p["mastery"].as_array().unwrap().iter().find(|x| x["skill"] == "alg-1").cloned();
+        assert_eq!(alg.as_ref().map(|x| x["attempts"].clone()), Some(json!(1)), "{t}: {p}");
+    }
+
+    // Out of range: a precise error.
+    let e = LearningSettings { shards: 0, ..settings() }.validate().unwrap_err();
+    assert_eq!(e, "learning.shards: must be from 1 to 64, got 0");
+}
+
+#[tokio::test]
+async fn shards_keep_each_tenant_in_one_file_across_restarts() {
+    on_sqlite(shards_flow).await;
 }
 
 // ------------------------------------------------------------ PostgreSQL
