@@ -321,16 +321,12 @@ impl Store {
         if !ok {
             return Err(StoreError::InvalidUrl(format!("`{name}` is not a store name (ASCII letters, digits, -)")));
         }
-        match (&self.db, &self.file) {
-            (Db::Postgres(_), _) => Ok(self.clone()),
-            (Db::Sqlite(_, gate), file) => {
-                let other = match file {
+        match &self.db {
+            Db::Postgres(_) => Ok(self.clone()),
+            Db::Sqlite(_, gate) => {
+                let other = match self.beside_file(name) {
                     None => Store::open_with("sqlite::memory:", self.commit).await?,
-                    Some(file) => {
-                        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plexus");
-                        let path = file.with_file_name(format!("{stem}-{name}.db"));
-                        Store::open_with(&path.to_string_lossy(), self.commit).await?
-                    }
+                    Some(path) => Store::open_with(&path.to_string_lossy(), self.commit).await?,
                 };
                 if let Db::Sqlite(_, other_gate) = &other.db {
                     gate.adopt(other_gate);
@@ -338,6 +334,15 @@ impl Store {
                 Ok(other)
             }
         }
+    }
+
+    /// The file [`Store::beside`] opens for `name`: `<stem>-<name>.db` in
+    /// this store's directory, whether or not it exists yet; `None` for a
+    /// PostgreSQL or in-memory store, which keep no file beside.
+    pub fn beside_file(&self, name: &str) -> Option<std::path::PathBuf> {
+        let file = self.file.as_ref().filter(|_| matches!(self.db, Db::Sqlite(..)))?;
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plexus");
+        Some(file.with_file_name(format!("{stem}-{name}.db")))
     }
 
     /// The SQLite file, if the store is one.
@@ -454,6 +459,8 @@ mod tests {
         for bad in ["", "../x", "a/b", "log.db"] {
             assert!(store.beside(bad).await.is_err(), "{bad:?}");
         }
+        assert_eq!(store.beside_file("audit-log"), Some(dir.join("main-audit-log.db")));
+        assert!(!dir.join("main-audit-log.db").exists(), "named before it is opened");
         let log = store.beside("audit-log").await.unwrap();
         assert_eq!(log.sqlite_file(), Some(dir.join("main-audit-log.db").as_path()));
         // Counters given to the main store later count the other's writers too.
@@ -484,6 +491,7 @@ mod tests {
         let other = memory.beside("log").await.unwrap();
         memory.create_tenant(&tenant).await.unwrap();
         assert_eq!(other.sqlite_file(), None);
+        assert_eq!(memory.beside_file("log"), None, "no file beside an in-memory store");
         assert!(other.get_tenant(&tenant.id).await.unwrap().is_none(), "another in-memory database");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);

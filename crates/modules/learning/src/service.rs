@@ -248,10 +248,8 @@ impl std::fmt::Debug for Service {
 
 /// The PostgreSQL advisory lock key of `(namespace, tenant, extra)`.
 fn lock_key(namespace: &str, tenant: &str, extra: &str) -> i64 {
-    let digest = sha2::Sha256::digest(format!("plexus-learning-{namespace}\0{tenant}\0{extra}").as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
+    let key = crate::store::digest_u64(format!("plexus-learning-{namespace}\0{tenant}\0{extra}").as_bytes());
+    i64::from_be_bytes(key.to_be_bytes())
 }
 
 fn u64_of(n: i64) -> u64 {

@@ -88,17 +88,15 @@ impl Shards {
                 reason: format!("must be from 1 to {MAX_SHARDS}, not {count}"),
             });
         }
-        let file = main.sqlite_file().map(std::path::Path::to_path_buf);
-        let Some(file) = file.filter(|_| main.backend() == Backend::Sqlite) else {
+        if main.backend() != Backend::Sqlite || main.sqlite_file().is_none() {
             return Ok(Self::single(main));
-        };
+        }
         main.migrate(&SHARD_MIGRATIONS).await?;
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plexus").to_owned();
         let mut files = vec![main.clone()];
         loop {
             let k = files.len();
             let name = format!("learning-{k}");
-            if k >= count && !file.with_file_name(format!("{stem}-{name}.db")).exists() {
+            if k >= count && !main.beside_file(&name).is_some_and(|f| f.exists()) {
                 break;
             }
             let shard = main.beside(&name).await?;
@@ -152,15 +150,14 @@ impl Shards {
             });
             Ok::<_, StoreError>(k)
         };
-        let known = read().await?;
-        let t = main.get_tenant(tenant).await?.ok_or_else(|| StoreError::UnknownTenant(tenant.to_string()))?;
-        let k = match known {
+        let tenant_row =
+            || async { main.get_tenant(tenant).await?.ok_or_else(|| StoreError::UnknownTenant(tenant.to_string())) };
+        let k = match read().await? {
+            // Placed before: the directory's foreign key says the tenant exists.
             Some(k) => k,
             None => {
-                let digest = sha2::Sha256::digest(tenant.as_str().as_bytes());
-                let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(&digest[..8]);
-                let k = i64::try_from(u64::from_be_bytes(bytes) % inner.spread as u64).unwrap_or(0);
+                tenant_row().await?;
+                let k = i64::try_from(digest_u64(tenant.as_str().as_bytes()) % inner.spread as u64).unwrap_or(0);
                 plexus_store::tenant_tx!(&scope, write_one, conn => {
                     sqlx::query("INSERT INTO learning_shards (tenant_id, shard) VALUES ($1, $2) ON CONFLICT (tenant_id) DO NOTHING")
                         .bind(scope.id().as_str())
@@ -178,6 +175,7 @@ impl Shards {
             // The anchor of the file's foreign keys, written through its
             // write gate like every other write there (a write beside the
             // gate would meet a batch's lock and SQLite's busy handler).
+            let t = tenant_row().await?;
             let file = inner.files[k].tenant(tenant);
             plexus_store::tenant_tx!(&file, write_one, conn => {
                 sqlx::query(
@@ -196,4 +194,13 @@ impl Shards {
         inner.placed.write().insert(tenant.clone(), k);
         Ok(k)
     }
+}
+
+/// The first 8 bytes of the SHA-256 of `input`, big-endian: a tenant's file
+/// ([`Shards::place`]) and PostgreSQL advisory-lock keys.
+pub(crate) fn digest_u64(input: &[u8]) -> u64 {
+    let digest = sha2::Sha256::digest(input);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
 }
