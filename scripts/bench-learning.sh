@@ -26,9 +26,28 @@
 #   power) instead of an `fsync` for both (the default, DURABILITY=fsync).
 #   SHARDS=N sets `[learning] shards = N` (SQLite: the tenants' learning rows
 #   spread over N files, each with its own writer; the server's default is 1).
+#   RATE=N runs the answers and the content reads as an open loop instead:
+#   N calls a second on a fixed schedule (for the assessments, starts and
+#   answers together), each client a connection that takes the next due call
+#   when it is free, the latency counted from the call's due time (so a call
+#   that waited for a free client is charged for the wait). The closed loop
+#   (the default) measures the most a client count can get through; the open
+#   loop the latency at a given load. CONTENT_RATE=N gives the content reads a
+#   rate of their own (default: RATE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
+rate="${RATE:-}"
+if [ -n "$rate" ] && ! [[ "$rate" =~ ^[1-9][0-9]*$ ]]; then
+  echo "RATE must be a whole number of calls a second, not $rate" >&2; exit 2
+fi
+content_rate="${CONTENT_RATE:-$rate}"
+if [ -n "$content_rate" ] && ! [[ "$content_rate" =~ ^[1-9][0-9]*$ ]]; then
+  echo "CONTENT_RATE must be a whole number of calls a second, not $content_rate" >&2; exit 2
+fi
+open_loop=(); content_loop=()
+[ -n "$rate" ] && open_loop=(--rate "$rate")
+[ -n "$content_rate" ] && content_loop=(--rate "$content_rate")
 durability="${DURABILITY:-fsync}"
 case "$durability" in
   fsync | os) ;;
@@ -114,6 +133,8 @@ import json, sys
 j = json.load(sys.stdin); l = j["latency_ms"]
 line = "%-26s clients %3d: %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  calls %d" % (
     sys.argv[1], j["concurrency"], j["ok_rps"], l["p50"], l["p99"], j["errors"]["total"], j["requests"])
+if j.get("rate"):
+    line += "  (open loop at %g/s: late %d, dropped %d)" % (j["rate"], j["late"], j["dropped"])
 if j["errors"]["total"]:
     line += "  " + json.dumps(j["errors"]["by_kind"])
 a = j.get("also")
@@ -129,10 +150,10 @@ for c in ${CLIENTS:-8 64}; do
   "$bench" --url $url --tool echo --args '{"text":"hello"}' -H "X-API-Key: $(cat "$work/echo-key")" \
     -c "$c" -d "$duration" --warmup 2s --json | report "echo (floor)"
   gate_before=$(curl -s http://127.0.0.1:18402/metrics)
-  "$bench" --url $url --scenario assessment --calls-file "$work/assess.jsonl" \
+  "$bench" --url $url --scenario assessment --calls-file "$work/assess.jsonl" "${open_loop[@]}" \
     -c "$c" -d "$duration" --warmup 2s --json | report submit_assessment_response
   python3 scripts/sqlite-gate.py "$gate_before" "$(curl -s http://127.0.0.1:18402/metrics)"
-  "$bench" --url $url --tool get_personalized_content --calls-file "$work/content.jsonl" \
+  "$bench" --url $url --tool get_personalized_content --calls-file "$work/content.jsonl" "${content_loop[@]}" \
     -c "$c" -d "$duration" --warmup 2s --json | report get_personalized_content
 done
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""

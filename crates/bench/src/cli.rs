@@ -76,7 +76,9 @@ pub(crate) struct Args {
     pub(crate) calls_file: Option<std::path::PathBuf>,
 
     /// Drive a scenario instead of calling one tool (see `Scenario`); needs --calls-file, whose
-    /// lines are the scenario's first calls. Closed loop only.
+    /// lines are the scenario's first calls. With --rate every call of the scenario (starts and
+    /// answers) takes the schedule's next slot: an open loop of learners who think between
+    /// answers.
     #[arg(long, value_enum)]
     pub(crate) scenario: Option<Scenario>,
 
@@ -139,9 +141,6 @@ impl Args {
         }
         if self.scenario.is_some() && self.calls_file.is_none() {
             return Err("--scenario needs --calls-file (its lines are the scenario's first calls)".into());
-        }
-        if self.scenario.is_some() && self.rate.is_some() {
-            return Err("--scenario runs a closed loop: drop --rate".into());
         }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
@@ -263,8 +262,9 @@ mod tests {
         assert!(legacy.is_err_and(|e| e.contains("stateless era")));
         let alone = parse(&["--scenario", "assessment"]).validate();
         assert!(alone.is_err_and(|e| e.contains("needs --calls-file")));
-        let open = parse(&["--calls-file", "c", "--scenario", "assessment", "--rate", "10"]).validate();
-        assert!(open.is_err_and(|e| e.contains("closed loop")));
+        assert!(parse(&["--calls-file", "c", "--scenario", "assessment", "--rate", "10"]).validate().is_ok());
+        let stopped = parse(&["--calls-file", "c", "--scenario", "assessment", "--rate", "0"]).validate();
+        assert!(stopped.is_err_and(|e| e.contains("--rate must be a positive number")));
         let both = ["plexus-bench", "--url", "u", "--calls-file", "a", "--args-file", "b"];
         assert!(Args::try_parse_from(both).is_err());
     }

@@ -47,11 +47,11 @@ pub(crate) struct Plan {
     /// No request starts (or is scheduled) at or after this.
     pub(crate) end: Instant,
     pub(crate) budget: Budget,
-    schedule: Option<Schedule>,
+    pub(crate) schedule: Option<Schedule>,
 }
 
 /// Open loop: slot `i` is due at `t0 + i * interval`; an idle worker claims the next slot.
-struct Schedule {
+pub(crate) struct Schedule {
     interval_ns: f64,
     next: AtomicU64,
 }
@@ -212,6 +212,9 @@ pub(crate) async fn run(args: &Args) -> Result<Report> {
         let (worker, stats, side) = joined.context("worker task failed")?;
         total.merge(&stats);
         if let Some(side) = side {
+            // The starts' slots are the same schedule's: their late and dropped slots count.
+            total.late += side.late;
+            total.dropped += side.dropped;
             starts.get_or_insert_with(Stats::new).merge(&side);
         }
         total.reconnects += worker.client.reconnects();
@@ -408,15 +411,37 @@ async fn closed_loop(mut worker: Worker, plan: &Plan) -> (Worker, Stats) {
 /// Fixed schedule: latency from the slot's due time (coordinated-omission correction).
 async fn open_loop(mut worker: Worker, plan: &Plan) -> (Worker, Stats) {
     let mut stats = Stats::new();
-    let Some(schedule) = &plan.schedule else {
-        return (worker, stats);
-    };
     let mut id = 0;
+    while let Some(Slot { start, measured }) = next_slot(plan, &mut stats).await {
+        id += 1;
+        let (outcome, done) = call(&mut worker, plan, id).await;
+        if measured {
+            stats.record(outcome, start, done);
+        }
+    }
+    (worker, stats)
+}
+
+/// Open loop: when a call is to be sent and what its latency counts from.
+pub(crate) struct Slot {
+    /// The slot's due time, or the moment a worker that waited for it woke (within
+    /// [`TIMER_SLACK`]).
+    pub(crate) start: Instant,
+    /// Due after warmup: its outcome is recorded.
+    pub(crate) measured: bool,
+}
+
+/// Open loop: claims the schedule's next slot and waits for it if it is not due yet. Slots
+/// that no worker could take before the end of the run count as dropped in `stats`, slots
+/// claimed after they were due as late. `None` when the schedule or `--max-requests` is
+/// exhausted (or there is no schedule).
+pub(crate) async fn next_slot(plan: &Plan, stats: &mut Stats) -> Option<Slot> {
+    let schedule = plan.schedule.as_ref()?;
     loop {
         let slot = schedule.next.fetch_add(1, Ordering::Relaxed);
         let due = plan.t0 + Duration::from_nanos((slot as f64 * schedule.interval_ns) as u64);
         if due >= plan.end {
-            break;
+            return None;
         }
         let measured = due >= plan.measure_start;
         let claimed = Instant::now();
@@ -428,10 +453,9 @@ async fn open_loop(mut worker: Worker, plan: &Plan) -> (Worker, Stats) {
             continue;
         }
         if !plan.budget.take() {
-            break;
+            return None;
         }
-        let on_time = claimed <= due;
-        let start = if on_time {
+        let start = if claimed <= due {
             sleep_until(due).await;
             Instant::now().min(due + TIMER_SLACK)
         } else {
@@ -440,11 +464,74 @@ async fn open_loop(mut worker: Worker, plan: &Plan) -> (Worker, Stats) {
             }
             due
         };
-        id += 1;
-        let (outcome, done) = call(&mut worker, plan, id).await;
-        if measured {
-            stats.record(outcome, start, done);
+        return Some(Slot { start, measured });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(rate: f64, t0: Instant, warmup: Duration, duration: Duration, budget: Option<u64>) -> Plan {
+        Plan {
+            templates: Vec::new(),
+            assessment: None,
+            next_template: AtomicU64::new(0),
+            expect_text: None,
+            era: Era::Modern,
+            timeout: Duration::from_secs(1),
+            t0,
+            measure_start: t0 + warmup,
+            end: t0 + warmup + duration,
+            budget: Budget(budget.map(AtomicU64::new)),
+            schedule: Some(Schedule { interval_ns: 1e9 / rate, next: AtomicU64::new(0) }),
         }
     }
-    (worker, stats)
+
+    // On tokio's paused clock: a sleep ends exactly when due, and nothing else moves time.
+    #[tokio::test(start_paused = true)]
+    async fn slots_follow_the_schedule_and_overdue_ones_count_from_their_due_time() {
+        // 1,000 slots a second; the run began 5 ms ago, so slots 0-4 are overdue when claimed.
+        let t0 = Instant::now() - Duration::from_millis(5);
+        let plan = plan(1000.0, t0, Duration::from_millis(2), Duration::from_millis(18), None);
+        let mut stats = Stats::new();
+        let mut slots = Vec::new();
+        while let Some(slot) = next_slot(&plan, &mut stats).await {
+            slots.push(slot);
+        }
+        assert_eq!(slots.len(), 20, "one per millisecond of warmup and run");
+        // Overdue slots start at their due time; of them, 2-4 are after warmup and late.
+        for (n, slot) in slots.iter().enumerate().take(5) {
+            assert_eq!(slot.start, t0 + Duration::from_millis(n as u64));
+        }
+        assert_eq!(stats.late, 3);
+        assert_eq!(slots.iter().filter(|s| s.measured).count(), 18);
+        // A slot waited for starts when due.
+        for (n, slot) in slots.iter().enumerate().skip(5) {
+            assert_eq!(slot.start, t0 + Duration::from_millis(n as u64), "slot {n}");
+        }
+        assert_eq!(stats.dropped, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_no_worker_took_in_time_are_dropped_and_the_budget_stops_the_schedule() {
+        // The run ended before anyone claimed its 10 slots (all measured: no warmup).
+        let t0 = Instant::now() - Duration::from_millis(50);
+        let plan = plan(1000.0, t0, Duration::ZERO, Duration::from_millis(10), None);
+        let mut stats = Stats::new();
+        assert!(next_slot(&plan, &mut stats).await.is_none());
+        assert_eq!((stats.dropped, stats.late), (10, 0));
+
+        let plan = plan_with_budget(t0);
+        let mut stats = Stats::new();
+        let mut n = 0;
+        while next_slot(&plan, &mut stats).await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3, "--max-requests 3");
+    }
+
+    fn plan_with_budget(t0: Instant) -> Plan {
+        plan(1000.0, t0, Duration::ZERO, Duration::from_secs(1), Some(3))
+    }
 }

@@ -3,6 +3,10 @@
 //! `assessment`: start an adaptive assessment (`generate_assessment`), answer every item it
 //! presents (`submit_assessment_response`, a random option) until it ends, start the next. The
 //! answers are the measured calls; the starts are recorded apart.
+//!
+//! Closed loop by default (each worker sends its next call as soon as the last is answered);
+//! with `--rate` every call, start or answer, waits for the shared schedule's next slot, like
+//! learners who think between answers, and its latency counts from the slot's due time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use crate::rpc::{CallTemplate, ErrorKind, Message, check_call_result};
-use crate::run::{CONNECT_BACKOFF, Plan, Prepared, Worker, exchange};
+use crate::run::{CONNECT_BACKOFF, Plan, Prepared, Slot, Worker, exchange, next_slot};
 use crate::stats::Stats;
 
 /// The call that starts an assessment.
@@ -97,6 +101,20 @@ fn answer(item: &Item, rng: &mut Rng) -> Value {
     }
 }
 
+/// When the worker's next call goes out: now in the closed loop, the schedule's next slot in
+/// the open one (a dropped or late slot is counted in `stats`, the call's own). `None` at the
+/// end of the run or of `--max-requests`.
+async fn when(plan: &Plan, stats: &mut Stats) -> Option<Slot> {
+    if plan.schedule.is_some() {
+        return next_slot(plan, stats).await;
+    }
+    let now = Instant::now();
+    if now >= plan.end || !plan.budget.take() {
+        return None;
+    }
+    Some(Slot { start: now, measured: now >= plan.measure_start })
+}
+
 /// One worker's loop: assessments back to back until the end of the run. Returns the answers'
 /// statistics and the starts'.
 pub(crate) async fn assessments(mut worker: Worker, plan: &Plan, seed: u64) -> (Worker, Stats, Option<Stats>) {
@@ -108,16 +126,15 @@ pub(crate) async fn assessments(mut worker: Worker, plan: &Plan, seed: u64) -> (
     let mut rng = Rng::new(seed + 1);
     let mut id = 0;
     'assessments: loop {
-        let begin = Instant::now();
-        if begin >= plan.end || !plan.budget.take() {
+        let Some(Slot { start: begin, measured }) = when(plan, &mut starts).await else {
             break;
-        }
+        };
         let line = (scenario.next.fetch_add(1, Ordering::Relaxed) % scenario.starts.len() as u64) as usize;
         let start = &scenario.starts[line];
         id += 1;
         let (reply, done) = exchange(&mut worker, start.headers.as_ref(), start.template.body(id), id, plan).await;
         let started = reply.and_then(|m| structured::<Started>(&m));
-        if begin >= plan.measure_start {
+        if measured {
             starts.record(started.as_ref().map(|_| ()).map_err(|e| *e), begin, done);
         }
         let Started { assessment_id, item } = match started {
@@ -131,17 +148,16 @@ pub(crate) async fn assessments(mut worker: Worker, plan: &Plan, seed: u64) -> (
         };
         let mut item = item;
         loop {
-            let begin = Instant::now();
-            if begin >= plan.end || !plan.budget.take() {
+            let Some(Slot { start: begin, measured }) = when(plan, &mut answers).await else {
                 break 'assessments;
-            }
+            };
             let arguments =
                 json!({ "assessmentId": assessment_id, "itemId": item.id, "response": answer(&item, &mut rng) });
             id += 1;
             let body = CallTemplate::new(plan.era, ANSWER, &arguments).body(id);
             let (reply, done) = exchange(&mut worker, Some(&scenario.answer_headers[line]), body, id, plan).await;
             let answered = reply.and_then(|m| structured::<Answered>(&m));
-            if begin >= plan.measure_start {
+            if measured {
                 answers.record(answered.as_ref().map(|_| ()).map_err(|e| *e), begin, done);
             }
             match answered {
