@@ -517,21 +517,17 @@ mod tests {
     async fn slots_no_worker_took_in_time_are_dropped_and_the_budget_stops_the_schedule() {
         // The run ended before anyone claimed its 10 slots (all measured: no warmup).
         let t0 = Instant::now() - Duration::from_millis(50);
-        let plan = plan(1000.0, t0, Duration::ZERO, Duration::from_millis(10), None);
+        let ended = plan(1000.0, t0, Duration::ZERO, Duration::from_millis(10), None);
         let mut stats = Stats::new();
-        assert!(next_slot(&plan, &mut stats).await.is_none());
+        assert!(next_slot(&ended, &mut stats).await.is_none());
         assert_eq!((stats.dropped, stats.late), (10, 0));
 
-        let plan = plan_with_budget(t0);
+        let capped = plan(1000.0, t0, Duration::ZERO, Duration::from_secs(1), Some(3));
         let mut stats = Stats::new();
         let mut n = 0;
-        while next_slot(&plan, &mut stats).await.is_some() {
+        while next_slot(&capped, &mut stats).await.is_some() {
             n += 1;
         }
         assert_eq!(n, 3, "--max-requests 3");
-    }
-
-    fn plan_with_budget(t0: Instant) -> Plan {
-        plan(1000.0, t0, Duration::ZERO, Duration::from_secs(1), Some(3))
     }
 }

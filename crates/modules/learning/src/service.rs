@@ -642,8 +642,7 @@ impl Service {
         if let Some(c) = self.configs.get(tenant) {
             return Ok(c);
         }
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let row: Option<(String, i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT config, version, updated_at, updated_by FROM learning_config WHERE tenant_id = $1",
@@ -678,8 +677,7 @@ impl Service {
         patch: &TenantConfigPatch,
         by: &str,
     ) -> Result<(Arc<ConfigState>, Vec<String>), LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let postgres = self.postgres();
         let defaults = self.settings.defaults.clone();
         let now = fmt_time(OffsetDateTime::now_utc());
@@ -738,8 +736,7 @@ impl Service {
         if let Some(c) = self.catalogs.get(tenant) {
             return Ok(c);
         }
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let row: Option<(i64, String, Option<String>, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as("SELECT version, course, bank, item_content FROM learning_catalog WHERE tenant_id = $1")
                 .bind(tenant.as_str())
@@ -789,8 +786,7 @@ impl Service {
         let course_json = serde_json::to_string(course).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let bank_json = bank.map(ItemBank::to_json);
         let content_json = serde_json::to_string(content).map_err(|e| LearningError::Corrupt(e.to_string()))?;
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         let version: i64 = plexus_store::tenant_tx!(&scope, write, conn => {
@@ -843,8 +839,7 @@ impl Service {
             return Ok(());
         }
         let (tier, limits) = self.limits(tenant).await?;
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         plexus_store::tenant_tx!(&scope, write, conn => {
@@ -899,8 +894,7 @@ impl Service {
     /// A learner's ability, mastery and completed content; `None` if the
     /// tenant has no such learner.
     pub async fn learner(&self, tenant: &TenantId, user: &str) -> Result<Option<LearnerRecord>, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let t = tenant.as_str();
         let out = plexus_store::tenant_tx!(&scope, read, conn => {
             let row: Option<(Option<f64>, Option<f64>, String)> = sqlx::query_as(
@@ -950,8 +944,7 @@ impl Service {
 
     /// The tenant's learners, by id.
     pub async fn learner_ids(&self, tenant: &TenantId) -> Result<Vec<String>, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         Ok(plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT user_id FROM learning_learners WHERE tenant_id = $1 ORDER BY user_id")
                 .bind(tenant.as_str())
@@ -1004,8 +997,7 @@ impl Service {
         }
         let params = self.skill_params(tenant).await?;
         let threshold = self.config(tenant).await?.config.mastery_threshold;
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let postgres = self.postgres();
         let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
             if postgres && !voided.is_empty() {
@@ -1050,8 +1042,7 @@ impl Service {
     /// Store a new session.
     pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
             sqlx::query(
                 "INSERT INTO learning_sessions (tenant_id, session_id, user_id, kind, topic, target, seed, catalog, \
@@ -1080,8 +1071,7 @@ impl Service {
     /// A session of the tenant.
     pub async fn session(&self, tenant: &TenantId, id: &str) -> Result<Option<SessionRow>, LearningError> {
         type Row = (String, String, String, Option<f64>, i64, i64, String, Option<String>, String, i64, String);
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let row: Option<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT user_id, kind, topic, target, seed, catalog, record, presented, status, version, started_at \
@@ -1132,8 +1122,7 @@ impl Service {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let params = self.skill_params(tenant).await?;
         let threshold = self.config(tenant).await?.config.mastery_threshold;
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         let t = tenant.as_str();
@@ -1195,8 +1184,7 @@ impl Service {
         if let Some(p) = self.params.get(tenant) {
             return Ok(p);
         }
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let rows: Vec<(String, f64, f64, f64, f64, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT skill_id, prior, learn, guess, slip, forget FROM learning_bkt_params WHERE tenant_id = $1",
@@ -1219,8 +1207,7 @@ impl Service {
 
     /// The stored fits, by skill.
     pub async fn skill_fits(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let rows: Vec<(String, f64, f64, f64, f64, bool, i64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_as(
                 "SELECT skill_id, prior, learn, guess, slip, fitted, observations FROM learning_bkt_params \
@@ -1248,7 +1235,7 @@ impl Service {
     /// (the defaults where a skill has fewer than 50). New parameters apply
     /// to answers from now on; stored mastery is not replayed.
     pub async fn refit(&self, tenant: &TenantId) -> Result<Vec<SkillFit>, LearningError> {
-        refit(&self.shards.of(tenant).await?, &self.params, tenant).await
+        refit(self.shards.of(tenant).await?, &self.params, tenant).await
     }
 
     fn maybe_refit(&self, tenant: &TenantId, counters: Option<(i64, i64)>) {
@@ -1264,7 +1251,7 @@ impl Service {
             (self.shards.clone(), self.params.clone(), Arc::clone(&self.refitting), tenant.clone());
         tokio::spawn(async move {
             let refitted = match shards.of(&tenant).await {
-                Ok(store) => refit(&store, &params, &tenant).await,
+                Ok(store) => refit(store, &params, &tenant).await,
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = refitted {
@@ -1304,8 +1291,7 @@ impl Service {
             sql.push_str(&format!(" AND at <= ${}", binds.len()));
         }
         sql.push_str(" ORDER BY at, seq");
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let rows: Vec<Row> = plexus_store::tenant_tx!(&scope, single, conn => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for b in &binds {
@@ -1338,8 +1324,7 @@ impl Service {
         tenant: &TenantId,
         user: Option<&str>,
     ) -> Result<Vec<(String, String, f64)>, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let rows: Vec<(String, String, f64)> = plexus_store::tenant_tx!(&scope, single, conn => {
             match user {
                 Some(u) => {
@@ -1368,8 +1353,7 @@ impl Service {
 
     /// The tenant's use of its limits.
     pub async fn usage(&self, tenant: &TenantId) -> Result<Usage, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let t = tenant.as_str();
         let (learners, kept): (i64, Option<Option<i64>>) = plexus_store::tenant_tx!(&scope, read, conn => {
             let learners: i64 = sqlx::query_scalar("SELECT count(*) FROM learning_learners WHERE tenant_id = $1")
@@ -1401,8 +1385,7 @@ impl Service {
     /// that has the demo already is left alone; a tenant with a course of
     /// its own is refused.
     pub async fn seed_demo(&self, tenant: &TenantId, seed: u64, learners: usize) -> Result<DemoSummary, LearningError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let source: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT source FROM learning_catalog WHERE tenant_id = $1")
                 .bind(tenant.as_str())
@@ -1477,7 +1460,7 @@ impl Service {
         tenant: &TenantId,
         sequences: BTreeMap<String, Vec<Vec<bool>>>,
     ) -> Result<Vec<SkillFit>, LearningError> {
-        store_fits(&self.shards.of(tenant).await?, &self.params, tenant, sequences, None).await
+        store_fits(self.shards.of(tenant).await?, &self.params, tenant, sequences, None).await
     }
 }
 

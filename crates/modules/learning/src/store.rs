@@ -126,8 +126,8 @@ impl Shards {
     /// The store that holds `tenant`'s learning rows, placing the tenant on
     /// first use. [`StoreError::UnknownTenant`] for a tenant the directory
     /// does not know.
-    pub async fn of(&self, tenant: &TenantId) -> Result<Store, StoreError> {
-        Ok(self.inner.files[self.place(tenant).await?].clone())
+    pub async fn of(&self, tenant: &TenantId) -> Result<&Store, StoreError> {
+        Ok(&self.inner.files[self.place(tenant).await?])
     }
 
     /// The index of `tenant`'s file (see [`Shards::of`]).

@@ -337,8 +337,7 @@ impl XapiStore {
 
     /// Insert `batch` in one transaction of its own.
     async fn write(&self, tenant: &TenantId, batch: &PreparedBatch) -> Result<(), XapiError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
             conn.write_statements(batch).await?;
         });
@@ -352,8 +351,7 @@ impl XapiStore {
     pub async fn get(&self, tenant: &TenantId, q: &StatementQuery) -> Result<GetResult, XapiError> {
         match q {
             StatementQuery::Single { id, voided, format, .. } => {
-                let store = self.shards.of(tenant).await?;
-                let scope = store.tenant(tenant);
+                let scope = self.shards.of(tenant).await?.tenant(tenant);
                 let body: Option<String> = plexus_store::tenant_tx!(&scope, single, conn => {
                     sqlx::query_scalar(
                         "SELECT body FROM learning_xapi_statements \
@@ -454,8 +452,7 @@ impl XapiStore {
         let limit = sql.bind(Bind::Int(i64::from(page) + 1));
         sql.push(&format!(" ORDER BY s.stored {order}, s.seq {order} LIMIT {limit}"));
 
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let mut rows: Vec<(i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             let query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql.text.clone()));
             bound!(query, &sql.binds).fetch_all(&mut *conn).await?
@@ -474,8 +471,7 @@ impl XapiStore {
     /// How many statements the tenant has stored (voided ones included),
     /// for quotas.
     pub async fn count(&self, tenant: &TenantId) -> Result<u64, XapiError> {
-        let store = self.shards.of(tenant).await?;
-        let scope = store.tenant(tenant);
+        let scope = self.shards.of(tenant).await?.tenant(tenant);
         let n: i64 = plexus_store::tenant_tx!(&scope, single, conn => {
             sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
                 .bind(scope.id().as_str())

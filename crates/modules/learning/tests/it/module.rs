@@ -200,7 +200,7 @@ where
 
 /// The store that holds `tenant`'s learning rows (see `Shards`).
 async fn place(m: &Learning, tenant: &str) -> Store {
-    m.service().shards().of(&TenantId::new(tenant)).await.unwrap()
+    m.service().shards().of(&TenantId::new(tenant)).await.unwrap().clone()
 }
 
 /// Run `sql` in a transaction of `tenant` (behind the module's back).
@@ -1780,7 +1780,7 @@ async fn rows_are_in_place(m: &Learning) -> Vec<usize> {
     for t in TENANTS {
         let k = shards.place(&TenantId::new(t)).await.unwrap();
         for table in TABLES {
-            let here = rows_of(&shards.of(&TenantId::new(t)).await.unwrap(), t, table).await;
+            let here = rows_of(shards.of(&TenantId::new(t)).await.unwrap(), t, table).await;
             assert!(here >= 1, "{t}: no {table} rows in its place {k}");
         }
         places.push(k);
