@@ -38,6 +38,10 @@ use crate::xapi::{
 
 /// Learners remembered as existing (per node).
 const KNOWN_LEARNERS: u64 = 1_000_000;
+/// Active sessions kept in memory (see `Service::sessions`; a few KiB each),
+/// and how long an untouched one stays.
+const ACTIVE_SESSIONS: u64 = 100_000;
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// A tenant's configuration as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +236,12 @@ pub struct Service {
     catalogs: Cache<TenantId, Option<Arc<Catalog>>>,
     learners: Cache<(TenantId, String), ()>,
     params: Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
+    /// Active assessment sessions as this node last wrote them, so that an
+    /// answer needs no read first. Never trusted alone: the answer's update
+    /// names the version it read, and a copy another writer overtook (a
+    /// node of the cluster, an admin command) fails it, after which the
+    /// answer is taken again from the stored row (`module::assess`).
+    sessions: Cache<(TenantId, String), Arc<SessionRow>>,
     refitting: Arc<Mutex<HashSet<TenantId>>>,
     /// Cluster mode: where this node says a tenant's cached state changed.
     bus: std::sync::OnceLock<plexus_core::bus::Bus>,
@@ -552,6 +562,7 @@ impl Service {
             catalogs: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
             learners: Cache::builder().max_capacity(KNOWN_LEARNERS).build(),
             params: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            sessions: Cache::builder().max_capacity(ACTIVE_SESSIONS).time_to_idle(SESSION_IDLE).build(),
             refitting: Arc::new(Mutex::new(HashSet::new())),
             bus: std::sync::OnceLock::new(),
         })
@@ -1039,6 +1050,26 @@ impl Service {
 
     // ---------------------------------------------------------- sessions
 
+    /// The session as this node last wrote it, if it is still cached (see
+    /// `sessions`: a hint, checked by the answer's versioned update).
+    pub(crate) fn cached_session(&self, tenant: &TenantId, id: &str) -> Option<Arc<SessionRow>> {
+        self.sessions.get(&(tenant.clone(), id.to_owned()))
+    }
+
+    /// Drop this node's copy of a session (it was overtaken, or it ended).
+    pub(crate) fn forget_session(&self, tenant: &TenantId, id: &str) {
+        self.sessions.invalidate(&(tenant.clone(), id.to_owned()));
+    }
+
+    /// Keep `s` as the session's latest state while it is active.
+    fn remember_session(&self, tenant: &TenantId, s: &SessionRow) {
+        if s.status == "active" {
+            self.sessions.insert((tenant.clone(), s.id.clone()), Arc::new(s.clone()));
+        } else {
+            self.forget_session(tenant, &s.id);
+        }
+    }
+
     /// Store a new session.
     pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
@@ -1065,6 +1096,7 @@ impl Service {
             .execute(&mut *conn)
             .await?;
         });
+        self.remember_session(tenant, s);
         Ok(())
     }
 
@@ -1172,6 +1204,7 @@ impl Service {
             }
             out
         });
+        self.remember_session(tenant, s);
         self.maybe_refit(tenant, counters);
         Ok(changes)
     }

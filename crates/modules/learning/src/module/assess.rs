@@ -397,26 +397,56 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
         d => d,
     };
     let t = tenant(&cx);
-    let unknown = || LearningError::NotFound(format!("unknown assessment {id}"));
-    let row = svc.session(t, &id).await?.ok_or_else(unknown)?;
+    // This node's copy of the session, if it has one, saves reading it; a
+    // refusal or a conflict from a copy that another writer overtook is
+    // not trusted: the answer is taken again from the stored row.
+    if let Some(row) = svc.cached_session(t, &id) {
+        let mut decided = false;
+        match answer(&svc, &cx, &a, &id, duration, &row, &mut decided).await {
+            Ok(out) => return Ok(out),
+            Err(e) if decided => return Err(e),
+            Err(_) => svc.forget_session(t, &id),
+        }
+    }
+    let row = svc.session(t, &id).await?.ok_or_else(|| unknown_assessment(&id))?;
+    answer(&svc, &cx, &a, &id, duration, &row, &mut false).await
+}
+
+fn unknown_assessment(id: &str) -> LearningError {
+    LearningError::NotFound(format!("unknown assessment {id}"))
+}
+
+/// Answer `a` on session `row` as read (or as cached). `decided` is set
+/// once the outcome no longer depends on whether `row` was current: the
+/// answer was committed, or failed for a reason other than a conflict.
+async fn answer(
+    svc: &Service,
+    cx: &CallContext,
+    a: &SubmitArgs,
+    id: &str,
+    duration: Option<f64>,
+    row: &SessionRow,
+    decided: &mut bool,
+) -> Result<SubmitOutput, ToolError> {
+    let t = tenant(cx);
     let p = &cx.principal;
     if !(is_staff(p) || p.subject == row.user_id) {
-        return Err(unknown().into());
+        return Err(unknown_assessment(id).into());
     }
     let kind = Kind::parse(&row.kind)?;
     let catalog = svc.require_catalog(t).await?;
     if catalog.version != row.catalog {
-        return Err(cat_error(CatError::BankMismatch, &id).into());
+        return Err(cat_error(CatError::BankMismatch, id).into());
     }
     let topic = catalog.topic_bank(&row.topic)?;
     let bank = &topic.bank;
-    let mut session = CatSession::restore(bank, row.record.clone()).map_err(|e| cat_error(e, &id))?;
+    let mut session = CatSession::restore(bank, row.record.clone()).map_err(|e| cat_error(e, id))?;
     if let Some(reason) = session.stop_reason() {
-        return Err(cat_error(CatError::Finished(reason), &id).into());
+        return Err(cat_error(CatError::Finished(reason), id).into());
     }
-    let index = bank.index_of(&a.item_id).ok_or_else(|| cat_error(CatError::UnknownItem(a.item_id.clone()), &id))?;
+    let index = bank.index_of(&a.item_id).ok_or_else(|| cat_error(CatError::UnknownItem(a.item_id.clone()), id))?;
     if session.is_used(index) && !session.excluded().contains(&index) {
-        return Err(cat_error(CatError::AlreadyAnswered(a.item_id.clone()), &id).into());
+        return Err(cat_error(CatError::AlreadyAnswered(a.item_id.clone()), id).into());
     }
     if row.presented.as_deref() != Some(a.item_id.as_str()) {
         let now = row.presented.as_deref().unwrap_or("none");
@@ -441,20 +471,20 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
             }
         },
     };
-    let estimate = session.answer(bank, index, correct).map_err(|e| cat_error(e, &id))?;
+    let estimate = session.answer(bank, index, correct).map_err(|e| cat_error(e, id))?;
     let config = svc.config(t).await?;
     let k = match config.config.exposure {
         ExposureControl::Randomesque { k } => k,
         _ => 1,
     };
-    let next = select(&mut session, bank, kind, row.target, row.seed, k).map_err(|e| cat_error(e, &id))?;
+    let next = select(&mut session, bank, kind, row.target, row.seed, k).map_err(|e| cat_error(e, id))?;
     let finished = session.is_finished() || next.is_none();
 
     // The answer as an xAPI statement, with an id derived from the
     // assessment and item: a repeated submission is the same statement
     // (and a different answer to the same item a conflict).
     let home = svc.home(t);
-    let statement_id = activity::derived_uuid(&[t.as_str(), "assessment", &id, &a.item_id]);
+    let statement_id = activity::derived_uuid(&[t.as_str(), "assessment", id, &a.item_id]);
     let built = SimpleStatement {
         home_page: home.clone(),
         account_name: row.user_id.clone(),
@@ -462,7 +492,7 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
         activity_id: activity::activity_iri(&home, "items", &a.item_id),
         success: Some(correct),
         duration_seconds: duration,
-        registration: Some(id.clone()),
+        registration: Some(id.to_owned()),
         ..SimpleStatement::default()
     }
     .build()
@@ -494,7 +524,11 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
         ..row.clone()
     };
     let ability = finished.then_some((session.theta(), session.se()));
-    let changes = svc.commit_answer(t, &new_row, row.version, &statement, &[event], ability).await?;
+    *decided = true;
+    let changes = svc.commit_answer(t, &new_row, row.version, &statement, &[event], ability).await.map_err(|e| {
+        *decided = !matches!(e, LearningError::Conflict(_));
+        e
+    })?;
     let result = finished.then(|| {
         let reason = session.stop_reason().unwrap_or(StopReason::BankExhausted);
         FinalResult {
@@ -521,8 +555,8 @@ pub(super) async fn submit(svc: Arc<Service>, cx: CallContext, a: SubmitArgs) ->
         }
     });
     Ok(SubmitOutput {
-        assessment_id: id,
-        item_id: a.item_id,
+        assessment_id: id.to_owned(),
+        item_id: a.item_id.clone(),
         correct,
         estimate: Estimate { theta: estimate.theta, se: estimate.se },
         answered: session.answered(),

@@ -795,6 +795,60 @@ async fn concurrent_answers_to_one_assessment_cannot_both_succeed() {
     on_sqlite(concurrent_answers_flow).await;
 }
 
+/// Two nodes on one store, answering one assessment in turn. Each node
+/// keeps the sessions it wrote in memory, so a node whose copy another node
+/// overtook must notice (the versioned update fails) and answer from the
+/// stored row: its answers to the item presented now succeed, and its
+/// refusals (an item the other node already took) are the stored row's.
+async fn two_nodes_flow(store: Store) {
+    let a = open(&store).await;
+    let b = open(&store).await;
+    import_course(&a, "acme", 60).await;
+    let ann = learner("acme", "ann");
+    let start =
+        ok(&a, &ann, "generate_assessment", json!({"userId": "ann", "topic": "all", "assessmentType": "adaptive"}))
+            .await;
+    let id = start["assessmentId"].clone();
+    let mut item = start["item"]["id"].clone();
+    let mut taken = Vec::new();
+    let acme = TenantId::new("acme");
+    let before = a.service().xapi().count(&acme).await.unwrap();
+    // a, b, a, a, b, a: every switch finds the other node's copy stale.
+    for (turn, node) in [&a, &b, &a, &a, &b, &a].into_iter().enumerate() {
+        let v =
+            ok(node, &ann, "submit_assessment_response", json!({"assessmentId": id, "itemId": item, "response": "C"}))
+                .await;
+        assert_eq!(v["answered"], turn + 1, "turn {turn}: {v}");
+        taken.push(item.clone());
+        if v["finished"] == true {
+            break;
+        }
+        item = v["nextItem"]["id"].clone();
+        // The node that did not answer is refused the item just taken, for
+        // the stored row's reason (answered), not its stale copy's.
+        let other = if std::ptr::eq(node, &a) { &b } else { &a };
+        let e = err(
+            other,
+            &ann,
+            "submit_assessment_response",
+            json!({"assessmentId": id, "itemId": taken[turn], "response": "C"}),
+        )
+        .await;
+        assert!(e.to_string().contains("was already answered"), "turn {turn}: {e}");
+    }
+    assert!(taken.len() >= 4, "{taken:?}");
+    // Every answer is stored once, whichever node took it, and no refusal
+    // stored anything.
+    let after = b.service().xapi().count(&acme).await.unwrap();
+    assert_eq!(after - before, taken.len() as u64);
+}
+
+#[tokio::test]
+async fn two_nodes_answer_one_assessment_in_turn_from_the_stored_row() {
+    on_sqlite(two_nodes_flow).await;
+    on_postgres("two nodes answering one assessment", two_nodes_flow).await;
+}
+
 // ----------------------------------------------------------------- limits
 
 async fn learner_limit_flow(store: Store) {
