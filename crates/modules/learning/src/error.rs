@@ -57,7 +57,7 @@ impl From<XapiError> for LearningError {
         match e {
             XapiError::Store(s) => Self::Store(s),
             XapiError::Forbidden(m) => Self::Quota(m),
-            XapiError::Conflict(m) => Self::Conflict(m),
+            XapiError::Conflict(m) | XapiError::Overtaken(m) => Self::Conflict(m),
             other => Self::Xapi(other),
         }
     }
@@ -72,7 +72,7 @@ impl From<LearningError> for ToolError {
             LearningError::Xapi(x) => match x {
                 XapiError::Invalid { .. } => ToolError::InvalidArguments(x.to_string()),
                 XapiError::NotFound(m) | XapiError::Forbidden(m) => ToolError::Failed(m),
-                XapiError::Conflict(m) => ToolError::Conflict(m),
+                XapiError::Conflict(m) | XapiError::Overtaken(m) => ToolError::Conflict(m),
                 other => unavailable(other),
             },
             LearningError::Store(s) => unavailable(s),

@@ -33,7 +33,8 @@ use crate::graph::Course;
 use crate::irt::ItemBank;
 use crate::settings::{LearningSettings, TenantConfig, TenantConfigPatch, TierLimits};
 use crate::xapi::{
-    PreparedBatch, SimpleStatement, Statement, StatementLimit, StatementQuota, WriteStatements, XapiError, XapiStore,
+    Bind, Guard, PreparedBatch, SimpleStatement, Sql, Statement, StatementLimit, StatementQuota, WriteStatements,
+    XapiError, XapiStore, bound,
 };
 
 /// Learners remembered as existing (per node).
@@ -310,6 +311,25 @@ fn trace(
     ((after, attempts, right), change)
 }
 
+/// `sql` with every `$n` placeholder renumbered `$(n + by)`, to follow
+/// `by` values bound before it in one text.
+fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 const INSERT_EVENT: &str = "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, \
      skill_id, correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (tenant_id, statement_id) DO NOTHING";
@@ -359,7 +379,18 @@ macro_rules! bind_event {
 /// tenant's answer counter is counted up. Returns each event's mastery
 /// change and the counter (answers, answers at the last fit) if it moved.
 macro_rules! apply_events {
-    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {{
+    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {
+        apply_events!($conn, $t, $events, $params, $threshold, $postgres, None)
+    };
+    // `$lead`: an `Option<Sql>` of writes not yet run (SQLite), run at the
+    // head of the first event's text, or alone if there is no event.
+    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr, $lead:expr) => {{
+        let mut lead: Option<Sql> = $lead;
+        let alone = $postgres || $events.is_empty();
+        if let Some(l) = lead.take_if(|_| alone) {
+            let q = sqlx::query(sqlx::AssertSqlSafe(l.text));
+            bound!(q, &l.binds).execute(&mut *$conn).await?;
+        }
         let t: &str = $t;
         let events: &[Event] = $events;
         let params: &BTreeMap<String, BktParams> = $params;
@@ -423,13 +454,17 @@ macro_rules! apply_events {
             // exactly as the writes would chain it.
             let mut traced: Vec<((&str, &str), (f64, i64, i64))> = Vec::new();
             for e in events {
-                let text = format!(
+                let event = format!(
                     "{INSERT_EVENT};\n SELECT changes(), m.p_known, m.attempts, m.correct FROM (SELECT 1) AS one \
                      LEFT JOIN learning_mastery AS m ON m.tenant_id = $1 AND m.user_id = $3 AND m.skill_id = $7"
                 );
+                let (text, binds) = match lead.take() {
+                    Some(l) => (format!("{};\n{}", l.text, shift_placeholders(&event, l.binds.len())), l.binds),
+                    None => (event, Vec::new()),
+                };
                 type Read = (i64, Option<f64>, Option<i64>, Option<i64>);
-                let (inserted, p_known, attempts, right): Read =
-                    bind_event!(sqlx::query_as(sqlx::AssertSqlSafe(text)), t, e).fetch_one(&mut *$conn).await?;
+                let q = bound!(sqlx::query_as(sqlx::AssertSqlSafe(text)), &binds);
+                let (inserted, p_known, attempts, right): Read = bind_event!(q, t, e).fetch_one(&mut *$conn).await?;
                 let change = match (inserted > 0, e.kind, e.correct) {
                     (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
                         answers += 1;
@@ -1158,30 +1193,29 @@ impl Service {
         let postgres = self.postgres();
         let now = fmt_time(OffsetDateTime::now_utc());
         let t = tenant.as_str();
+        let guard = Guard {
+            sql: "UPDATE learning_sessions SET record = $3, presented = $4, status = $5, version = version + 1, \
+                  updated_at = $6 WHERE tenant_id = $1 AND session_id = $2 AND version = $7",
+            binds: vec![
+                Bind::Text(t.to_owned()),
+                Bind::Text(s.id.clone()),
+                Bind::Text(record),
+                Bind::OptText(s.presented.clone()),
+                Bind::Text(s.status.clone()),
+                Bind::Text(now),
+                Bind::Int(expected_version),
+            ],
+            refusal: format!(
+                "assessment {} was answered concurrently: another response was recorded first; \
+                 answer the item it presents now",
+                s.id
+            ),
+        };
         let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
-            let updated = sqlx::query(
-                "UPDATE learning_sessions SET record = $3, presented = $4, status = $5, version = version + 1, \
-                 updated_at = $6 WHERE tenant_id = $1 AND session_id = $2 AND version = $7",
-            )
-            .bind(t)
-            .bind(s.id.as_str())
-            .bind(record)
-            .bind(s.presented.clone())
-            .bind(s.status.as_str())
-            .bind(now.as_str())
-            .bind(expected_version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(LearningError::Conflict(format!(
-                    "assessment {} was answered concurrently: another response was recorded first; \
-                     answer the item it presents now",
-                    s.id
-                )));
-            }
-            match conn.write_statements(statement).await {
-                Ok(()) => {}
+            // The session's move, the duplicate check and the statement's
+            // writes, then the event with them: on SQLite two round trips.
+            let lead = match conn.write_statements_then(statement, Some(&guard)).await {
+                Ok(lead) => lead,
                 Err(XapiError::Conflict(_)) => {
                     return Err(LearningError::Conflict(format!(
                         "an answer to assessment {} was recorded concurrently with a different response",
@@ -1189,8 +1223,8 @@ impl Service {
                     )));
                 }
                 Err(e) => return Err(e.into()),
-            }
-            let out = apply_events!(conn, t, events, &params, threshold, postgres);
+            };
+            let out = apply_events!(conn, t, events, &params, threshold, postgres, lead);
             if let Some((theta, se)) = ability {
                 sqlx::query(
                     "UPDATE learning_learners SET theta = $3, theta_se = $4 WHERE tenant_id = $1 AND user_id = $2",
@@ -1726,4 +1760,20 @@ pub fn check_content(items: Vec<ItemContent>, bank: Option<&ItemBank>) -> Result
         out.insert(checked.raw.id.clone(), checked.raw);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shift_placeholders;
+
+    #[test]
+    fn placeholders_shift_and_nothing_else_moves() {
+        assert_eq!(
+            shift_placeholders("INSERT INTO t VALUES ($1, $2, $10); SELECT $3 + 1 AS x", 7),
+            "INSERT INTO t VALUES ($8, $9, $17); SELECT $10 + 1 AS x"
+        );
+        assert_eq!(shift_placeholders("SELECT '$' || $1, $", 2), "SELECT '$' || $3, $");
+        assert_eq!(shift_placeholders("SELECT 1", 5), "SELECT 1");
+        assert_eq!(shift_placeholders(super::INSERT_EVENT, 0), super::INSERT_EVENT);
+    }
 }

@@ -26,6 +26,10 @@ pub enum XapiError {
     /// A statement with this id exists with different content (409).
     #[error("{0}")]
     Conflict(String),
+    /// The caller's precondition for the write ([`Guard`](super::Guard))
+    /// found its row changed by another writer first (409).
+    #[error("{0}")]
+    Overtaken(String),
     /// The caller may not do this, e.g. void statements (403).
     #[error("{0}")]
     Forbidden(String),
@@ -47,7 +51,7 @@ impl XapiError {
             Self::Invalid { .. } => 400,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_) | Self::Overtaken(_) => 409,
             Self::Store(_) => 500,
         }
     }

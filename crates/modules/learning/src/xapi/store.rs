@@ -29,7 +29,8 @@ const INSERT_CHUNK: usize = 40;
 const ID_CHUNK: usize = 400;
 
 /// A value bound to a `$n` placeholder.
-enum Bind {
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
     Text(String),
     OptText(Option<String>),
     Bool(bool),
@@ -38,10 +39,23 @@ enum Bind {
 
 /// SQL text with `$n` placeholders and the values they stand for. The text
 /// is built from constants only; every value is bound.
-#[derive(Default)]
-struct Sql {
-    text: String,
-    binds: Vec<Bind>,
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) binds: Vec<Bind>,
+}
+
+/// A caller's write that must change exactly one row before its statements
+/// are stored (for example a session moving from the version the caller
+/// read): run first in the same transaction, on SQLite in the same round
+/// trip as the duplicate check. `sql` numbers its values `$1`..`$n`, in the
+/// order of `binds`. If it changes no row the write is refused with
+/// [`XapiError::Overtaken`] and `refusal`.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    pub(crate) sql: &'static str,
+    pub(crate) binds: Vec<Bind>,
+    pub(crate) refusal: String,
 }
 
 impl Sql {
@@ -129,6 +143,8 @@ macro_rules! bound {
         q
     }};
 }
+
+pub(crate) use bound;
 
 /// A statement stored before, as the duplicate and voiding checks see it.
 struct Existing {
@@ -501,6 +517,16 @@ pub(crate) struct PreparedBatch {
 /// against the counter every write keeps.
 pub(crate) trait WriteStatements {
     fn write_statements(&mut self, batch: &PreparedBatch) -> impl Future<Output = Result<(), XapiError>> + Send;
+
+    /// As [`WriteStatements::write_statements`], after `guard` (if any),
+    /// but on SQLite the last text of writes is returned instead of run:
+    /// the caller runs it at the head of its own next text (one round trip
+    /// for both), or alone. On PostgreSQL everything has run (`None`).
+    fn write_statements_then(
+        &mut self,
+        batch: &PreparedBatch,
+        guard: Option<&Guard>,
+    ) -> impl Future<Output = Result<Option<Sql>, XapiError>> + Send;
 }
 
 /// The one body of [`WriteStatements`] for both backends' connections.
@@ -508,9 +534,31 @@ macro_rules! write_statements {
     ($conn_ty:ty) => {
         impl WriteStatements for $conn_ty {
             async fn write_statements(&mut self, batch: &PreparedBatch) -> Result<(), XapiError> {
+                if let Some(last) = self.write_statements_then(batch, None).await? {
+                    let q = sqlx::query(sqlx::AssertSqlSafe(last.text));
+                    bound!(q, &last.binds).execute(&mut *self).await?;
+                }
+                Ok(())
+            }
+
+            async fn write_statements_then(
+                &mut self,
+                batch: &PreparedBatch,
+                guard: Option<&Guard>,
+            ) -> Result<Option<Sql>, XapiError> {
                 let conn = self;
                 let PreparedBatch { tenant: t, rows, array, limit, postgres, lock_key } = batch;
                 let (t, array, postgres, lock_key) = (t.as_str(), *array, *postgres, *lock_key);
+                // PostgreSQL: the guard alone, first (before the writers' lock,
+                // as the caller's own statement would be).
+                if let Some(g) = guard.filter(|_| postgres) {
+                    let q = sqlx::query(sqlx::AssertSqlSafe(g.sql));
+                    if bound!(q, &g.binds).execute(&mut *conn).await?.rows_affected() != 1 {
+                        return Err(XapiError::Overtaken(g.refusal.clone()));
+                    }
+                }
+                // SQLite: in the first read's text, its changes read back.
+                let mut guarded: Option<Option<i64>> = None;
                 let path = |i: usize| statement_path(array, i);
                 let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                 wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
@@ -534,6 +582,16 @@ macro_rules! write_statements {
                 let chunks = wanted.len().div_ceil(ID_CHUNK).max(new_ids.len().div_ceil(ID_CHUNK)).max(1);
                 for c in 0..chunks {
                     let mut sql = Sql::default();
+                    let guard_here = guard.filter(|_| c == 0 && !postgres);
+                    if let Some(g) = guard_here {
+                        // Bound first, so its `$1`..`$n` are its own values.
+                        for b in &g.binds {
+                            sql.bind(b.clone());
+                        }
+                        sql.push(g.sql);
+                        sql.push(";\n");
+                        guarded = Some(None);
+                    }
                     let tp = sql.bind(Bind::Text(t.to_owned()));
                     let no = sql.bind(Bind::Bool(false));
                     let yes = sql.bind(Bind::Bool(true));
@@ -562,6 +620,11 @@ macro_rules! write_statements {
                             "SELECT 'u', CAST(statements AS TEXT), '', '', {no}, {no} FROM learning_usage WHERE tenant_id = {tp}"
                         ));
                     }
+                    if guard_here.is_some() {
+                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
+                        parts += 1;
+                        sql.push(&format!("SELECT 'g', CAST(changes() AS TEXT), '', '', {no}, {no}"));
+                    }
                     if parts == 0 {
                         continue;
                     }
@@ -576,9 +639,15 @@ macro_rules! write_statements {
                                 voided_before.insert(id);
                             }
                             ("u", Some(n)) => kept = n.parse().ok(),
+                            ("g", Some(n)) => guarded = Some(n.parse().ok()),
                             _ => {}
                         }
                     }
+                }
+                if let (Some(g), Some(changed)) = (guard, guarded)
+                    && changed != Some(1)
+                {
+                    return Err(XapiError::Overtaken(g.refusal.clone()));
                 }
                 let mut insert: Vec<&Row> = Vec::new();
                 for (i, r) in rows.iter().enumerate() {
@@ -703,11 +772,13 @@ macro_rules! write_statements {
                     ));
                     sql.push_ids(chunk.iter().copied());
                 }
-                for sql in writes.done() {
-                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
+                let mut texts = writes.done();
+                let last = if postgres { None } else { texts.pop() };
+                for sql in texts {
+                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.text));
                     bound!(q, &sql.binds).execute(&mut *conn).await?;
                 }
-                Ok(())
+                Ok(last)
             }
         }
     };
