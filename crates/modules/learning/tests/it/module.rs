@@ -530,6 +530,7 @@ async fn cat_flow(store: Store) {
         assert_eq!(item["options"][2], json!({"label": "C", "text": "3"}));
         let mut ses: Vec<f64> = vec![1.0];
         let mut seen = BTreeSet::new();
+        let mut answers: Vec<(String, bool)> = Vec::new();
         let result = loop {
             // Never the key or the IRT parameters.
             let mut words = Vec::new();
@@ -548,6 +549,7 @@ async fn cat_flow(store: Store) {
             .await;
             assert_eq!(v["correct"], response == json!("C"));
             assert_eq!(v["answered"].as_u64(), Some(seen.len() as u64));
+            answers.push((item["id"].as_str().unwrap().to_owned(), response == json!("C")));
             let se = v["estimate"]["se"].as_f64().unwrap();
             ses.push(se);
             assert!(v["mastery"]["skill"].is_string(), "{v}");
@@ -570,6 +572,22 @@ async fn cat_flow(store: Store) {
         assert!((12..=30).contains(&used), "{used} items for θ = {theta}");
         total_items += used;
         assert_eq!(result["responses"].as_array().unwrap().len() as u64, used);
+        // Every answer is an xAPI statement of the assessment's
+        // registration, in the order given, with its item and outcome.
+        let lrs = who("acme", "lms-connector", &["xapi"]);
+        let query = [("registration", id.as_str()), ("ascending", "true")];
+        let (status, _, body) = rest(&m, &lrs, RouteMethod::Get, &query, "", Some("1.0.3")).await;
+        assert_eq!(status, 200, "{body}");
+        let stored: Vec<(String, bool)> = body["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| {
+                let object = st["object"]["id"].as_str().unwrap();
+                (object.rsplit('/').next().unwrap().to_owned(), st["result"]["success"].as_bool().unwrap())
+            })
+            .collect();
+        assert_eq!(stored, answers);
         let est = result["theta"].as_f64().unwrap();
         assert!((est - theta).abs() < 4.0 * se, "θ = {theta}, estimate {est} ± {se}");
         squared += (est - theta).powi(2);
