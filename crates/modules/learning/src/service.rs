@@ -333,29 +333,18 @@ fn shift_placeholders(sql: &str, by: usize) -> String {
 const INSERT_EVENT: &str = "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, \
      skill_id, correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (tenant_id, statement_id) DO NOTHING";
-/// Write the mastery of one learner and skill; its values are bound as
-/// `$b+1`..`$b+7` (tenant, user, skill, p_known, attempts, correct, time).
-fn upsert_mastery(b: usize) -> String {
-    let p: Vec<String> = (b + 1..=b + 7).map(|i| format!("${i}")).collect();
-    format!(
-        "INSERT INTO learning_mastery (tenant_id, user_id, skill_id, p_known, attempts, correct, updated_at) \
-         VALUES ({}) ON CONFLICT (tenant_id, user_id, skill_id) DO UPDATE SET p_known = excluded.p_known, \
-         attempts = excluded.attempts, correct = excluded.correct, updated_at = excluded.updated_at",
-        p.join(", ")
-    )
-}
+/// Write the mastery of one learner and skill: tenant, user, skill,
+/// p_known, attempts, correct, time as `$1`..`$7` (renumbered with
+/// [`shift_placeholders`] to follow other values in one text).
+const UPSERT_MASTERY: &str = "INSERT INTO learning_mastery (tenant_id, user_id, skill_id, p_known, attempts, correct, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, user_id, skill_id) DO UPDATE \
+     SET p_known = excluded.p_known, attempts = excluded.attempts, correct = excluded.correct, \
+     updated_at = excluded.updated_at";
 
-/// Count a tenant's answers up; tenant and count bound as `$b+1`, `$b+2`.
-fn count_answers(b: usize) -> String {
-    format!(
-        "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
-         VALUES (${}, NULL, ${}, 0) ON CONFLICT (tenant_id) DO UPDATE \
-         SET answers = learning_usage.answers + excluded.answers \
-         RETURNING answers, answers_at_fit",
-        b + 1,
-        b + 2
-    )
-}
+/// Count a tenant's answers up: tenant and count as `$1`, `$2`.
+const COUNT_ANSWERS: &str = "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+     VALUES ($1, NULL, $2, 0) ON CONFLICT (tenant_id) DO UPDATE SET answers = learning_usage.answers + excluded.answers \
+     RETURNING answers, answers_at_fit";
 
 /// `$query` with the columns of event `$e` of tenant `$t` bound as `$1`..`$10`.
 macro_rules! bind_event {
@@ -419,7 +408,7 @@ macro_rules! apply_events {
                         .await?;
                         let p = params.get(&e.skill).copied().unwrap_or_default();
                         let ((after, attempts, right), change) = trace(&e.skill, p, current, correct, threshold);
-                        sqlx::query(sqlx::AssertSqlSafe(upsert_mastery(0)))
+                        sqlx::query(UPSERT_MASTERY)
                             .bind(t)
                             .bind(e.user_id.as_str())
                             .bind(e.skill.as_str())
@@ -436,13 +425,7 @@ macro_rules! apply_events {
                 changes.push(change);
             }
             if answers > 0 {
-                Some(
-                    sqlx::query_as(sqlx::AssertSqlSafe(count_answers(0)))
-                        .bind(t)
-                        .bind(answers)
-                        .fetch_one(&mut *$conn)
-                        .await?,
-                )
+                Some(sqlx::query_as(COUNT_ANSWERS).bind(t).bind(answers).fetch_one(&mut *$conn).await?)
             } else {
                 None
             }
@@ -483,10 +466,10 @@ macro_rules! apply_events {
             if answers > 0 {
                 let mut text = String::new();
                 for i in 0..traced.len() {
-                    text.push_str(&upsert_mastery(i * 7));
+                    text.push_str(&shift_placeholders(UPSERT_MASTERY, i * 7));
                     text.push_str(";\n");
                 }
-                text.push_str(&count_answers(traced.len() * 7));
+                text.push_str(&shift_placeholders(COUNT_ANSWERS, traced.len() * 7));
                 let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text));
                 for ((user, skill), (after, attempts, right)) in &traced {
                     q = q.bind(t).bind(*user).bind(*skill).bind(*after).bind(*attempts).bind(*right).bind(now.as_str());

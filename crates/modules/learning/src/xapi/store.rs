@@ -558,7 +558,7 @@ macro_rules! write_statements {
                     }
                 }
                 // SQLite: in the first read's text, its changes read back.
-                let mut guarded: Option<Option<i64>> = None;
+                let mut guard_changed: Option<i64> = None;
                 let path = |i: usize| statement_path(array, i);
                 let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                 wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
@@ -590,7 +590,6 @@ macro_rules! write_statements {
                         }
                         sql.push(g.sql);
                         sql.push(";\n");
-                        guarded = Some(None);
                     }
                     let tp = sql.bind(Bind::Text(t.to_owned()));
                     let no = sql.bind(Bind::Bool(false));
@@ -639,13 +638,13 @@ macro_rules! write_statements {
                                 voided_before.insert(id);
                             }
                             ("u", Some(n)) => kept = n.parse().ok(),
-                            ("g", Some(n)) => guarded = Some(n.parse().ok()),
+                            ("g", Some(n)) => guard_changed = n.parse().ok(),
                             _ => {}
                         }
                     }
                 }
-                if let (Some(g), Some(changed)) = (guard, guarded)
-                    && changed != Some(1)
+                if let Some(g) = guard.filter(|_| !postgres)
+                    && guard_changed != Some(1)
                 {
                     return Err(XapiError::Overtaken(g.refusal.clone()));
                 }
