@@ -267,6 +267,13 @@ impl Store {
             // (`Store::beside`) the map is neutral for health and gives
             // learning's content reads 7-18% more calls/s (BENCHMARKS.md sections 4, 7).
             .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
+            // Statement journals and savepoints' journals (each writer that
+            // joins a batch runs in a savepoint) in memory: with the default
+            // (a file), a batch's savepoint journal spilled past 64 KiB into
+            // a temporary file that was created, written and deleted every
+            // commit, a tenth of the server's CPU under answers (BENCHMARKS.md
+            // section 7). Sorts that outgrow the page cache stay in memory too.
+            .pragma("temp_store", "memory")
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let (pool, gate) = if memory {
             // An in-memory database lives as long as one connection to it:
@@ -403,8 +410,23 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The value of SQLite pragma `name` on a reader's connection and on
+    /// the write gate's.
+    async fn pragma(store: &Store, name: &str) -> (i64, i64) {
+        let Db::Sqlite(pool, gate) = &store.db else { panic!("not sqlite") };
+        let text = format!("PRAGMA {name}");
+        let mut conn = pool.acquire().await.unwrap();
+        let reader: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(text.clone())).fetch_one(&mut *conn).await.unwrap();
+        drop(conn);
+        let mut member = gate.enter(pool).await.unwrap();
+        let writer: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(text)).fetch_one(&mut *member.conn().unwrap()).await.unwrap();
+        member.finish().await.unwrap();
+        (reader, writer)
+    }
+
     #[tokio::test]
-    async fn sqlite_connections_are_wal_with_full_sync_and_foreign_keys() {
+    async fn sqlite_connections_are_wal_with_full_sync_foreign_keys_and_journals_in_memory() {
         let dir = std::env::temp_dir().join(format!("plexus-store-pragmas-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
@@ -415,6 +437,9 @@ mod tests {
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
         assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
         drop(conn);
+        // Savepoint and statement journals in memory, on the readers' and
+        // the writer's connections alike (2 is MEMORY).
+        assert_eq!(pragma(&store, "temp_store").await, (2, 2), "(a reader's connection, the writer's)");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -430,16 +455,7 @@ mod tests {
         let log = store.beside("log").await.unwrap();
         for s in [&store, &log] {
             assert_eq!(s.commit(), Commit::Os);
-            let Db::Sqlite(pool, gate) = &s.db else { panic!("not sqlite") };
-            let mut conn = pool.acquire().await.unwrap();
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
-            assert_eq!(sync, 1, "a reader's connection");
-            drop(conn);
-            let mut member = gate.enter(pool).await.unwrap();
-            let sync: i64 =
-                sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *member.conn().unwrap()).await.unwrap();
-            member.finish().await.unwrap();
-            assert_eq!(sync, 1, "the writer's connection");
+            assert_eq!(pragma(s, "synchronous").await, (1, 1), "(a reader's connection, the writer's)");
         }
         log.close().await;
         store.close().await;

@@ -7,7 +7,8 @@ use sha2::Digest;
 /// The module's tables (every one tenant-scoped; row-level security on
 /// PostgreSQL): step 1 the xAPI statements, step 2 the platform's state
 /// (configuration, course and bank, learners, mastery, activity events,
-/// assessment sessions, BKT parameters, usage counters).
+/// assessment sessions, BKT parameters, usage counters), step 3 the
+/// statements' registration and reference indexes made partial.
 pub const MIGRATIONS: Migrations = Migrations {
     owner: "learning",
     steps: &[
@@ -22,6 +23,13 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "platform",
             sqlite: include_str!("../migrations/0002_platform.sqlite.sql"),
             postgres: include_str!("../migrations/0002_platform.postgres.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "partial_indexes",
+            // The same text on both databases.
+            sqlite: include_str!("../migrations/0003_partial_indexes.sql"),
+            postgres: include_str!("../migrations/0003_partial_indexes.sql"),
         },
     ],
 };

@@ -397,77 +397,7 @@ impl XapiStore {
             return Err(XapiError::invalid("more", "invalid continuation token"));
         }
         let page = q.page_size();
-        let f = &q.filter;
-        let mut sql = Sql::default();
-        let tp = sql.bind(Bind::Text(tenant.as_str().to_owned()));
-        let no = sql.bind(Bind::Bool(false));
-        let content = f.matches_content();
-        if content {
-            let mut conditions: Vec<String> = Vec::new();
-            if let Some(v) = &f.verb {
-                conditions.push(format!("s.verb_id = {}", sql.bind(Bind::Text(v.clone()))));
-            }
-            if let Some(r) = &f.registration {
-                conditions.push(format!("s.registration = {}", sql.bind(Bind::Text(r.clone()))));
-            }
-            if let Some(a) = &f.activity {
-                let p = sql.bind(Bind::Text(a.clone()));
-                if f.related_activities {
-                    conditions.push(format!(
-                        "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
-                         AND x.statement_id = s.statement_id AND x.kind = 'activity' AND x.item = {p})"
-                    ));
-                } else {
-                    conditions.push(format!("s.activity_id = {p}"));
-                }
-            }
-            if let Some(a) = &f.agent {
-                let p = sql.bind(Bind::Text(a.clone()));
-                let direct = if f.related_agents {
-                    String::new()
-                } else {
-                    format!(" AND x.direct = {}", sql.bind(Bind::Bool(true)))
-                };
-                conditions.push(format!(
-                    "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
-                     AND x.statement_id = s.statement_id AND x.kind = 'agent' AND x.item = {p}{direct})"
-                ));
-            }
-            // A statement whose object is a StatementRef to a matching
-            // statement matches too, recursively (voided targets included:
-            // their voiding statement is returned).
-            sql.push(&format!(
-                "WITH RECURSIVE matched(statement_id) AS (\
-                 SELECT s.statement_id FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND {} \
-                 UNION \
-                 SELECT r.statement_id FROM learning_xapi_statements r JOIN matched m ON r.ref_target = m.statement_id \
-                 WHERE r.tenant_id = {tp}) ",
-                conditions.join(" AND ")
-            ));
-        }
-        sql.push(&format!(
-            "SELECT s.seq, s.stored, s.body FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND s.voided = {no}"
-        ));
-        if content {
-            sql.push(" AND s.statement_id IN (SELECT statement_id FROM matched)");
-        }
-        if let Some(since) = f.since {
-            let p = sql.bind(Bind::Text(sort_key(since)));
-            sql.push(&format!(" AND s.stored > {p}"));
-        }
-        if let Some(until) = f.until {
-            let p = sql.bind(Bind::Text(sort_key(until)));
-            sql.push(&format!(" AND s.stored <= {p}"));
-        }
-        let (cmp, order) = if f.ascending { (">", "ASC") } else { ("<", "DESC") };
-        if let Some(c) = &q.cursor {
-            let at = sql.bind(Bind::Text(c.stored.clone()));
-            let seq = sql.bind(Bind::Int(c.seq));
-            sql.push(&format!(" AND (s.stored {cmp} {at} OR (s.stored = {at} AND s.seq {cmp} {seq}))"));
-        }
-        let limit = sql.bind(Bind::Int(i64::from(page) + 1));
-        sql.push(&format!(" ORDER BY s.stored {order}, s.seq {order} LIMIT {limit}"));
-
+        let sql = list_sql(tenant, q);
         let scope = self.shards.of(tenant).await?.tenant(tenant);
         let mut rows: Vec<(i64, String, String)> = plexus_store::tenant_tx!(&scope, single, conn => {
             let query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql.text.clone()));
@@ -496,6 +426,82 @@ impl XapiStore {
         });
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// The text of a statement list query (one page and one row more, to
+/// know whether there is a next page), ordered by `stored` and `seq`.
+fn list_sql(tenant: &TenantId, q: &ListQuery) -> Sql {
+    let f = &q.filter;
+    let mut sql = Sql::default();
+    let tp = sql.bind(Bind::Text(tenant.as_str().to_owned()));
+    let no = sql.bind(Bind::Bool(false));
+    let content = f.matches_content();
+    if content {
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(v) = &f.verb {
+            conditions.push(format!("s.verb_id = {}", sql.bind(Bind::Text(v.clone()))));
+        }
+        if let Some(r) = &f.registration {
+            conditions.push(format!("s.registration = {}", sql.bind(Bind::Text(r.clone()))));
+        }
+        if let Some(a) = &f.activity {
+            let p = sql.bind(Bind::Text(a.clone()));
+            if f.related_activities {
+                conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
+                         AND x.statement_id = s.statement_id AND x.kind = 'activity' AND x.item = {p})"
+                ));
+            } else {
+                conditions.push(format!("s.activity_id = {p}"));
+            }
+        }
+        if let Some(a) = &f.agent {
+            let p = sql.bind(Bind::Text(a.clone()));
+            let direct = if f.related_agents {
+                String::new()
+            } else {
+                format!(" AND x.direct = {}", sql.bind(Bind::Bool(true)))
+            };
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
+                     AND x.statement_id = s.statement_id AND x.kind = 'agent' AND x.item = {p}{direct})"
+            ));
+        }
+        // A statement whose object is a StatementRef to a matching
+        // statement matches too, recursively (voided targets included:
+        // their voiding statement is returned).
+        sql.push(&format!(
+            "WITH RECURSIVE matched(statement_id) AS (\
+                 SELECT s.statement_id FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND {} \
+                 UNION \
+                 SELECT r.statement_id FROM learning_xapi_statements r JOIN matched m ON r.ref_target = m.statement_id \
+                 WHERE r.tenant_id = {tp}) ",
+            conditions.join(" AND ")
+        ));
+    }
+    sql.push(&format!(
+        "SELECT s.seq, s.stored, s.body FROM learning_xapi_statements s WHERE s.tenant_id = {tp} AND s.voided = {no}"
+    ));
+    if content {
+        sql.push(" AND s.statement_id IN (SELECT statement_id FROM matched)");
+    }
+    if let Some(since) = f.since {
+        let p = sql.bind(Bind::Text(sort_key(since)));
+        sql.push(&format!(" AND s.stored > {p}"));
+    }
+    if let Some(until) = f.until {
+        let p = sql.bind(Bind::Text(sort_key(until)));
+        sql.push(&format!(" AND s.stored <= {p}"));
+    }
+    let (cmp, order) = if f.ascending { (">", "ASC") } else { ("<", "DESC") };
+    if let Some(c) = &q.cursor {
+        let at = sql.bind(Bind::Text(c.stored.clone()));
+        let seq = sql.bind(Bind::Int(c.seq));
+        sql.push(&format!(" AND (s.stored {cmp} {at} OR (s.stored = {at} AND s.seq {cmp} {seq}))"));
+    }
+    let limit = sql.bind(Bind::Int(i64::from(q.page_size()) + 1));
+    sql.push(&format!(" ORDER BY s.stored {order}, s.seq {order} LIMIT {limit}"));
+    sql
 }
 
 /// Statements validated and prepared for one tenant's write transaction
@@ -853,4 +859,63 @@ fn statement_path(array: bool, i: usize) -> String {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::query::StatementFilter;
+    use super::*;
+
+    /// SQLite's plan for the list query of `filter` (the detail column of
+    /// `EXPLAIN QUERY PLAN`, one line per step).
+    async fn plan(store: &Store, filter: StatementFilter) -> String {
+        let t = TenantId::new("t1");
+        let sql = list_sql(&t, &ListQuery::new(filter));
+        let scope = store.tenant(&t);
+        let rows = async {
+            Ok::<_, StoreError>(plexus_store::tenant_tx!(&scope, single, conn => {
+                let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
+                let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(text));
+                bound!(query, &sql.binds).fetch_all(&mut *conn).await?
+            }))
+        }
+        .await
+        .unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The statement filters reach their statements through their indexes,
+    /// the partial ones included: the registration filter through the
+    /// registration index, and the step that follows StatementRefs to
+    /// matching statements through the reference index. No step reads the
+    /// whole statements table.
+    #[tokio::test]
+    async fn statement_filters_use_their_indexes_the_partial_ones_too() {
+        let dir = std::env::temp_dir().join(format!("plexus-xapi-plans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
+        store.migrate(&crate::store::MIGRATIONS).await.unwrap();
+        let registration = StatementFilter {
+            registration: Some("6f1c2a54-93f1-4d4e-9a0b-2c5e0d9b7a11".into()),
+            ..StatementFilter::default()
+        };
+        let verb = StatementFilter {
+            verb: Some("http://adlnet.gov/expapi/verbs/answered".into()),
+            ..StatementFilter::default()
+        };
+        for (name, filter, index) in [
+            ("registration", registration, "learning_xapi_statements_by_registration"),
+            ("verb", verb, "learning_xapi_statements_by_verb"),
+        ] {
+            let p = plan(&store, filter).await;
+            assert!(p.contains(index), "{name}: no {index} in the plan:\n{p}");
+            assert!(p.contains("learning_xapi_statements_by_ref"), "{name}: StatementRefs not followed by index:\n{p}");
+            assert!(
+                !p.lines().any(|l| l.starts_with("SCAN s") || l.starts_with("SCAN r")),
+                "{name}: a step scans the statements table:\n{p}"
+            );
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
