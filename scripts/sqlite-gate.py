@@ -4,7 +4,8 @@
 usage: sqlite-gate.py "$(curl -s URL/metrics)" "$(curl -s URL/metrics)"   (before, after)
 
 Prints writers per group commit and where a writer's time went (waiting to
-enter, holding the gate, committing); nothing when the server runs on
+enter, holding the gate, committing), and the WAL's fdatasyncs outside the
+gate (commits per fdatasync, time each); nothing when the server runs on
 PostgreSQL (no gate) or saw no writes.
 """
 import sys
@@ -35,3 +36,9 @@ if writers and commits:
             d["plexus_sqlite_commit_microseconds_total"] / commits,
         )
     )
+    syncs = d.get("plexus_sqlite_wal_syncs_total", 0)
+    if syncs:
+        print(
+            "  (SQLite WAL fdatasync)     %d outside the gate (%.1f commits each), %.0f us each"
+            % (syncs, commits / syncs, d["plexus_sqlite_wal_sync_microseconds_total"] / syncs)
+        )

@@ -4,7 +4,8 @@
 //! whatever has queued (up to [`MAX_BATCH`]), chains it after the node's
 //! last record with [`AuditRecord::chain`], inserts it in one transaction
 //! and only then answers every caller. On SQLite the database runs in WAL
-//! mode with `synchronous=FULL`, so a committed batch survives power loss;
+//! mode and the write gate `fdatasync`s the WAL after the commit before it
+//! answers (durability `fsync`), so a committed batch survives power loss;
 //! on PostgreSQL a commit is durable as the server is configured
 //! (`synchronous_commit`, on by default).
 //!

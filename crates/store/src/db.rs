@@ -14,7 +14,7 @@ use plexus_core::context::TenantId;
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// One SQLite file (WAL, `synchronous=FULL`).
+    /// One SQLite file (WAL; each commit `fdatasync`ed before it is acknowledged).
     Sqlite,
     /// A PostgreSQL database, with row-level security on tenant-owned tables.
     Postgres,
@@ -33,8 +33,12 @@ impl Backend {
 /// When a SQLite commit counts as done: `storage.durability`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Commit {
-    /// On disk: `synchronous=FULL`, the WAL is `fsync`ed at every commit,
-    /// so a committed transaction survives power loss (the default).
+    /// On disk: the WAL is `fdatasync`ed after every commit before the
+    /// commit is acknowledged, so a committed transaction survives power
+    /// loss (the default). The write gate's connection commits at
+    /// `synchronous=NORMAL` and syncs outside the gate
+    /// ([`crate::group`]); every other connection runs at
+    /// `synchronous=FULL`.
     #[default]
     Fsync,
     /// In the kernel: `synchronous=NORMAL`, the WAL is written at every
@@ -173,8 +177,8 @@ impl Store {
     /// - anything without a scheme: a SQLite file path.
     ///
     /// A SQLite file (and its directory) is created if missing, and runs in
-    /// WAL mode with `synchronous=FULL`, so a committed transaction survives
-    /// power loss.
+    /// WAL mode with every commit `fdatasync`ed before it is acknowledged,
+    /// so a committed transaction survives power loss.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with(url, Commit::Fsync).await
     }
@@ -291,14 +295,36 @@ impl Store {
             // The write gate has a connection of its own: a writer never
             // waits for a reader to hand a pooled connection back while the
             // other writers wait for it.
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.clone())
+            //
+            // It commits at `synchronous=NORMAL` whatever the durability: with
+            // `fsync` the gate's writers wait for an `fdatasync` of the WAL
+            // after the commit, outside the gate, so that the next batch's
+            // statements run while the disk syncs this one's. Its automatic
+            // checkpoint restarts the WAL and finds the pages mostly copied: a
+            // connection of their own runs checkpoints outside the gate
+            // (`crate::group`).
+            let one = || {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+            };
+            let writer = one()
+                .connect_with(
+                    options
+                        .clone()
+                        .synchronous(SqliteSynchronous::Normal)
+                        .pragma("wal_autocheckpoint", crate::group::CHECKPOINT_BACKSTOP_PAGES.to_string()),
+                )
                 .await?;
+            let checkpointer = one().connect_with(options.clone()).await?;
+            // The file as SQLite resolved it when the writer opened it (it
+            // exists now), whatever the working directory becomes.
+            let path = options.get_filename();
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let after = crate::group::AfterCommit::new(path, commit == Commit::Fsync, checkpointer);
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
                 // A connection to a local file does not go stale the way a
@@ -307,7 +333,7 @@ impl Store {
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            (pool, WriteGate::with_writer(writer))
+            (pool, WriteGate::with_writer(writer, after))
         };
         Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default(), file, commit })
     }
@@ -426,7 +452,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqlite_connections_are_wal_with_full_sync_foreign_keys_and_journals_in_memory() {
+    async fn sqlite_connections_are_wal_with_full_sync_foreign_keys_and_journals_in_memory_the_writer_normal() {
         let dir = std::env::temp_dir().join(format!("plexus-store-pragmas-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
@@ -440,6 +466,11 @@ mod tests {
         // Savepoint and statement journals in memory, on the readers' and
         // the writer's connections alike (2 is MEMORY).
         assert_eq!(pragma(&store, "temp_store").await, (2, 2), "(a reader's connection, the writer's)");
+        // The gate's connection commits at NORMAL (1) and its writers wait
+        // for the WAL's fdatasync outside the gate.
+        assert_eq!(pragma(&store, "synchronous").await, (2, 1), "(a reader's connection, the writer's)");
+        let backstop = i64::from(crate::group::CHECKPOINT_BACKSTOP_PAGES);
+        assert_eq!(pragma(&store, "wal_autocheckpoint").await, (1000, backstop));
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -480,13 +511,7 @@ mod tests {
         let log = store.beside("audit-log").await.unwrap();
         assert_eq!(log.sqlite_file(), Some(dir.join("main-audit-log.db").as_path()));
         // Counters given to the main store later count the other's writers too.
-        let counters = crate::WriteCounters {
-            writers: Default::default(),
-            batches: Default::default(),
-            wait_us: Default::default(),
-            held_us: Default::default(),
-            commit_us: Default::default(),
-        };
+        let counters = crate::WriteCounters::default();
         store.count_writes(counters.clone());
         let tenant = crate::NewTenant { id: TenantId::new("t1"), name: "t1".into(), tier: "standard".into() };
         store.create_tenant(&tenant).await.unwrap();

@@ -25,10 +25,37 @@
 //! its own, so a caller that gives up waiting (a dropped future) never
 //! leaves a transaction open; a writer dropped in the middle of its body has
 //! its work rolled back before the next writer runs.
+//!
+//! On a file, the work that does not need the write lock leaves the gate
+//! ([`AfterCommit`]):
+//!
+//! - **the `fsync`**: the gate's connection commits at `synchronous=NORMAL`
+//!   (`COMMIT` writes the batch's pages into the WAL and returns), and the
+//!   batch's writers are told it committed only once an `fdatasync` of the
+//!   WAL that began after the commit has returned. The next batch's writers
+//!   run their statements meanwhile, and one `fdatasync` covers every batch
+//!   committed before it began. A caller is never told of a commit before
+//!   it is on disk (durability `fsync` means what it meant with
+//!   `synchronous=FULL`); what changes is that other connections may read a
+//!   batch's rows during its `fdatasync`, before its writers are answered,
+//!   as InnoDB's readers may see a transaction before its redo log is
+//!   flushed. If an `fdatasync` fails, the WAL's state on disk is unknown
+//!   (the kernel may have dropped the pages it failed to write): the gate
+//!   refuses every later writer with the reason, until the process restarts;
+//! - **checkpoints**: a connection of their own copies the WAL back into the
+//!   database file (`wal_checkpoint(PASSIVE)`, which waits for no writer) at
+//!   most every [`CHECKPOINT_EVERY`] while commits come, and `fsync`s the
+//!   database file, outside the gate. A passive checkpoint cannot restart the
+//!   WAL while writers keep appending to it, so the gate's connection keeps
+//!   SQLite's own automatic checkpoint at [`CHECKPOINT_BACKSTOP_PAGES`]: it
+//!   bounds and restarts the WAL, and finds all but the last few
+//!   milliseconds' pages already copied (before, it copied the whole 1,000
+//!   pages inside the gate).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -72,7 +99,7 @@ pub struct WriteGate {
 /// Counters of the write gate, for `/metrics`: how an operator sees whether
 /// SQLite's one writer is the bottleneck (time waiting against time held)
 /// and how well group commit batches (writers per commit).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteCounters {
     /// Writers that entered the gate.
     pub writers: Arc<AtomicU64>,
@@ -82,8 +109,13 @@ pub struct WriteCounters {
     pub wait_us: Arc<AtomicU64>,
     /// Microseconds writers held the gate (their bodies).
     pub held_us: Arc<AtomicU64>,
-    /// Microseconds spent committing (the `fsync`), holding the gate.
+    /// Microseconds spent committing, holding the gate (without the WAL's
+    /// `fdatasync` on a file with durability `fsync`: see `sync_us`).
     pub commit_us: Arc<AtomicU64>,
+    /// `fdatasync`s of the WAL after commits, outside the gate.
+    pub syncs: Arc<AtomicU64>,
+    /// Microseconds those `fdatasync`s took.
+    pub sync_us: Arc<AtomicU64>,
 }
 
 fn add_us(counter: &AtomicU64, since: Instant) {
@@ -92,7 +124,15 @@ fn add_us(counter: &AtomicU64, since: Instant) {
 
 impl Default for WriteGate {
     fn default() -> Self {
+        Self::build(None, None)
+    }
+}
+
+impl WriteGate {
+    fn build(writer: Option<SqlitePool>, after: Option<AfterCommit>) -> Self {
         let (tx, settled) = watch::channel(0);
+        let counters: Arc<OnceLock<WriteCounters>> = Arc::default();
+        let after = after.map(|a| Arc::new(AfterCommit { counters: counters.clone(), ..a }));
         let slot = Slot {
             tx: None,
             batch: 0,
@@ -100,15 +140,15 @@ impl Default for WriteGate {
             undo: None,
             outcome: Arc::default(),
             settled: Arc::new(tx),
-            counters: Arc::default(),
+            counters: counters.clone(),
+            after,
         };
-        let counters = slot.counters.clone();
         Self {
             slot: Arc::new(Mutex::new(slot)),
             queued: Arc::default(),
             settled,
             counters,
-            writer: None,
+            writer,
             beside: Default::default(),
         }
     }
@@ -146,6 +186,8 @@ struct Slot {
     /// Announces each batch that ended, after its outcome is recorded.
     settled: Arc<watch::Sender<u64>>,
     counters: Arc<OnceLock<WriteCounters>>,
+    /// The `fdatasync` and checkpoints outside the gate, on a file.
+    after: Option<Arc<AfterCommit>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -197,20 +239,207 @@ impl Slot {
         }
     }
 
-    /// Commit the batch if it is still open.
-    async fn commit(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let ending = self.ending(self.batch);
-            let started = Instant::now();
-            let outcome = tx.commit().await.err().map(|e| e.to_string());
-            if let Some(c) = self.counters.get() {
-                add_us(&c.commit_us, started);
-            }
-            if let Some(reason) = &outcome {
-                tracing::warn!(%reason, "a write batch failed to commit");
-            }
-            ending.end(outcome);
+    /// Commit the batch if it is still open. A committed batch that must
+    /// still wait for its `fdatasync` comes back as [`Syncing`], for the
+    /// caller to finish once it has left the gate.
+    async fn commit(&mut self) -> Option<Syncing> {
+        let tx = self.tx.take()?;
+        let ending = self.ending(self.batch);
+        let started = Instant::now();
+        let outcome = tx.commit().await.err().map(|e| e.to_string());
+        if let Some(c) = self.counters.get() {
+            add_us(&c.commit_us, started);
         }
+        match (outcome, &self.after) {
+            (Some(reason), _) => {
+                tracing::warn!(%reason, "a write batch failed to commit");
+                ending.end(Some(reason));
+                None
+            }
+            (None, Some(after)) if after.sync => Some(Syncing { seq: after.committed(), ending, after: after.clone() }),
+            (None, after) => {
+                ending.end(None);
+                if let Some(after) = after {
+                    after.committed();
+                    after.maybe_checkpoint();
+                }
+                None
+            }
+        }
+    }
+
+    /// Why no writer may enter any more, if that is so.
+    fn refused(&self) -> Result<(), sqlx::Error> {
+        match self.after.as_ref().and_then(|a| a.failed.get()) {
+            None => Ok(()),
+            Some(reason) => Err(sqlx::Error::Protocol(reason.clone())),
+        }
+    }
+}
+
+/// A committed batch waiting, outside the gate, for the `fdatasync` that
+/// makes it durable; its writers are answered when it returns.
+struct Syncing {
+    seq: u64,
+    ending: Ending,
+    after: Arc<AfterCommit>,
+}
+
+impl Syncing {
+    async fn finish(self) {
+        let outcome = self.after.durable(self.seq).await.err();
+        self.ending.end(outcome);
+        self.after.maybe_checkpoint();
+    }
+}
+
+/// How often, at most, the checkpointer copies the WAL into the database
+/// file while commits come (see the module documentation).
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
+
+/// The gate's connection's own automatic checkpoint, a backstop that bounds
+/// the WAL and restarts it (pages; SQLite's default). Measured at 8,000 and
+/// 2,000 too: the fewer, larger backstops made the answers' p99 worse
+/// (BENCHMARKS.md section 7).
+pub(crate) const CHECKPOINT_BACKSTOP_PAGES: u32 = 1_000;
+
+/// What follows a commit outside the write gate, on a database file: the
+/// WAL's `fdatasync` (durability `fsync`) and checkpoints (see the module
+/// documentation).
+#[derive(Debug)]
+pub(crate) struct AfterCommit {
+    /// The database file; its WAL is `<file>-wal`.
+    file: PathBuf,
+    /// Whether writers wait for an `fdatasync` of the WAL.
+    sync: bool,
+    /// Commits made through the gate (counted under it, in the WAL's order).
+    commits: AtomicU64,
+    /// The last commit an `fdatasync` covered. Held while one runs: a commit
+    /// that comes meanwhile waits for it, then for one that covers it too.
+    synced: Mutex<u64>,
+    /// Why the WAL can no longer be trusted to be on disk, once an
+    /// `fdatasync` failed.
+    failed: OnceLock<String>,
+    /// The checkpointer's connection (a pool of one).
+    checkpointer: SqlitePool,
+    checkpointing: AtomicBool,
+    last_checkpoint: parking_lot::Mutex<Instant>,
+    counters: Arc<OnceLock<WriteCounters>>,
+    /// Tests hold `fdatasync`s here until they add permits.
+    #[cfg(test)]
+    hold: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl AfterCommit {
+    /// For the database `file`, writers waiting for `fdatasync` if `sync`,
+    /// checkpoints on `checkpointer`.
+    pub(crate) fn new(file: PathBuf, sync: bool, checkpointer: SqlitePool) -> Self {
+        Self {
+            file,
+            sync,
+            commits: AtomicU64::new(0),
+            synced: Mutex::new(0),
+            failed: OnceLock::new(),
+            checkpointer,
+            checkpointing: AtomicBool::new(false),
+            last_checkpoint: parking_lot::Mutex::new(Instant::now()),
+            counters: Arc::default(),
+            #[cfg(test)]
+            hold: None,
+        }
+    }
+
+    /// Count a commit (under the gate): its number.
+    fn committed(&self) -> u64 {
+        self.commits.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Return once commit `seq` is on disk: at once if an `fdatasync` that
+    /// began after it has returned, else after one more.
+    async fn durable(&self, seq: u64) -> Result<(), String> {
+        if !self.sync {
+            return Ok(());
+        }
+        let mut synced = self.synced.lock().await;
+        if let Some(reason) = self.failed.get() {
+            return Err(reason.clone());
+        }
+        if *synced >= seq {
+            return Ok(());
+        }
+        #[cfg(test)]
+        if let Some(hold) = &self.hold
+            && let Ok(permit) = hold.acquire().await
+        {
+            permit.forget();
+        }
+        let through = self.commits.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let file = self.file.clone();
+        let done = tokio::task::spawn_blocking(move || sync_wal(&file)).await;
+        if let Some(c) = self.counters.get() {
+            c.syncs.fetch_add(1, Ordering::Relaxed);
+            add_us(&c.sync_us, started);
+        }
+        let error = match done {
+            Ok(Ok(())) => {
+                *synced = through;
+                return Ok(());
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the task running it failed: {e}"),
+        };
+        let reason = format!(
+            "the write-ahead log of {} could not be made durable (fdatasync: {error}); whether the last \
+             commits survive a power loss is unknown, so writes are refused until plexus restarts: check the disk",
+            self.file.display()
+        );
+        tracing::error!(%reason);
+        Err(self.failed.get_or_init(|| reason).clone())
+    }
+
+    /// Start a passive checkpoint on the checkpointer's connection, unless
+    /// one runs or the last began less than [`CHECKPOINT_EVERY`] ago.
+    fn maybe_checkpoint(self: &Arc<Self>) {
+        {
+            let mut last = self.last_checkpoint.lock();
+            if last.elapsed() < CHECKPOINT_EVERY || self.checkpointing.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.checkpointing.store(false, Ordering::SeqCst);
+            return;
+        };
+        let me = self.clone();
+        rt.spawn(async move {
+            let done: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&me.checkpointer).await;
+            match done {
+                Ok((_, wal, copied)) => tracing::trace!(wal, copied, "checkpoint"),
+                // The next one tries again; the backstop bounds the WAL.
+                Err(e) => tracing::debug!(error = %e, "a background checkpoint failed"),
+            }
+            me.checkpointing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    pub(crate) async fn close(&self) {
+        self.checkpointer.close().await;
+    }
+}
+
+/// `fdatasync` the WAL of the database `file`; the file itself if the WAL
+/// is gone (the last connection checkpointed it into the file and removed
+/// it).
+fn sync_wal(file: &Path) -> std::io::Result<()> {
+    let mut wal = file.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(&wal) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(file)?.sync_data(),
+        Err(e) => Err(e),
     }
 }
 
@@ -237,13 +466,15 @@ impl Ending {
 
     fn announce(&mut self, outcome: Option<String>) {
         self.ended = true;
+        // Counted before the outcome is set: a writer that finds it set may
+        // return at once, and its batch is counted by then.
+        if let Some(c) = self.counters.get() {
+            c.batches.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = self.outcome.set(outcome);
         // Never backwards: writers wait for the number to reach theirs.
         let batch = self.batch;
         self.settled.send_modify(|last| *last = (*last).max(batch));
-        if let Some(c) = self.counters.get() {
-            c.batches.fetch_add(1, Ordering::Relaxed);
-        }
     }
 }
 
@@ -268,15 +499,21 @@ fn lookup(cell: &Outcome, batch: u64) -> Option<String> {
 
 impl WriteGate {
     /// A gate whose batches run on `writer` (a pool of one connection)
-    /// instead of a connection of the pool passed to [`WriteGate::enter`].
-    pub(crate) fn with_writer(writer: SqlitePool) -> Self {
-        Self { writer: Some(writer), ..Self::default() }
+    /// instead of a connection of the pool passed to [`WriteGate::enter`],
+    /// and whose commits are followed outside the gate by `after`.
+    pub(crate) fn with_writer(writer: SqlitePool, after: AfterCommit) -> Self {
+        Self::build(Some(writer), Some(after))
     }
 
-    /// Close the writers' own connection, if there is one.
+    /// Close the writers' own connection and the checkpointer's, if there
+    /// are.
     pub(crate) async fn close(&self) {
         if let Some(writer) = &self.writer {
             writer.close().await;
+        }
+        let after = self.slot.lock().await.after.clone();
+        if let Some(after) = after {
+            after.close().await;
         }
     }
 
@@ -296,6 +533,7 @@ impl WriteGate {
     /// writers queued behind it share the commit.
     pub async fn enter_one(&self, pool: &SqlitePool) -> Result<OneWriter, sqlx::Error> {
         let (slot, entered) = self.lock().await;
+        slot.refused()?;
         if slot.tx.is_some() || self.queued.load(Ordering::SeqCst) > 0 {
             return Ok(OneWriter(One::Batch(self.member(slot, entered, pool).await?)));
         }
@@ -326,6 +564,7 @@ impl WriteGate {
         entered: Instant,
         pool: &SqlitePool,
     ) -> Result<Member, sqlx::Error> {
+        slot.refused()?;
         let joined = match slot.tx.as_mut() {
             Some(tx) => {
                 sqlx::raw_sql(SAVEPOINT).execute(&mut **tx).await?;
@@ -413,22 +652,33 @@ impl Member {
         if let Some(c) = slot.counters.get() {
             add_us(&c.held_us, self.entered);
         }
-        if self.queued.load(Ordering::SeqCst) == 0 {
-            // Nobody waits to join: commit now, without leaving the gate.
-            slot.commit().await;
-            return outcome(lookup(&self.outcome, self.batch));
-        }
-        // Others wait: leave the gate with the batch open, and make sure one
-        // settle task is queued behind them to commit it.
         let batch = self.batch;
-        let spawn = slot.settler != batch;
-        slot.settler = batch;
-        drop(slot);
-        if spawn {
-            tokio::spawn(settle(self.gate.clone(), batch));
+        if self.queued.load(Ordering::SeqCst) == 0 {
+            // Nobody waits to join: commit now, without leaving the gate,
+            // and wait for the `fdatasync` outside it (in a task of its
+            // own, so that the batch's other writers are answered even if
+            // this caller gives up).
+            let syncing = slot.commit().await;
+            drop(slot);
+            match syncing {
+                None => return outcome(lookup(&self.outcome, batch)),
+                Some(syncing) => drop(tokio::spawn(syncing.finish())),
+            }
+        } else {
+            // Others wait: leave the gate with the batch open, and make sure
+            // one settle task is queued behind them to commit it.
+            let spawn = slot.settler != batch;
+            slot.settler = batch;
+            drop(slot);
+            if spawn {
+                tokio::spawn(settle(self.gate.clone(), batch));
+            }
         }
+        // Batches end in any order once their `fdatasync`s run outside the
+        // gate: wait for this one's own outcome.
         let mut settled = self.settled.clone();
-        if settled.wait_for(|&b| b >= batch).await.is_err() {
+        let cell = self.outcome.clone();
+        if settled.wait_for(|_| cell.get().is_some()).await.is_err() {
             return Err(sqlx::Error::Protocol("the write batch's commit was lost".into()));
         }
         outcome(lookup(&self.outcome, batch))
@@ -485,9 +735,14 @@ impl OneWriter {
                     add_us(&c.held_us, entered);
                     c.batches.fetch_add(1, Ordering::Relaxed);
                 }
+                let after = slot.after.clone();
+                let seq = after.as_ref().map(|a| a.committed());
                 drop(conn);
                 drop(slot);
-                Ok(())
+                let (Some(after), Some(seq)) = (after, seq) else { return Ok(()) };
+                let durable = after.durable(seq).await;
+                after.maybe_checkpoint();
+                durable.map_err(|reason| sqlx::Error::Protocol(format!("the write failed to commit: {reason}")))
             }
         }
     }
@@ -506,8 +761,13 @@ fn outcome(failed: Option<String>) -> Result<(), sqlx::Error> {
 async fn settle(gate: Arc<Mutex<Slot>>, batch: u64) {
     let mut slot = gate.lock().await;
     slot.clean().await;
-    if slot.batch == batch {
-        slot.commit().await;
+    if slot.batch != batch {
+        return;
+    }
+    let syncing = slot.commit().await;
+    drop(slot);
+    if let Some(syncing) = syncing {
+        syncing.finish().await;
     }
 }
 
@@ -671,6 +931,156 @@ mod tests {
         let mut third = gate.enter(&pool).await.unwrap();
         sqlx::query("INSERT INTO t VALUES (3)").execute(third.conn().unwrap()).await.unwrap();
         third.finish().await.unwrap();
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A gate on a file as `Store` makes one (its own writer connection at
+    /// NORMAL, `fdatasync` outside the gate), with `fdatasync`s held until
+    /// the test adds permits, and a reader's pool. `file` is the file the
+    /// gate syncs (the real one unless a test says otherwise).
+    async fn synced_gate(
+        name: &str,
+        file: Option<&str>,
+    ) -> (Arc<WriteGate>, SqlitePool, Arc<tokio::sync::Semaphore>, std::path::PathBuf) {
+        let (pool, dir) = database(name, sqlx::sqlite::SqliteSynchronous::Full).await;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("g.db"))
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let one = || sqlx::sqlite::SqlitePoolOptions::new().max_connections(1);
+        let writer =
+            one().connect_with(options.clone().synchronous(sqlx::sqlite::SqliteSynchronous::Normal)).await.unwrap();
+        let checkpointer = one().connect_with(options).await.unwrap();
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        let synced = dir.join(file.unwrap_or("g.db"));
+        let after = AfterCommit { hold: Some(hold.clone()), ..AfterCommit::new(synced, true, checkpointer) };
+        let gate = Arc::new(WriteGate::with_writer(writer, after));
+        gate.count(WriteCounters::default());
+        (gate, pool, hold, dir)
+    }
+
+    /// Wait until a reader sees `x` in `t`.
+    async fn until_visible(pool: &SqlitePool, x: i64) {
+        loop {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM t WHERE x = $1").bind(x).fetch_one(pool).await.unwrap();
+            if n == 1 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Wait until the gate has numbered `n` commits (it does so just after
+    /// SQLite commits, under the gate).
+    async fn until_numbered(gate: &WriteGate, n: u64) {
+        loop {
+            let after = gate.slot.lock().await.after.clone().expect("a gate on a file");
+            if after.commits.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A committed batch waits for its `fdatasync` outside the gate: the
+    /// next writer enters and commits meanwhile, neither is answered before
+    /// an `fdatasync` that began after its commit has returned, and one
+    /// `fdatasync` answers both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_syncs_outside_the_gate_and_one_fdatasync_covers_the_next() {
+        let (gate, pool, hold, dir) = synced_gate("sync-outside", None).await;
+        let enter = |g: Arc<WriteGate>, p: SqlitePool| async move {
+            tokio::time::timeout(Duration::from_secs(10), g.enter(&p)).await.expect("the gate is free").unwrap()
+        };
+
+        let mut a = enter(gate.clone(), pool.clone()).await;
+        sqlx::query("INSERT INTO t VALUES (1)").execute(a.conn().unwrap()).await.unwrap();
+        let a = tokio::spawn(a.finish());
+        // Committed (other connections see it), not yet on disk as far as
+        // the writer is told.
+        until_visible(&pool, 1).await;
+        let mut b = enter(gate.clone(), pool.clone()).await;
+        assert!(!a.is_finished(), "the first writer waits for its fdatasync");
+        sqlx::query("INSERT INTO t VALUES (2)").execute(b.conn().unwrap()).await.unwrap();
+        let b = tokio::spawn(b.finish());
+        // Readers see a commit before the gate has numbered it: wait for
+        // the number too, or the fdatasync released below might begin
+        // between the two and rightly cover the first commit only.
+        until_visible(&pool, 2).await;
+        until_numbered(&gate, 2).await;
+        assert!(!a.is_finished() && !b.is_finished(), "neither is answered before an fdatasync returns");
+        let counters = gate.counters.get().unwrap();
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 0);
+
+        // The first fdatasync begins after both commits: it answers both.
+        hold.add_permits(1);
+        let answered = |h| async move { tokio::time::timeout(Duration::from_secs(10), h).await.expect("answered") };
+        answered(a).await.unwrap().unwrap();
+        answered(b).await.unwrap().unwrap();
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 1, "one fdatasync for both batches");
+        assert_eq!(gate.batches().await, 2);
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An `fdatasync` that fails fails its writer with the reason, and the
+    /// gate refuses every later writer (in a batch or alone) before it
+    /// writes anything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fdatasync_refuses_every_later_writer() {
+        // The gate syncs a file that does not exist: its fdatasync fails.
+        let (gate, pool, hold, dir) = synced_gate("sync-fails", Some("gone/g.db")).await;
+        hold.add_permits(100);
+
+        let mut a = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(a.conn().unwrap()).await.unwrap();
+        let e = a.finish().await.unwrap_err().to_string();
+        assert!(e.contains("could not be made durable") && e.contains("fdatasync"), "{e}");
+        assert!(e.contains("gone/g.db") && e.contains("until plexus restarts"), "{e}");
+
+        let refused = gate.enter(&pool).await.map(|_| ()).unwrap_err().to_string();
+        assert!(refused.contains("could not be made durable"), "{refused}");
+        let refused = gate.enter_one(&pool).await.map(|_| ()).unwrap_err().to_string();
+        assert!(refused.contains("could not be made durable"), "{refused}");
+        assert_eq!(gate.batches().await, 1, "no batch began after the failure");
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Checkpoints run outside the gate: with the gate's own automatic
+    /// checkpoint far away (the backstop), the rows reach the database file
+    /// anyway, copied by the checkpointer once commits come after
+    /// `CHECKPOINT_EVERY`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpointer_copies_the_wal_into_the_database_file() {
+        let (gate, pool, hold, dir) = synced_gate("checkpoints", None).await;
+        hold.add_permits(1_000);
+        let file = dir.join("g.db");
+        let before = std::fs::metadata(&file).unwrap().len();
+        let blob = "ページ".repeat(20_000); // 180 KB, some 45 pages
+        for round in 0..2 {
+            let mut w = gate.enter(&pool).await.unwrap();
+            sqlx::query("INSERT INTO t VALUES ($1)").bind(round).execute(w.conn().unwrap()).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS big (b TEXT); INSERT INTO big VALUES ('{blob}')"
+            )))
+            .execute(w.conn().unwrap())
+            .await
+            .unwrap();
+            w.finish().await.unwrap();
+            // The second commit comes after CHECKPOINT_EVERY: it starts one.
+            tokio::time::sleep(CHECKPOINT_EVERY + Duration::from_millis(50)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).unwrap().len() < before + 2 * 180_000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = std::fs::metadata(&file).unwrap().len();
+        assert!(after >= before + 2 * 180_000, "the database file grew from {before} to {after} bytes only");
+        gate.close().await;
         pool.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -242,8 +242,13 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
         ),
         commit_us: telemetry.counter(
             "plexus_sqlite_commit_microseconds_total",
-            "Time SQLite's write gate spent committing batches (the fsync).",
+            "Time SQLite's write gate spent committing batches (writing the WAL; its fsync follows outside the gate).",
         ),
+        syncs: telemetry.counter(
+            "plexus_sqlite_wal_syncs_total",
+            "fdatasyncs of SQLite's write-ahead logs that committed batches waited for, outside the write gate.",
+        ),
+        sync_us: telemetry.counter("plexus_sqlite_wal_sync_microseconds_total", "Time those fdatasyncs took."),
     });
     let access = Arc::new(plexus_core::access::AccessList::default());
     let ops = if config.modules.iter().any(|m| m == "ops") {
