@@ -31,7 +31,9 @@ fi
 python3 scripts/reference/same.py crates/modules/learning/tests/fixtures/learning_reference.json "${TMPDIR:-/tmp}/learning_reference.json"
 
 echo "== cargo test (workspace)"
-cargo test --workspace
+# A test that hangs fails the run here, with libtest's "running for over 60
+# seconds" naming it, instead of using up CI's whole time.
+timeout --kill-after=30s 45m cargo test --workspace
 
 echo "== end-to-end (Python mcp SDK, MCP Inspector CLI)"
 venv=tests/e2e/.venv
