@@ -31,6 +31,12 @@ pub const MIGRATIONS: Migrations = Migrations {
             sqlite: include_str!("../migrations/0003_partial_indexes.sql"),
             postgres: include_str!("../migrations/0003_partial_indexes.sql"),
         },
+        Migration {
+            version: 4,
+            name: "lean_xapi_writes",
+            sqlite: include_str!("../migrations/0004_lean_xapi_writes.sqlite.sql"),
+            postgres: include_str!("../migrations/0004_lean_xapi_writes.postgres.sql"),
+        },
     ],
 };
 

@@ -444,27 +444,20 @@ fn list_sql(tenant: &TenantId, q: &ListQuery) -> Sql {
         if let Some(r) = &f.registration {
             conditions.push(format!("s.registration = {}", sql.bind(Bind::Text(r.clone()))));
         }
-        if let Some(a) = &f.activity {
-            let p = sql.bind(Bind::Text(a.clone()));
-            if f.related_activities {
-                conditions.push(format!(
-                    "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
-                         AND x.statement_id = s.statement_id AND x.kind = 'activity' AND x.item = {p})"
-                ));
-            } else {
-                conditions.push(format!("s.activity_id = {p}"));
-            }
-        }
-        if let Some(a) = &f.agent {
-            let p = sql.bind(Bind::Text(a.clone()));
-            let direct = if f.related_agents {
-                String::new()
-            } else {
-                format!(" AND x.direct = {}", sql.bind(Bind::Bool(true)))
-            };
+        // Activities and agents through the rows of `learning_xapi_related`
+        // (from its index by item, not statement by statement); without
+        // `related_*`, only the `direct` ones (the statement's own object
+        // activity; its actor or agent object).
+        for (kind, item, related) in
+            [("activity", &f.activity, f.related_activities), ("agent", &f.agent, f.related_agents)]
+        {
+            let Some(item) = item else { continue };
+            let p = sql.bind(Bind::Text(item.clone()));
+            let direct =
+                if related { String::new() } else { format!(" AND x.direct = {}", sql.bind(Bind::Bool(true))) };
             conditions.push(format!(
-                "EXISTS (SELECT 1 FROM learning_xapi_related x WHERE x.tenant_id = s.tenant_id \
-                     AND x.statement_id = s.statement_id AND x.kind = 'agent' AND x.item = {p}{direct})"
+                "s.statement_id IN (SELECT x.statement_id FROM learning_xapi_related x WHERE x.tenant_id = {tp} \
+                     AND x.kind = '{kind}' AND x.item = {p}{direct})"
             ));
         }
         // A statement whose object is a StatementRef to a matching
@@ -886,9 +879,10 @@ mod tests {
 
     /// The statement filters reach their statements through their indexes,
     /// the partial ones included: the registration filter through the
-    /// registration index, and the step that follows StatementRefs to
-    /// matching statements through the reference index. No step reads the
-    /// whole statements table.
+    /// registration index, the activity and agent filters through the key of
+    /// the related items, and the step that follows StatementRefs to
+    /// matching statements through the reference index. No step reads a
+    /// whole table.
     #[tokio::test]
     async fn statement_filters_use_their_indexes_the_partial_ones_too() {
         let dir = std::env::temp_dir().join(format!("plexus-xapi-plans-{}", std::process::id()));
@@ -903,18 +897,114 @@ mod tests {
             verb: Some("http://adlnet.gov/expapi/verbs/answered".into()),
             ..StatementFilter::default()
         };
+        // The table of related items is its key's B-tree, in filter order.
+        const RELATED: &str = "SEARCH x USING PRIMARY KEY (tenant_id=? AND kind=? AND item=?)";
+        let quiz = "https://example.jp/クイズ/1".to_owned();
+        let activity = StatementFilter { activity: Some(quiz.clone()), ..StatementFilter::default() };
+        let related = StatementFilter { activity: Some(quiz), related_activities: true, ..StatementFilter::default() };
+        let agent =
+            StatementFilter { agent: Some("mbox:mailto:hanako@example.jp".into()), ..StatementFilter::default() };
         for (name, filter, index) in [
             ("registration", registration, "learning_xapi_statements_by_registration"),
             ("verb", verb, "learning_xapi_statements_by_verb"),
+            ("activity", activity, RELATED),
+            ("related activities", related, RELATED),
+            ("agent", agent, RELATED),
         ] {
             let p = plan(&store, filter).await;
             assert!(p.contains(index), "{name}: no {index} in the plan:\n{p}");
             assert!(p.contains("learning_xapi_statements_by_ref"), "{name}: StatementRefs not followed by index:\n{p}");
             assert!(
-                !p.lines().any(|l| l.starts_with("SCAN s") || l.starts_with("SCAN r")),
-                "{name}: a step scans the statements table:\n{p}"
+                !p.lines().any(|l| ["SCAN s", "SCAN r", "SCAN x"].iter().any(|scan| l.starts_with(scan))),
+                "{name}: a step scans a whole table:\n{p}"
             );
         }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    /// Migration 4 on a store that has statements: the related rows move to
+    /// the table without a rowid, unchanged, the indexes nothing reads are
+    /// gone, and the activity filter still finds the statement.
+    #[tokio::test]
+    async fn the_lean_migration_keeps_the_related_rows() {
+        const BEFORE: plexus_store::Migrations =
+            plexus_store::Migrations { owner: "learning", steps: crate::store::MIGRATIONS.steps.split_at(3).0 };
+        let dir = std::env::temp_dir().join(format!("plexus-xapi-lean-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
+        store.migrate(&BEFORE).await.unwrap();
+        let t = plexus_store::NewTenant { id: TenantId::new("t1"), name: "学校".into(), tier: "free".into() };
+        store.create_tenant(&t).await.unwrap();
+        let quiz = "https://example.jp/クイズ/1";
+        let scope = store.tenant(&t.id);
+        let wrote: Result<(), StoreError> = async {
+            plexus_store::tenant_tx!(&scope, write, conn => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
+                         is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ('t1', 's1', 'a', 'v', '{quiz}', \
+                         0, 0, '2026-11-24T00:00:00.000000Z', '2026-11-24T00:00:00.000000Z', 1, 'd', '{{}}'); \
+                     INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES \
+                         ('t1', 's1', 'activity', '{quiz}', 1), ('t1', 's1', 'agent', 'mbox:mailto:はなこ@example.jp', 0)"
+                )))
+                .execute(&mut *conn)
+                .await?;
+            });
+            Ok(())
+        }
+        .await;
+        wrote.unwrap();
+
+        store.migrate(&crate::store::MIGRATIONS).await.unwrap();
+        let read = async {
+            Ok::<_, StoreError>(plexus_store::tenant_tx!(&scope, single, conn => {
+                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT statement_id, kind, item, direct FROM learning_xapi_related ORDER BY kind",
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                let (table,): (String,) =
+                    sqlx::query_as("SELECT sql FROM sqlite_schema WHERE name = 'learning_xapi_related'")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                let indexes: Vec<(String,)> = sqlx::query_as(
+                    "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name LIKE 'learning_xapi_%' ORDER BY name",
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                (rows, table, indexes.into_iter().map(|i| i.0).collect::<Vec<_>>())
+            }))
+        }
+        .await
+        .unwrap();
+        let (rows, table, indexes) = read;
+        assert_eq!(
+            rows,
+            vec![
+                ("s1".into(), "activity".into(), quiz.into(), 1),
+                ("s1".into(), "agent".into(), "mbox:mailto:はなこ@example.jp".into(), 0)
+            ]
+        );
+        assert!(
+            table.contains("WITHOUT ROWID") && table.contains("PRIMARY KEY (tenant_id, kind, item, statement_id)"),
+            "{table}"
+        );
+        let left: Vec<&str> =
+            indexes.iter().map(String::as_str).filter(|i| !i.starts_with("sqlite_autoindex")).collect();
+        assert_eq!(
+            left,
+            [
+                "learning_xapi_statements_by_ref",
+                "learning_xapi_statements_by_registration",
+                "learning_xapi_statements_by_stored",
+                "learning_xapi_statements_by_verb"
+            ]
+        );
+
+        let x = XapiStore::new(store.clone());
+        let found = x
+            .list(&t.id, &ListQuery::new(StatementFilter { activity: Some(quiz.into()), ..StatementFilter::default() }))
+            .await;
+        assert_eq!(found.map(|r| r.statements.len()).map_err(|e| e.to_string()), Ok(1));
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
