@@ -16,6 +16,7 @@ pub mod audit;
 pub mod bus;
 pub mod content;
 pub mod context;
+pub mod durability;
 pub mod error;
 pub mod http;
 pub mod jwt;

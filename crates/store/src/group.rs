@@ -39,7 +39,10 @@
 //!   `synchronous=FULL`); what changes is that other connections may read a
 //!   batch's rows during its `fdatasync`, before its writers are answered,
 //!   as InnoDB's readers may see a transaction before its redo log is
-//!   flushed. If an `fdatasync` fails, the WAL's state on disk is unknown
+//!   flushed. A writer that finishes with [`Member::finish_by_answer`]
+//!   inside a call's durability barrier (`plexus_core::durability`) is
+//!   told at once that its batch committed, and the call's answer waits for
+//!   the `fdatasync` alongside its audit record's. If an `fdatasync` fails, the WAL's state on disk is unknown
 //!   (the kernel may have dropped the pages it failed to write): the gate
 //!   refuses every later writer with the reason, until the process restarts;
 //! - **checkpoints**: a connection of their own copies the WAL back into the
@@ -70,10 +73,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 const SAVEPOINT: &str = "SAVEPOINT plexus_write";
 const UNDO: &str = "ROLLBACK TO plexus_write; RELEASE plexus_write";
 
-/// How one batch ended (`None` committed, `Some(reason)` failed): set once
-/// when it ends, shared by the gate and every writer of the batch, so a
+/// How one batch ended: `Ok(None)` committed, `Ok(Some(seq))` committed as
+/// the gate's commit `seq`, on disk once an `fdatasync` that began after it
+/// returns ([`AfterCommit::durable`]), `Err(reason)` failed. Set once when
+/// the batch ends, shared by the gate and every writer of the batch, so a
 /// writer learns its own batch's outcome however many batches ended since.
-type Outcome = Arc<OnceLock<Option<String>>>;
+type Outcome = Arc<OnceLock<Result<Option<u64>, String>>>;
 
 /// The gate every SQLite write transaction of this process passes (see the
 /// module documentation).
@@ -229,19 +234,20 @@ impl Slot {
                     let reason = format!("a write batch could not roll back a failed writer: {e}");
                     tracing::warn!(%reason);
                     let _ = tx.rollback().await;
-                    ending.end(Some(reason));
+                    ending.end(Err(reason));
                 }
             },
             Undo::Whole => {
                 let _ = tx.rollback().await;
-                ending.end(Some("the batch was rolled back".into()));
+                ending.end(Err("the batch was rolled back".into()));
             }
         }
     }
 
     /// Commit the batch if it is still open. A committed batch that must
     /// still wait for its `fdatasync` comes back as [`Syncing`], for the
-    /// caller to finish once it has left the gate.
+    /// caller to start once it has left the gate; its writers learn it
+    /// committed at once, and wait for the `fdatasync` themselves.
     async fn commit(&mut self) -> Option<Syncing> {
         let tx = self.tx.take()?;
         let ending = self.ending(self.batch);
@@ -253,12 +259,16 @@ impl Slot {
         match (outcome, &self.after) {
             (Some(reason), _) => {
                 tracing::warn!(%reason, "a write batch failed to commit");
-                ending.end(Some(reason));
+                ending.end(Err(reason));
                 None
             }
-            (None, Some(after)) if after.sync => Some(Syncing { seq: after.committed(), ending, after: after.clone() }),
+            (None, Some(after)) if after.sync => {
+                let seq = after.committed();
+                ending.end(Ok(Some(seq)));
+                Some(Syncing { seq, after: after.clone() })
+            }
             (None, after) => {
-                ending.end(None);
+                ending.end(Ok(None));
                 if let Some(after) = after {
                     after.committed();
                     after.maybe_checkpoint();
@@ -277,19 +287,17 @@ impl Slot {
     }
 }
 
-/// A committed batch waiting, outside the gate, for the `fdatasync` that
-/// makes it durable; its writers are answered when it returns.
+/// A committed batch's `fdatasync`, started outside the gate as soon as it
+/// has committed (its writers, waiting for it in [`AfterCommit::durable`],
+/// find it running, or over).
 struct Syncing {
     seq: u64,
-    ending: Ending,
     after: Arc<AfterCommit>,
 }
 
 impl Syncing {
     async fn finish(self) {
-        let outcome = self.after.durable(self.seq).await.err();
-        self.ending.end(outcome);
-        self.after.maybe_checkpoint();
+        let _ = self.after.sync_to(self.seq).await;
     }
 }
 
@@ -398,6 +406,13 @@ impl AfterCommit {
         Err(self.failed.get_or_init(|| reason).clone())
     }
 
+    /// [`AfterCommit::durable`], then a checkpoint if one is due.
+    async fn sync_to(self: Arc<Self>, seq: u64) -> Result<(), String> {
+        let durable = self.durable(seq).await;
+        self.maybe_checkpoint();
+        durable
+    }
+
     /// Start a passive checkpoint on the checkpointer's connection, unless
     /// one runs or the last began less than [`CHECKPOINT_EVERY`] ago.
     fn maybe_checkpoint(self: &Arc<Self>) {
@@ -455,7 +470,7 @@ struct Ending {
 
 impl Ending {
     /// Record how the batch ended, and tell its waiting writers.
-    fn end(mut self, outcome: Option<String>) {
+    fn end(mut self, outcome: Result<Option<u64>, String>) {
         self.announce(outcome);
     }
 
@@ -464,7 +479,7 @@ impl Ending {
         self.ended = true;
     }
 
-    fn announce(&mut self, outcome: Option<String>) {
+    fn announce(&mut self, outcome: Result<Option<u64>, String>) {
         self.ended = true;
         // Counted before the outcome is set: a writer that finds it set may
         // return at once, and its batch is counted by then.
@@ -484,16 +499,16 @@ impl Drop for Ending {
             let reason = "the write batch was interrupted (the task committing or rolling it back was dropped); \
                           whether it was committed is unknown";
             tracing::warn!(batch = self.batch, reason);
-            self.announce(Some(reason.into()));
+            self.announce(Err(reason.into()));
         }
     }
 }
 
 /// How a batch ended, from its cell (set before the batch is announced).
-fn lookup(cell: &Outcome, batch: u64) -> Option<String> {
+fn lookup(cell: &Outcome, batch: u64) -> Result<Option<u64>, String> {
     match cell.get() {
         Some(outcome) => outcome.clone(),
-        None => Some(format!("write batch {batch} ended without an outcome")),
+        None => Err(format!("write batch {batch} ended without an outcome")),
     }
 }
 
@@ -580,7 +595,9 @@ impl WriteGate {
         };
         let batch = slot.batch;
         let outcome = slot.outcome.clone();
+        let after = slot.after.clone();
         Ok(Member {
+            after,
             slot: Some(slot),
             gate: self.slot.clone(),
             queued: self.queued.clone(),
@@ -628,6 +645,8 @@ pub struct Member {
     settled: watch::Receiver<u64>,
     /// How this member's batch ends.
     outcome: Outcome,
+    /// The `fdatasync` its commit waits for, on a file.
+    after: Option<Arc<AfterCommit>>,
     batch: u64,
     /// Whether the member joined an open batch (runs in a savepoint).
     joined: bool,
@@ -644,8 +663,33 @@ impl Member {
     }
 
     /// The body succeeded: leave the gate and return once the batch is
-    /// committed (an error if it failed to commit).
-    pub async fn finish(mut self) -> Result<(), sqlx::Error> {
+    /// committed and durable (an error if it failed to commit, or its
+    /// `fdatasync` failed).
+    pub async fn finish(self) -> Result<(), sqlx::Error> {
+        match self.committed().await? {
+            Some((after, seq)) => after.durable(seq).await.map_err(not_durable),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`Member::finish`], but once the batch is committed the wait for
+    /// its `fdatasync` goes to the current call's durability barrier, if it
+    /// runs in one ([`plexus_core::durability::by_answer`]): the call goes
+    /// on, and its answer waits for the `fdatasync` alongside its audit
+    /// record's. Only for writes whose caller does nothing outside the
+    /// process before its answer.
+    pub async fn finish_by_answer(self) -> Result<(), sqlx::Error> {
+        match self.committed().await? {
+            Some((after, seq)) => {
+                plexus_core::durability::by_answer(async move { after.durable(seq).await }).await.map_err(not_durable)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Leave the gate and return once the batch is committed: with the
+    /// `fdatasync` still to wait for, if there is one.
+    async fn committed(mut self) -> Result<Option<(Arc<AfterCommit>, u64)>, sqlx::Error> {
         let Some(mut slot) = self.slot.take() else {
             return Err(sqlx::Error::Protocol("the write batch is closed".into()));
         };
@@ -655,14 +699,12 @@ impl Member {
         let batch = self.batch;
         if self.queued.load(Ordering::SeqCst) == 0 {
             // Nobody waits to join: commit now, without leaving the gate,
-            // and wait for the `fdatasync` outside it (in a task of its
-            // own, so that the batch's other writers are answered even if
-            // this caller gives up).
+            // and start the `fdatasync` outside it (in a task of its own,
+            // so that it runs even if this caller gives up).
             let syncing = slot.commit().await;
             drop(slot);
-            match syncing {
-                None => return outcome(lookup(&self.outcome, batch)),
-                Some(syncing) => drop(tokio::spawn(syncing.finish())),
+            if let Some(syncing) = syncing {
+                drop(tokio::spawn(syncing.finish()));
             }
         } else {
             // Others wait: leave the gate with the batch open, and make sure
@@ -674,14 +716,18 @@ impl Member {
                 tokio::spawn(settle(self.gate.clone(), batch));
             }
         }
-        // Batches end in any order once their `fdatasync`s run outside the
-        // gate: wait for this one's own outcome.
+        // Batches may be announced in any order: wait for this one's own
+        // outcome.
         let mut settled = self.settled.clone();
         let cell = self.outcome.clone();
         if settled.wait_for(|_| cell.get().is_some()).await.is_err() {
             return Err(sqlx::Error::Protocol("the write batch's commit was lost".into()));
         }
-        outcome(lookup(&self.outcome, batch))
+        match lookup(&self.outcome, batch) {
+            Ok(Some(seq)) => Ok(self.after.clone().map(|after| (after, seq))),
+            Ok(None) => Ok(None),
+            Err(reason) => Err(failed(reason)),
+        }
     }
 }
 
@@ -725,8 +771,8 @@ impl OneWriter {
         }
     }
 
-    /// The statement succeeded: return once it is committed (alone, it
-    /// committed as it ran).
+    /// The statement succeeded: return once it is committed and durable
+    /// (alone, it committed as it ran).
     pub async fn finish(self) -> Result<(), sqlx::Error> {
         match self.0 {
             One::Batch(member) => member.finish().await,
@@ -740,20 +786,20 @@ impl OneWriter {
                 drop(conn);
                 drop(slot);
                 let (Some(after), Some(seq)) = (after, seq) else { return Ok(()) };
-                let durable = after.durable(seq).await;
-                after.maybe_checkpoint();
-                durable.map_err(|reason| sqlx::Error::Protocol(format!("the write failed to commit: {reason}")))
+                after.sync_to(seq).await.map_err(not_durable)
             }
         }
     }
 }
 
-/// A writer's result from how its batch ended.
-fn outcome(failed: Option<String>) -> Result<(), sqlx::Error> {
-    match failed {
-        None => Ok(()),
-        Some(reason) => Err(sqlx::Error::Protocol(format!("the write batch failed to commit: {reason}"))),
-    }
+/// A writer's error when its batch failed to commit.
+fn failed(reason: String) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("the write batch failed to commit: {reason}"))
+}
+
+/// A writer's error when its commit could not be made durable.
+fn not_durable(reason: String) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("the write failed to commit: {reason}"))
 }
 
 /// Commit batch `batch` unless someone did already (its writers learn how
@@ -1020,6 +1066,48 @@ mod tests {
         answered(b).await.unwrap().unwrap();
         assert_eq!(counters.syncs.load(Ordering::SeqCst), 1, "one fdatasync for both batches");
         assert_eq!(gate.batches().await, 2);
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A writer that finishes by answer inside a durability barrier's scope
+    /// returns once its batch has committed, and the barrier waits for the
+    /// `fdatasync`; outside a scope it waits for it as `finish` does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_by_answer_hands_its_fdatasync_to_the_barrier() {
+        let (gate, pool, hold, dir) = synced_gate("by-answer", None).await;
+        let counters = gate.counters.get().unwrap().clone();
+        async fn within<F: Future>(f: F) -> F::Output {
+            tokio::time::timeout(Duration::from_secs(10), f).await.expect("answered")
+        }
+
+        let barrier = plexus_core::durability::Barrier::default();
+        let mut a = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(a.conn().unwrap()).await.unwrap();
+        within(barrier.scope(a.finish_by_answer())).await.expect("committed");
+        until_visible(&pool, 1).await;
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 0, "returned before any fdatasync");
+        assert!(!barrier.is_empty(), "the fdatasync's wait went to the barrier");
+        let waiting = tokio::spawn({
+            let barrier = barrier.clone();
+            async move { barrier.wait().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the barrier waits for the fdatasync");
+        hold.add_permits(1);
+        within(waiting).await.unwrap().expect("durable");
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 1);
+
+        let mut b = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)").execute(b.conn().unwrap()).await.unwrap();
+        let b = tokio::spawn(b.finish_by_answer());
+        until_visible(&pool, 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!b.is_finished(), "no barrier: the writer waits for its fdatasync");
+        hold.add_permits(1);
+        within(b).await.unwrap().expect("durable");
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 2);
         gate.close().await;
         pool.close().await;
         let _ = std::fs::remove_dir_all(&dir);

@@ -50,7 +50,11 @@ pub(crate) use scoped;
 /// the tenant setting); `write_one` is `write` for a body of exactly one
 /// statement: when it finds the gate free and nobody waiting, that
 /// statement runs in SQLite's implicit transaction too, one round trip with
-/// its commit instead of three. Commits at the end; an early return (`?`, which converts
+/// its commit instead of three; `write_by_answer` is `write` whose wait for
+/// the commit's `fdatasync` is handed to the call's durability barrier
+/// (`plexus_core::durability`), for writes followed by nothing outside the
+/// process before the call's answer (PostgreSQL commits as for `write`).
+/// Commits at the end; an early return (`?`, which converts
 /// `sqlx::Error` into the enclosing function's error) rolls back.
 ///
 /// This is how a module reaches its own tables. Every statement filters or
@@ -91,13 +95,23 @@ macro_rules! tenant_tx {
             }
         }
     }};
-    (@sqlite write, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{
+    (@sqlite write, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {
         // Writers join the gate's batch: one commit (one `fsync`) for all
         // the writers queued meanwhile (group commit, see `WriteGate`).
+        $crate::tenant_tx!(@member finish, $pool, $gate, $conn => $body)
+    };
+    (@sqlite write_by_answer, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {
+        // As `write`, but the wait for the commit's `fdatasync` goes to the
+        // call's durability barrier (`plexus_core::durability`): the call's
+        // answer waits for it alongside its audit record's. Only for writes
+        // followed by nothing outside the process before the answer.
+        $crate::tenant_tx!(@member finish_by_answer, $pool, $gate, $conn => $body)
+    };
+    (@member $finish:ident, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{
         let mut member = $gate.enter($pool).await?;
         let $conn = member.conn()?;
         let out = $body;
-        member.finish().await?;
+        member.$finish().await?;
         out
     }};
     (@sqlite write_one, $pool:ident, $gate:ident, $conn:ident => $body:expr) => {{

@@ -1194,7 +1194,9 @@ impl Service {
                 s.id
             ),
         };
-        let (changes, counters) = plexus_store::tenant_tx!(&scope, write, conn => {
+        // Nothing leaves the process between this commit and the answer:
+        // its `fdatasync` is awaited alongside the audit record's.
+        let (changes, counters) = plexus_store::tenant_tx!(&scope, write_by_answer, conn => {
             // The session's move, the duplicate check and the statement's
             // writes, then the event with them: on SQLite two round trips.
             let lead = match conn.write_statements_then(statement, Some(&guard)).await {
