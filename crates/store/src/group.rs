@@ -42,8 +42,9 @@
 //!   flushed. A writer that finishes with [`Member::finish_by_answer`]
 //!   inside a call's durability barrier (`plexus_core::durability`) is
 //!   told at once that its batch committed, and the call's answer waits for
-//!   the `fdatasync` alongside its audit record's. If an `fdatasync` fails, the WAL's state on disk is unknown
-//!   (the kernel may have dropped the pages it failed to write): the gate
+//!   the `fdatasync` alongside its audit record's. If an `fdatasync` fails,
+//!   the WAL's state on disk is unknown (the kernel may have dropped the
+//!   pages it failed to write): the gate
 //!   refuses every later writer with the reason, until the process restarts;
 //! - **checkpoints**: a connection of their own copies the WAL back into the
 //!   database file (`wal_checkpoint(PASSIVE)`, which waits for no writer) at

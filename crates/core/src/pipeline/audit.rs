@@ -93,6 +93,7 @@ where
             let client_addr = call.cx.client_addr.map(|a| a.to_string());
             let barrier = Barrier::default();
             let result = barrier.scope(inner.call(call)).await;
+            let latency_us = || u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             let outcome = match (&result, trace.denied.get()) {
                 (Err(_), Some(_)) => "denied".to_owned(),
                 (Ok(Reply::Tool(out)), _) if out.is_error => "tool_error".to_owned(),
@@ -113,7 +114,7 @@ where
                 target,
                 args_digest,
                 outcome,
-                latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                latency_us: latency_us(),
                 client_addr,
             };
             if barrier.is_empty() {
@@ -132,11 +133,8 @@ where
                     tracing::error!(%reason, "a call's writes could not be made durable; refusing the result");
                     let error =
                         ToolError::unavailable(format!("the call's writes could not be made durable: {reason}"));
-                    let followup = AuditEvent {
-                        outcome: error.code().as_str().to_owned(),
-                        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                        ..event
-                    };
+                    let followup =
+                        AuditEvent { outcome: error.code().as_str().to_owned(), latency_us: latency_us(), ..event };
                     if let Err(e) = sink.append(followup).await {
                         tracing::error!(error = %e, "the record of a failed flush could not be written");
                     }
