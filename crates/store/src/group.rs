@@ -596,9 +596,7 @@ impl WriteGate {
         };
         let batch = slot.batch;
         let outcome = slot.outcome.clone();
-        let after = slot.after.clone();
         Ok(Member {
-            after,
             slot: Some(slot),
             gate: self.slot.clone(),
             queued: self.queued.clone(),
@@ -646,8 +644,6 @@ pub struct Member {
     settled: watch::Receiver<u64>,
     /// How this member's batch ends.
     outcome: Outcome,
-    /// The `fdatasync` its commit waits for, on a file.
-    after: Option<Arc<AfterCommit>>,
     batch: u64,
     /// Whether the member joined an open batch (runs in a savepoint).
     joined: bool,
@@ -698,6 +694,8 @@ impl Member {
             add_us(&c.held_us, self.entered);
         }
         let batch = self.batch;
+        // Where the commit's `fdatasync` is waited for (on a file).
+        let after = slot.after.clone();
         if self.queued.load(Ordering::SeqCst) == 0 {
             // Nobody waits to join: commit now, without leaving the gate,
             // and start the `fdatasync` outside it (in a task of its own,
@@ -725,7 +723,7 @@ impl Member {
             return Err(sqlx::Error::Protocol("the write batch's commit was lost".into()));
         }
         match lookup(&self.outcome, batch) {
-            Ok(Some(seq)) => Ok(self.after.clone().map(|after| (after, seq))),
+            Ok(Some(seq)) => Ok(after.map(|after| (after, seq))),
             Ok(None) => Ok(None),
             Err(reason) => Err(failed(reason)),
         }
