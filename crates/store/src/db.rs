@@ -126,6 +126,33 @@ macro_rules! in_write_tx {
 }
 pub(crate) use in_write_tx;
 
+/// The write gate's synchronous connection to the database `file` (see
+/// `crate::group`), with the writer's settings: WAL, `synchronous=NORMAL`
+/// (the gate syncs the WAL itself), foreign keys, the checkpoint backstop,
+/// journals in memory, the memory map and the busy timeout.
+pub(crate) fn open_sync_writer(file: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let failed = |e: rusqlite::Error| {
+        StoreError::Database(sqlx::Error::Protocol(format!(
+            "opening the write gate's connection to {}: {e}",
+            file.display()
+        )))
+    };
+    let conn = rusqlite::Connection::open(file).map_err(failed)?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(failed)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = {}; PRAGMA temp_store = memory; PRAGMA mmap_size = {};",
+        crate::group::CHECKPOINT_BACKSTOP_PAGES,
+        SQLITE_MMAP_SIZE
+    ))
+    .map_err(failed)?;
+    conn.set_prepared_statement_cache_capacity(SYNC_STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Statements the write gate's synchronous connection keeps prepared.
+const SYNC_STATEMENT_CACHE: usize = 256;
+
 /// Whether `e` is SQLite's "database is locked" or "database table is
 /// locked" (SQLITE_BUSY, SQLITE_LOCKED).
 fn is_sqlite_busy(e: &StoreError) -> bool {
@@ -324,6 +351,7 @@ impl Store {
             // exists now), whatever the working directory becomes.
             let path = options.get_filename();
             let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let sync = open_sync_writer(&path)?;
             let after = crate::group::AfterCommit::new(path, commit == Commit::Fsync, checkpointer);
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
@@ -333,7 +361,7 @@ impl Store {
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            (pool, WriteGate::with_writer(writer, after))
+            (pool, WriteGate::with_writer(writer, after, Some(sync)))
         };
         Ok(Self { db: Db::Sqlite(pool, std::sync::Arc::new(gate)), crypto: Default::default(), file, commit })
     }

@@ -26,6 +26,19 @@
 //! leaves a transaction open; a writer dropped in the middle of its body has
 //! its work rolled back before the next writer runs.
 //!
+//! On a file, the gate has two connections, and a batch runs on one of
+//! them: sqlx's (the writers' pool of one, [`WriteGate::enter`]), which
+//! runs on a thread of its own, so that each statement, `BEGIN` and
+//! `COMMIT` is a round trip between threads; and a synchronous one
+//! ([`WriteGate::enter_sync`], rusqlite on the same SQLite library), whose
+//! statements run on the thread that holds the gate. A writer that finds a
+//! batch open on the other connection commits it first (its writers learn
+//! the outcome as from a settle task) and begins its own. The synchronous
+//! connection is for hot writers whose bodies do not wait for anything
+//! else while they hold the gate (learning's answers): on the 2-core
+//! machine of BENCHMARKS.md, four-fifths of a writer's time in the gate
+//! were hand-offs between threads.
+//!
 //! On a file, the work that does not need the write lock leaves the gate
 //! ([`AfterCommit`]):
 //!
@@ -73,6 +86,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 /// of that name, so `ROLLBACK TO` reaches exactly its own work.
 const SAVEPOINT: &str = "SAVEPOINT plexus_write";
 const UNDO: &str = "ROLLBACK TO plexus_write; RELEASE plexus_write";
+const UNDO_STEPS: [&str; 2] = ["ROLLBACK TO plexus_write", "RELEASE plexus_write"];
 
 /// How one batch ended: `Ok(None)` committed, `Ok(Some(seq))` committed as
 /// the gate's commit `seq`, on disk once an `fdatasync` that began after it
@@ -100,6 +114,8 @@ pub struct WriteGate {
     /// The gates of stores beside this one's (`Store::beside`): they count
     /// into the same counters.
     beside: parking_lot::Mutex<Vec<std::sync::Weak<WriteGate>>>,
+    /// Whether the gate has a synchronous connection ([`WriteGate::enter_sync`]).
+    synchronous: bool,
 }
 
 /// Counters of the write gate, for `/metrics`: how an operator sees whether
@@ -130,17 +146,20 @@ fn add_us(counter: &AtomicU64, since: Instant) {
 
 impl Default for WriteGate {
     fn default() -> Self {
-        Self::build(None, None)
+        Self::build(None, None, None)
     }
 }
 
 impl WriteGate {
-    fn build(writer: Option<SqlitePool>, after: Option<AfterCommit>) -> Self {
+    fn build(writer: Option<SqlitePool>, after: Option<AfterCommit>, sync: Option<rusqlite::Connection>) -> Self {
         let (tx, settled) = watch::channel(0);
         let counters: Arc<OnceLock<WriteCounters>> = Arc::default();
         let after = after.map(|a| Arc::new(AfterCommit { counters: counters.clone(), ..a }));
+        let synchronous = sync.is_some();
         let slot = Slot {
             tx: None,
+            sync,
+            sync_open: false,
             batch: 0,
             settler: 0,
             undo: None,
@@ -156,6 +175,7 @@ impl WriteGate {
             counters,
             writer,
             beside: Default::default(),
+            synchronous,
         }
     }
 }
@@ -180,6 +200,12 @@ impl Drop for Queued {
 struct Slot {
     /// The open batch, if a writer finished in it and it is not settled yet.
     tx: Option<Transaction<'static, Sqlite>>,
+    /// The gate's synchronous connection, on a file: its statements run on
+    /// the thread that holds the gate ([`WriteGate::enter_sync`]).
+    sync: Option<rusqlite::Connection>,
+    /// Whether the open batch is a transaction on `sync` instead of `tx`
+    /// (never both).
+    sync_open: bool,
     /// The number of the open batch (or of the last one).
     batch: u64,
     /// The last batch a settle task was queued for.
@@ -222,6 +248,10 @@ impl Slot {
     /// Roll back what a writer that left without finishing did.
     async fn clean(&mut self) {
         let Some(undo) = self.undo.take() else { return };
+        if self.sync_open {
+            self.clean_sync(undo);
+            return;
+        }
         let Some(mut tx) = self.tx.take() else { return };
         let ending = self.ending(self.batch);
         match undo {
@@ -245,15 +275,70 @@ impl Slot {
         }
     }
 
+    /// [`Slot::clean`] for a batch on the synchronous connection.
+    fn clean_sync(&mut self, undo: Undo) {
+        let ending = self.ending(self.batch);
+        let undone = match undo {
+            Undo::Savepoint => UNDO_STEPS.iter().try_for_each(|step| self.sync_run(step)),
+            Undo::Whole => Err("the batch was rolled back".into()),
+        };
+        match undone {
+            Ok(()) => ending.keep(),
+            Err(reason) => {
+                let reason = match undo {
+                    Undo::Savepoint => {
+                        let reason = format!("a write batch could not roll back a failed writer: {reason}");
+                        tracing::warn!(%reason);
+                        reason
+                    }
+                    Undo::Whole => reason,
+                };
+                self.sync_rollback();
+                ending.end(Err(reason));
+            }
+        }
+    }
+
+    /// Run one statement without values on the synchronous connection.
+    fn sync_run(&self, sql: &str) -> Result<(), String> {
+        let Some(conn) = self.sync.as_ref() else { return Err("the write gate has no synchronous connection".into()) };
+        conn.prepare_cached(sql).and_then(|mut s| s.raw_execute()).map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Roll back the synchronous connection's transaction, if one is open.
+    fn sync_rollback(&mut self) {
+        self.sync_open = false;
+        if let Some(conn) = self.sync.as_ref().filter(|c| !c.is_autocommit())
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "the write gate's connection could not roll back");
+        }
+    }
+
+    /// Whether a batch is open (on either connection).
+    fn open(&self) -> bool {
+        self.tx.is_some() || self.sync_open
+    }
+
     /// Commit the batch if it is still open. A committed batch that must
     /// still wait for its `fdatasync` comes back as [`Syncing`], for the
     /// caller to start once it has left the gate; its writers learn it
     /// committed at once, and wait for the `fdatasync` themselves.
     async fn commit(&mut self) -> Option<Syncing> {
-        let tx = self.tx.take()?;
+        if !self.open() {
+            return None;
+        }
         let ending = self.ending(self.batch);
         let started = Instant::now();
-        let outcome = tx.commit().await.err().map(|e| e.to_string());
+        let outcome = match self.tx.take() {
+            Some(tx) => tx.commit().await.err().map(|e| e.to_string()),
+            None => {
+                let outcome = self.sync_run("COMMIT").err();
+                // A failed COMMIT leaves the transaction open: roll it back.
+                self.sync_rollback();
+                outcome
+            }
+        };
         if let Some(c) = self.counters.get() {
             add_us(&c.commit_us, started);
         }
@@ -517,8 +602,8 @@ impl WriteGate {
     /// A gate whose batches run on `writer` (a pool of one connection)
     /// instead of a connection of the pool passed to [`WriteGate::enter`],
     /// and whose commits are followed outside the gate by `after`.
-    pub(crate) fn with_writer(writer: SqlitePool, after: AfterCommit) -> Self {
-        Self::build(Some(writer), Some(after))
+    pub(crate) fn with_writer(writer: SqlitePool, after: AfterCommit, sync: Option<rusqlite::Connection>) -> Self {
+        Self::build(Some(writer), Some(after), sync)
     }
 
     /// Close the writers' own connection and the checkpointer's, if there
@@ -527,7 +612,14 @@ impl WriteGate {
         if let Some(writer) = &self.writer {
             writer.close().await;
         }
-        let after = self.slot.lock().await.after.clone();
+        let (after, sync) = {
+            let mut slot = self.slot.lock().await;
+            slot.sync_rollback();
+            (slot.after.clone(), slot.sync.take())
+        };
+        if let Some(Err((_, e))) = sync.map(rusqlite::Connection::close) {
+            tracing::warn!(error = %e, "the write gate's synchronous connection did not close cleanly");
+        }
         if let Some(after) = after {
             after.close().await;
         }
@@ -537,7 +629,26 @@ impl WriteGate {
     /// [`Member::finish`] or until the member is dropped.
     pub async fn enter(&self, pool: &SqlitePool) -> Result<Member, sqlx::Error> {
         let (slot, entered) = self.lock().await;
-        self.member(slot, entered, pool).await
+        self.member(slot, entered, pool, false).await
+    }
+
+    /// Whether the gate has a synchronous connection (a database file).
+    pub fn synchronous(&self) -> bool {
+        self.synchronous
+    }
+
+    /// As [`WriteGate::enter`], but the body runs on the gate's synchronous
+    /// connection ([`Member::sync_conn`]): its statements run on the thread
+    /// that holds the gate, with no round trip to a connection's thread.
+    /// The body must not hold the gate across an await that waits for
+    /// anything else. An error if the gate has none
+    /// ([`WriteGate::synchronous`]).
+    pub async fn enter_sync(&self, pool: &SqlitePool) -> Result<Member, sqlx::Error> {
+        if !self.synchronous {
+            return Err(sqlx::Error::Protocol("the write gate has no synchronous connection".into()));
+        }
+        let (slot, entered) = self.lock().await;
+        self.member(slot, entered, pool, true).await
     }
 
     /// Enter for a body of exactly one statement. When no batch is open and
@@ -550,8 +661,8 @@ impl WriteGate {
     pub async fn enter_one(&self, pool: &SqlitePool) -> Result<OneWriter, sqlx::Error> {
         let (slot, entered) = self.lock().await;
         slot.refused()?;
-        if slot.tx.is_some() || self.queued.load(Ordering::SeqCst) > 0 {
-            return Ok(OneWriter(One::Batch(self.member(slot, entered, pool).await?)));
+        if slot.open() || self.queued.load(Ordering::SeqCst) > 0 {
+            return Ok(OneWriter(One::Batch(self.member(slot, entered, pool, false).await?)));
         }
         let conn = self.writer.as_ref().unwrap_or(pool).acquire().await?;
         Ok(OneWriter(One::Alone { slot, conn, entered }))
@@ -579,19 +690,37 @@ impl WriteGate {
         mut slot: OwnedMutexGuard<Slot>,
         entered: Instant,
         pool: &SqlitePool,
+        sync: bool,
     ) -> Result<Member, sqlx::Error> {
         slot.refused()?;
-        let joined = match slot.tx.as_mut() {
-            Some(tx) => {
-                sqlx::raw_sql(SAVEPOINT).execute(&mut **tx).await?;
-                true
-            }
-            None => {
-                let pool = self.writer.as_ref().unwrap_or(pool);
-                slot.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+        // A batch open on the other connection commits first (its writers
+        // learn how it ended as from a settle task).
+        let other = if sync { slot.tx.is_some() } else { slot.sync_open };
+        if other && let Some(syncing) = slot.commit().await {
+            drop(tokio::spawn(syncing.finish()));
+        }
+        let joined = if sync {
+            let joined = slot.sync_open;
+            slot.sync_run(if joined { SAVEPOINT } else { "BEGIN IMMEDIATE" }).map_err(sqlx::Error::Protocol)?;
+            if !joined {
+                slot.sync_open = true;
                 slot.batch += 1;
                 slot.outcome = Arc::default();
-                false
+            }
+            joined
+        } else {
+            match slot.tx.as_mut() {
+                Some(tx) => {
+                    sqlx::raw_sql(SAVEPOINT).execute(&mut **tx).await?;
+                    true
+                }
+                None => {
+                    let pool = self.writer.as_ref().unwrap_or(pool);
+                    slot.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+                    slot.batch += 1;
+                    slot.outcome = Arc::default();
+                    false
+                }
             }
         };
         let batch = slot.batch;
@@ -651,6 +780,15 @@ pub struct Member {
 }
 
 impl Member {
+    /// The transaction's synchronous connection (a member from
+    /// [`WriteGate::enter_sync`]).
+    pub fn sync_conn(&mut self) -> Result<&mut rusqlite::Connection, sqlx::Error> {
+        match self.slot.as_mut().filter(|s| s.sync_open).and_then(|s| s.sync.as_mut()) {
+            Some(conn) => Ok(conn),
+            None => Err(sqlx::Error::Protocol("the write batch is closed".into())),
+        }
+    }
+
     /// The transaction's connection.
     pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         match self.slot.as_mut().and_then(|s| s.tx.as_mut()) {
@@ -848,9 +986,7 @@ mod tests {
         sqlx::query("INSERT INTO t VALUES (1)").execute(first.conn().unwrap()).await.unwrap();
         let (g, p) = (gate.clone(), pool.clone());
         let second = tokio::spawn(async move { g.enter(&p).await.unwrap() });
-        while gate.queued.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_queued(gate).await;
         (first, second)
     }
 
@@ -895,9 +1031,7 @@ mod tests {
         sqlx::query("INSERT INTO t VALUES (1)").execute(first.conn().unwrap()).await.unwrap();
         let (g, p) = (gate.clone(), pool.clone());
         let second = tokio::spawn(async move { g.enter_one(&p).await.unwrap() });
-        while gate.queued.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_queued(&gate).await;
         let first = tokio::spawn(first.finish());
         let mut second = second.await.unwrap();
         assert!(matches!(second.0, One::Batch(_)), "a batch was open: the writer joins it");
@@ -999,9 +1133,17 @@ mod tests {
         let hold = Arc::new(tokio::sync::Semaphore::new(0));
         let synced = dir.join(file.unwrap_or("g.db"));
         let after = AfterCommit { hold: Some(hold.clone()), ..AfterCommit::new(synced, true, checkpointer) };
-        let gate = Arc::new(WriteGate::with_writer(writer, after));
+        let sync = crate::db::open_sync_writer(&dir.join("g.db")).unwrap();
+        let gate = Arc::new(WriteGate::with_writer(writer, after, Some(sync)));
         gate.count(WriteCounters::default());
         (gate, pool, hold, dir)
+    }
+
+    /// Wait until a writer queues for the gate.
+    async fn until_queued(gate: &WriteGate) {
+        while gate.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Wait until a reader sees `x` in `t`.
@@ -1065,6 +1207,76 @@ mod tests {
         answered(b).await.unwrap().unwrap();
         assert_eq!(counters.syncs.load(Ordering::SeqCst), 1, "one fdatasync for both batches");
         assert_eq!(gate.batches().await, 2);
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Writers on the gate's synchronous connection batch as writers on
+    /// sqlx's do: alone, a writer commits; one that joins an open batch and
+    /// fails takes only its own work back; a writer of the other kind
+    /// commits the open batch before it begins its own; every row of a
+    /// writer that finished is there, durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn synchronous_writers_batch_and_roll_back_as_others_do() {
+        let (gate, pool, hold, dir) = synced_gate("sync-writers", None).await;
+        hold.add_permits(1_000);
+        let insert = |m: &mut Member, x: i64| m.sync_conn().unwrap().execute("INSERT INTO t VALUES (?1)", [x]);
+        let xs = |pool: SqlitePool| async move {
+            sqlx::query_scalar::<_, i64>("SELECT x FROM t ORDER BY x").fetch_all(&pool).await.unwrap()
+        };
+
+        // Alone: begins a batch and commits it.
+        let mut a = gate.enter_sync(&pool).await.unwrap();
+        assert!(a.conn().is_err(), "no sqlx connection for a synchronous writer");
+        insert(&mut a, 1).unwrap();
+        a.finish().await.unwrap();
+        assert_eq!(xs(pool.clone()).await, [1]);
+        assert_eq!(gate.batches().await, 1);
+
+        // A second writer joins the first's open batch, fails and leaves:
+        // its own rows go (3), the first's stay (2).
+        let mut first = gate.enter_sync(&pool).await.unwrap();
+        insert(&mut first, 2).unwrap();
+        let (g, p) = (gate.clone(), pool.clone());
+        let second = tokio::spawn(async move { g.enter_sync(&p).await.unwrap() });
+        until_queued(&gate).await;
+        let first = tokio::spawn(first.finish());
+        let mut second = second.await.unwrap();
+        assert!(second.joined, "it joined the open batch");
+        insert(&mut second, 3).unwrap();
+        assert!(insert(&mut second, 2).is_err(), "the UNIQUE constraint refuses 2 again");
+        drop(second);
+        first.await.unwrap().unwrap();
+        assert_eq!(xs(pool.clone()).await, [1, 2], "nothing of the failed writer");
+        assert_eq!(gate.batches().await, 2);
+
+        // An sqlx writer's batch is open when a synchronous writer enters:
+        // it commits that batch first and begins its own.
+        let mut s = gate.enter(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (4)").execute(s.conn().unwrap()).await.unwrap();
+        let (g, p) = (gate.clone(), pool.clone());
+        let waiting = tokio::spawn(async move { g.enter_sync(&p).await.unwrap() });
+        until_queued(&gate).await;
+        let s = tokio::spawn(s.finish());
+        let mut y = waiting.await.unwrap();
+        assert!(!y.joined, "a batch on the other connection is committed, not joined");
+        insert(&mut y, 5).unwrap();
+        // And the other way round: an sqlx writer after it commits its batch.
+        let (g, p) = (gate.clone(), pool.clone());
+        let after = tokio::spawn(async move {
+            let mut w = g.enter(&p).await.unwrap();
+            sqlx::query("INSERT INTO t VALUES (6)").execute(w.conn().unwrap()).await.unwrap();
+            w.finish().await
+        });
+        until_queued(&gate).await;
+        y.finish().await.unwrap();
+        s.await.unwrap().unwrap();
+        after.await.unwrap().unwrap();
+        assert_eq!(xs(pool.clone()).await, [1, 2, 4, 5, 6]);
+        assert_eq!(gate.batches().await, 5, "each kind's batch committed on its own");
+        let counters = gate.counters.get().unwrap();
+        assert!(counters.syncs.load(Ordering::SeqCst) >= 1, "the batches waited for an fdatasync");
         gate.close().await;
         pool.close().await;
         let _ = std::fs::remove_dir_all(&dir);

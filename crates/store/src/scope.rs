@@ -163,6 +163,22 @@ impl<'a> TenantScope<'a> {
         &self.tenant
     }
 
+    /// On a SQLite file, a writer in the write gate whose body runs on the
+    /// gate's synchronous connection ([`Member::sync_conn`](crate::Member::sync_conn)):
+    /// its statements run on the calling thread instead of a round trip
+    /// each to sqlx's connection thread. Statements filter and write
+    /// `tenant_id = ` [`TenantScope::id`] as in [`crate::tenant_tx`]; the
+    /// body ends with [`Member::finish`](crate::Member::finish) or
+    /// [`Member::finish_by_answer`](crate::Member::finish_by_answer) (an
+    /// early return rolls it back). `None` on PostgreSQL and in memory,
+    /// where the caller writes through [`crate::tenant_tx`].
+    pub async fn enter_sync(&self) -> Result<Option<crate::Member>, sqlx::Error> {
+        match &self.store.db {
+            crate::db::Db::Sqlite(pool, gate) if gate.synchronous() => Ok(Some(gate.enter_sync(pool).await?)),
+            _ => Ok(None),
+        }
+    }
+
     /// The scope's tenant as the directory has it, if it exists.
     pub async fn info(&self) -> Result<Option<Tenant>, StoreError> {
         self.store.get_tenant(&self.tenant).await

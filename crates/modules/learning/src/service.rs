@@ -33,8 +33,8 @@ use crate::graph::Course;
 use crate::irt::ItemBank;
 use crate::settings::{LearningSettings, TenantConfig, TenantConfigPatch, TierLimits};
 use crate::xapi::{
-    Bind, Guard, PreparedBatch, SimpleStatement, Sql, Statement, StatementLimit, StatementQuota, WriteStatements,
-    XapiError, XapiStore, bound,
+    Bind, Guard, PreparedBatch, Run, SimpleStatement, Sql, Statement, StatementLimit, StatementQuota, SyncConn,
+    XapiError, XapiStore, write_statements_then,
 };
 
 /// Learners remembered as existing (per node).
@@ -267,23 +267,20 @@ fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Record `$events` (see [`Service::apply_events`]) on `$conn`, inside the
-/// caller's write transaction; evaluates to `(changes, Option<(answers,
-/// answers_at_fit)>)`.
 /// PostgreSQL: take the mastery lock of each learner (sorted, once each),
 /// so a learner's mastery read-modify-writes do not interleave.
-macro_rules! lock_mastery {
-    ($conn:ident, $t:expr, $users:expr) => {{
-        let mut users: Vec<&str> = $users.collect();
-        users.sort_unstable();
-        users.dedup();
-        for u in users {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(lock_key("mastery", $t, u))
-                .execute(&mut *$conn)
-                .await?;
-        }
-    }};
+async fn lock_mastery<'u, C: Run>(
+    conn: &mut C,
+    t: &str,
+    users: impl Iterator<Item = &'u str>,
+) -> Result<(), sqlx::Error> {
+    let mut users: Vec<&str> = users.collect();
+    users.sort_unstable();
+    users.dedup();
+    for u in users {
+        conn.exec(Sql::new("SELECT pg_advisory_xact_lock($1)", [Bind::Int(lock_key("mastery", t, u))])).await?;
+    }
+    Ok(())
 }
 
 /// The mastery of one learner and skill after an answer: `current` is the
@@ -346,141 +343,183 @@ const COUNT_ANSWERS: &str = "INSERT INTO learning_usage (tenant_id, statements, 
      VALUES ($1, NULL, $2, 0) ON CONFLICT (tenant_id) DO UPDATE SET answers = learning_usage.answers + excluded.answers \
      RETURNING answers, answers_at_fit";
 
-/// `$query` with the columns of event `$e` of tenant `$t` bound as `$1`..`$10`.
-macro_rules! bind_event {
-    ($query:expr, $t:expr, $e:expr) => {
-        $query
-            .bind($t)
-            .bind($e.statement_id.as_str())
-            .bind($e.user_id.as_str())
-            .bind($e.kind.as_str())
-            .bind($e.item.clone())
-            .bind($e.content.clone())
-            .bind($e.skill.as_str())
-            .bind($e.correct)
-            .bind($e.duration)
-            .bind(fmt_time($e.at))
-    };
-}
-
 /// Record `events` (each once: an event whose statement is recorded already
 /// changes nothing) and trace the mastery their answers change; the
 /// tenant's answer counter is counted up. Returns each event's mastery
 /// change and the counter (answers, answers at the last fit) if it moved.
-macro_rules! apply_events {
-    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr) => {
-        apply_events!($conn, $t, $events, $params, $threshold, $postgres, None)
+/// `lead`: writes not yet run (SQLite), run at the head of the first
+/// event's text, or alone if there is no event.
+async fn apply_events<C: Run>(
+    conn: &mut C,
+    t: &str,
+    events: &[Event],
+    params: &BTreeMap<String, BktParams>,
+    threshold: f64,
+    postgres: bool,
+    mut lead: Option<Sql>,
+) -> Result<Applied, sqlx::Error> {
+    if let Some(l) = lead.take_if(|_| postgres || events.is_empty()) {
+        conn.exec(l).await?;
+    }
+    let mut changes: Vec<Option<MasteryChange>> = Vec::with_capacity(events.len());
+    let mut answers: i64 = 0;
+    let now = fmt_time(OffsetDateTime::now_utc());
+    let mastery = |user: &str, skill: &str, (after, attempts, right): (f64, i64, i64)| {
+        [
+            Bind::Text(t.to_owned()),
+            Bind::Text(user.to_owned()),
+            Bind::Text(skill.to_owned()),
+            Bind::Real(after),
+            Bind::Int(attempts),
+            Bind::Int(right),
+            Bind::Text(now.clone()),
+        ]
     };
-    // `$lead`: an `Option<Sql>` of writes not yet run (SQLite), run at the
-    // head of the first event's text, or alone if there is no event.
-    ($conn:ident, $t:expr, $events:expr, $params:expr, $threshold:expr, $postgres:expr, $lead:expr) => {{
-        let mut lead: Option<Sql> = $lead;
-        let alone = $postgres || $events.is_empty();
-        if let Some(l) = lead.take_if(|_| alone) {
-            let q = sqlx::query(sqlx::AssertSqlSafe(l.text));
-            bound!(q, &l.binds).execute(&mut *$conn).await?;
-        }
-        let t: &str = $t;
-        let events: &[Event] = $events;
-        let params: &BTreeMap<String, BktParams> = $params;
-        let threshold: f64 = $threshold;
-        let mut changes: Vec<Option<MasteryChange>> = Vec::with_capacity(events.len());
-        let mut answers: i64 = 0;
-        let now = fmt_time(OffsetDateTime::now_utc());
-        let counters: Option<(i64, i64)> = if $postgres {
-            // One writer per learner: the mastery read-modify-write below
-            // must not interleave (SQLite's BEGIN IMMEDIATE does this).
-            lock_mastery!($conn, t, events.iter().map(|e| e.user_id.as_str()));
-            for e in events {
-                let inserted =
-                    bind_event!(sqlx::query(INSERT_EVENT), t, e).execute(&mut *$conn).await?.rows_affected() > 0;
-                let change = match (inserted, e.kind, e.correct) {
-                    (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
-                        answers += 1;
-                        let current: Option<(f64, i64, i64)> = sqlx::query_as(
+    let counters: Option<(i64, i64)> = if postgres {
+        // One writer per learner: the mastery read-modify-write below
+        // must not interleave (SQLite's BEGIN IMMEDIATE does this).
+        lock_mastery(conn, t, events.iter().map(|e| e.user_id.as_str())).await?;
+        for e in events {
+            let inserted = conn.exec(Sql::new(INSERT_EVENT, event_binds(t, e))).await? > 0;
+            let change = match (inserted, e.kind, e.correct) {
+                (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
+                    answers += 1;
+                    let current: Option<(f64, i64, i64)> = conn
+                        .first(Sql::new(
                             "SELECT p_known, attempts, correct FROM learning_mastery \
                              WHERE tenant_id = $1 AND user_id = $2 AND skill_id = $3",
-                        )
-                        .bind(t)
-                        .bind(e.user_id.as_str())
-                        .bind(e.skill.as_str())
-                        .fetch_optional(&mut *$conn)
+                            [Bind::Text(t.to_owned()), Bind::Text(e.user_id.clone()), Bind::Text(e.skill.clone())],
+                        ))
                         .await?;
-                        let p = params.get(&e.skill).copied().unwrap_or_default();
-                        let ((after, attempts, right), change) = trace(&e.skill, p, current, correct, threshold);
-                        sqlx::query(UPSERT_MASTERY)
-                            .bind(t)
-                            .bind(e.user_id.as_str())
-                            .bind(e.skill.as_str())
-                            .bind(after)
-                            .bind(attempts)
-                            .bind(right)
-                            .bind(now.as_str())
-                            .execute(&mut *$conn)
-                            .await?;
-                        Some(change)
-                    }
-                    _ => None,
-                };
-                changes.push(change);
-            }
-            if answers > 0 {
-                Some(sqlx::query_as(COUNT_ANSWERS).bind(t).bind(answers).fetch_one(&mut *$conn).await?)
-            } else {
-                None
-            }
+                    let p = params.get(&e.skill).copied().unwrap_or_default();
+                    let (state, change) = trace(&e.skill, p, current, correct, threshold);
+                    conn.exec(Sql::new(UPSERT_MASTERY, mastery(&e.user_id, &e.skill, state))).await?;
+                    Some(change)
+                }
+                _ => None,
+            };
+            changes.push(change);
+        }
+        if answers > 0 {
+            Some(conn.one(Sql::new(COUNT_ANSWERS, [Bind::Text(t.to_owned()), Bind::Int(answers)])).await?)
         } else {
-            // SQLite runs the statements of one text in one round trip to its
-            // connection's thread: each event's insert with the mastery it
-            // reads, then every mastery write with the counter. Mastery is
-            // chained in memory between events of one learner and skill,
-            // exactly as the writes would chain it.
-            let mut traced: Vec<((&str, &str), (f64, i64, i64))> = Vec::new();
-            for e in events {
-                let event = format!(
-                    "{INSERT_EVENT};\n SELECT changes(), m.p_known, m.attempts, m.correct FROM (SELECT 1) AS one \
-                     LEFT JOIN learning_mastery AS m ON m.tenant_id = $1 AND m.user_id = $3 AND m.skill_id = $7"
-                );
-                let (text, binds) = match lead.take() {
-                    Some(l) => (format!("{};\n{}", l.text, shift_placeholders(&event, l.binds.len())), l.binds),
-                    None => (event, Vec::new()),
-                };
-                type Read = (i64, Option<f64>, Option<i64>, Option<i64>);
-                let q = bound!(sqlx::query_as(sqlx::AssertSqlSafe(text)), &binds);
-                let (inserted, p_known, attempts, right): Read = bind_event!(q, t, e).fetch_one(&mut *$conn).await?;
-                let change = match (inserted > 0, e.kind, e.correct) {
-                    (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
-                        answers += 1;
-                        let key = (e.user_id.as_str(), e.skill.as_str());
-                        let chained = traced.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v);
-                        let stored = p_known.map(|p| (p, attempts.unwrap_or(0), right.unwrap_or(0)));
-                        let p = params.get(&e.skill).copied().unwrap_or_default();
-                        let (state, change) = trace(&e.skill, p, chained.or(stored), correct, threshold);
-                        traced.push((key, state));
-                        Some(change)
-                    }
-                    _ => None,
-                };
-                changes.push(change);
-            }
-            if answers > 0 {
-                let mut text = String::new();
-                for i in 0..traced.len() {
-                    text.push_str(&shift_placeholders(UPSERT_MASTERY, i * 7));
-                    text.push_str(";\n");
+            None
+        }
+    } else {
+        // SQLite runs the statements of one text in one round trip to its
+        // connection's thread: each event's insert with the mastery it
+        // reads, then every mastery write with the counter. Mastery is
+        // chained in memory between events of one learner and skill,
+        // exactly as the writes would chain it.
+        // (learner, skill) and its mastery (p_known, attempts, correct).
+        type Traced<'e> = ((&'e str, &'e str), (f64, i64, i64));
+        let mut traced: Vec<Traced<'_>> = Vec::new();
+        for e in events {
+            let event = format!(
+                "{INSERT_EVENT};\n SELECT changes(), m.p_known, m.attempts, m.correct FROM (SELECT 1) AS one \
+                 LEFT JOIN learning_mastery AS m ON m.tenant_id = $1 AND m.user_id = $3 AND m.skill_id = $7"
+            );
+            let mut sql = match lead.take() {
+                Some(l) => {
+                    Sql { text: format!("{};\n{}", l.text, shift_placeholders(&event, l.binds.len())), binds: l.binds }
                 }
-                text.push_str(&shift_placeholders(COUNT_ANSWERS, traced.len() * 7));
-                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text));
-                for ((user, skill), (after, attempts, right)) in &traced {
-                    q = q.bind(t).bind(*user).bind(*skill).bind(*after).bind(*attempts).bind(*right).bind(now.as_str());
+                None => Sql { text: event, binds: Vec::new() },
+            };
+            sql.binds.extend(event_binds(t, e));
+            type Read = (i64, Option<f64>, Option<i64>, Option<i64>);
+            let (inserted, p_known, attempts, right): Read = conn.one(sql).await?;
+            let change = match (inserted > 0, e.kind, e.correct) {
+                (true, EventKind::Answered, Some(correct)) if !e.skill.is_empty() => {
+                    answers += 1;
+                    let key = (e.user_id.as_str(), e.skill.as_str());
+                    let chained = traced.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                    let stored = p_known.map(|p| (p, attempts.unwrap_or(0), right.unwrap_or(0)));
+                    let p = params.get(&e.skill).copied().unwrap_or_default();
+                    let (state, change) = trace(&e.skill, p, chained.or(stored), correct, threshold);
+                    traced.push((key, state));
+                    Some(change)
                 }
-                Some(q.bind(t).bind(answers).fetch_one(&mut *$conn).await?)
-            } else {
-                None
+                _ => None,
+            };
+            changes.push(change);
+        }
+        if answers > 0 {
+            let mut sql = Sql::default();
+            for (i, ((user, skill), state)) in traced.iter().enumerate() {
+                sql.text.push_str(&shift_placeholders(UPSERT_MASTERY, i * 7));
+                sql.text.push_str(";\n");
+                sql.binds.extend(mastery(user, skill, *state));
             }
+            sql.text.push_str(&shift_placeholders(COUNT_ANSWERS, traced.len() * 7));
+            sql.binds.extend([Bind::Text(t.to_owned()), Bind::Int(answers)]);
+            Some(conn.one(sql).await?)
+        } else {
+            None
+        }
+    };
+    Ok((changes, counters))
+}
+
+/// The writes of one answer, inside its transaction ([`Service::commit_answer`]).
+struct Answer<'a> {
+    t: &'a str,
+    s: &'a SessionRow,
+    statement: &'a PreparedBatch,
+    guard: &'a Guard,
+    events: &'a [Event],
+    params: &'a BTreeMap<String, BktParams>,
+    threshold: f64,
+    postgres: bool,
+    ability: Option<(f64, f64)>,
+}
+
+impl Answer<'_> {
+    /// The session's move, the duplicate check and the statement's writes,
+    /// then the event with them (on SQLite two texts), and a finished
+    /// session's ability.
+    async fn write<C: Run>(&self, conn: &mut C) -> Result<Applied, LearningError> {
+        let s = self.s;
+        let lead = match write_statements_then(conn, self.statement, Some(self.guard)).await {
+            Ok(lead) => lead,
+            Err(XapiError::Conflict(_)) => {
+                return Err(LearningError::Conflict(format!(
+                    "an answer to assessment {} was recorded concurrently with a different response",
+                    s.id
+                )));
+            }
+            Err(e) => return Err(e.into()),
         };
-        (changes, counters)
-    }};
+        let t = self.t;
+        let out = apply_events(conn, t, self.events, self.params, self.threshold, self.postgres, lead).await?;
+        if let Some((theta, se)) = self.ability {
+            conn.exec(Sql::new(
+                "UPDATE learning_learners SET theta = $3, theta_se = $4 WHERE tenant_id = $1 AND user_id = $2",
+                [Bind::Text(t.to_owned()), Bind::Text(s.user_id.clone()), Bind::Real(theta), Bind::Real(se)],
+            ))
+            .await?;
+        }
+        Ok(out)
+    }
+}
+
+/// What [`apply_events`] did: each event's mastery change, and the
+/// tenant's answer counter (answers, answers at the last fit) if it moved.
+type Applied = (Vec<Option<MasteryChange>>, Option<(i64, i64)>);
+
+/// The columns of event `e` of tenant `t`, for `$1`..`$10` of [`INSERT_EVENT`].
+fn event_binds(t: &str, e: &Event) -> [Bind; 10] {
+    [
+        Bind::Text(t.to_owned()),
+        Bind::Text(e.statement_id.clone()),
+        Bind::Text(e.user_id.clone()),
+        Bind::Text(e.kind.as_str().to_owned()),
+        Bind::OptText(e.item.clone()),
+        Bind::OptText(e.content.clone()),
+        Bind::Text(e.skill.clone()),
+        Bind::OptBool(e.correct),
+        Bind::Real(e.duration),
+        Bind::Text(fmt_time(e.at)),
+    ]
 }
 
 /// Undo the events of voided statements (xAPI: a voided statement no longer
@@ -512,7 +551,7 @@ macro_rules! unapply_voided {
         touched.sort_unstable();
         touched.dedup();
         if $postgres {
-            lock_mastery!($conn, t, touched.iter().map(|(u, _)| u.as_str()));
+            lock_mastery(&mut *$conn, t, touched.iter().map(|(u, _)| u.as_str())).await?;
         }
         let now = fmt_time(OffsetDateTime::now_utc());
         for (user, skill) in &touched {
@@ -1048,13 +1087,14 @@ impl Service {
                     .await?;
                     owners.extend(owner.map(|(u,)| u));
                 }
-                lock_mastery!(
-                    conn,
+                lock_mastery(
+                    &mut *conn,
                     tenant.as_str(),
-                    events.iter().map(|e| e.user_id.as_str()).chain(owners.iter().map(String::as_str))
-                );
+                    events.iter().map(|e| e.user_id.as_str()).chain(owners.iter().map(String::as_str)),
+                )
+                .await?;
             }
-            let out = apply_events!(conn, tenant.as_str(), events, &params, threshold, postgres);
+            let out = apply_events(&mut *conn, tenant.as_str(), events, &params, threshold, postgres, None).await?;
             if !voided.is_empty() {
                 unapply_voided!(conn, tenant.as_str(), voided, &params, postgres);
             }
@@ -1194,35 +1234,19 @@ impl Service {
                 s.id
             ),
         };
+        let answer = Answer { t, s, statement, guard: &guard, events, params: &params, threshold, postgres, ability };
         // Nothing leaves the process between this commit and the answer:
-        // its `fdatasync` is awaited alongside the audit record's.
-        let (changes, counters) = plexus_store::tenant_tx!(&scope, write_by_answer, conn => {
-            // The session's move, the duplicate check and the statement's
-            // writes, then the event with them: on SQLite two round trips.
-            let lead = match conn.write_statements_then(statement, Some(&guard)).await {
-                Ok(lead) => lead,
-                Err(XapiError::Conflict(_)) => {
-                    return Err(LearningError::Conflict(format!(
-                        "an answer to assessment {} was recorded concurrently with a different response",
-                        s.id
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let out = apply_events!(conn, t, events, &params, threshold, postgres, lead);
-            if let Some((theta, se)) = ability {
-                sqlx::query(
-                    "UPDATE learning_learners SET theta = $3, theta_se = $4 WHERE tenant_id = $1 AND user_id = $2",
-                )
-                .bind(t)
-                .bind(s.user_id.as_str())
-                .bind(theta)
-                .bind(se)
-                .execute(&mut *conn)
-                .await?;
+        // its `fdatasync` is awaited alongside the audit record's. On a
+        // SQLite file the statements run on the write gate's synchronous
+        // connection, on this thread.
+        let (changes, counters) = match scope.enter_sync().await? {
+            Some(mut member) => {
+                let out = answer.write(&mut SyncConn(member.sync_conn()?)).await?;
+                member.finish_by_answer().await?;
+                out
             }
-            out
-        });
+            None => plexus_store::tenant_tx!(&scope, write_by_answer, conn => answer.write(&mut *conn).await?),
+        };
         self.remember_session(tenant, s);
         self.maybe_refit(tenant, counters);
         Ok(changes)

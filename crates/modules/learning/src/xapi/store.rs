@@ -34,7 +34,9 @@ pub(crate) enum Bind {
     Text(String),
     OptText(Option<String>),
     Bool(bool),
+    OptBool(Option<bool>),
     Int(i64),
+    Real(f64),
 }
 
 /// SQL text with `$n` placeholders and the values they stand for. The text
@@ -59,6 +61,11 @@ pub(crate) struct Guard {
 }
 
 impl Sql {
+    /// `text` with `binds` for its `$1`..`$n`.
+    pub(crate) fn new(text: &str, binds: impl IntoIterator<Item = Bind>) -> Self {
+        Self { text: text.to_owned(), binds: binds.into_iter().collect() }
+    }
+
     /// Bind `b`; returns its placeholder.
     fn bind(&mut self, b: Bind) -> String {
         self.binds.push(b);
@@ -137,14 +144,162 @@ macro_rules! bound {
                 Bind::Text(s) => q.bind(s.clone()),
                 Bind::OptText(s) => q.bind(s.clone()),
                 Bind::Bool(v) => q.bind(*v),
+                Bind::OptBool(v) => q.bind(*v),
                 Bind::Int(v) => q.bind(*v),
+                Bind::Real(v) => q.bind(*v),
             };
         }
         q
     }};
 }
 
-pub(crate) use bound;
+/// A connection that runs [`Sql`] texts in the caller's transaction:
+/// sqlx's connections to either database, or the SQLite write gate's
+/// synchronous connection ([`SyncConn`]), whose statements run on the
+/// calling thread (its futures are ready at once). On SQLite a text may
+/// hold several statements, separated by `;\n`.
+pub(crate) trait Run: Send {
+    /// Run `sql`; the rows its statements changed.
+    fn exec(&mut self, sql: Sql) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Run `sql`; the rows its statements returned.
+    fn rows<T: Decoded>(&mut self, sql: Sql) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send;
+
+    /// Run `sql`; its first row, if it returned one.
+    fn first<T: Decoded>(&mut self, sql: Sql) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send {
+        async move { Ok(self.rows(sql).await?.into_iter().next()) }
+    }
+
+    /// Run `sql`; its first row, an error if it returned none.
+    fn one<T: Decoded>(&mut self, sql: Sql) -> impl Future<Output = Result<T, sqlx::Error>> + Send {
+        async move { self.first(sql).await?.ok_or(sqlx::Error::RowNotFound) }
+    }
+}
+
+/// A row type every [`Run`] decodes: a tuple of plain values.
+pub(crate) trait Decoded:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + FromSync
+    + Send
+    + Unpin
+{
+}
+
+impl<T> Decoded for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + FromSync
+        + Send
+        + Unpin
+{
+}
+
+/// A row as the synchronous connection reads it.
+pub(crate) trait FromSync: Sized {
+    fn from_sync(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+macro_rules! from_sync {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: rusqlite::types::FromSql),+> FromSync for ($($t,)+) {
+            fn from_sync(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, $t>($i)?,)+))
+            }
+        }
+    };
+}
+
+from_sync!(A 0);
+from_sync!(A 0, B 1);
+from_sync!(A 0, B 1, C 2);
+from_sync!(A 0, B 1, C 2, D 3);
+from_sync!(A 0, B 1, C 2, D 3, E 4);
+from_sync!(A 0, B 1, C 2, D 3, E 4, F 5);
+
+macro_rules! run_sqlx {
+    ($conn_ty:ty) => {
+        impl Run for $conn_ty {
+            async fn exec(&mut self, sql: Sql) -> Result<u64, sqlx::Error> {
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+                Ok(bound!(q, &sql.binds).execute(&mut *self).await?.rows_affected())
+            }
+
+            async fn rows<T: Decoded>(&mut self, sql: Sql) -> Result<Vec<T>, sqlx::Error> {
+                let q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.text));
+                bound!(q, &sql.binds).fetch_all(&mut *self).await
+            }
+        }
+    };
+}
+
+run_sqlx!(sqlx::SqliteConnection);
+run_sqlx!(sqlx::PgConnection);
+
+/// The SQLite write gate's synchronous connection, inside the gate's
+/// transaction (`plexus_store::WriteGate::enter_sync`).
+pub(crate) struct SyncConn<'c>(pub(crate) &'c mut rusqlite::Connection);
+
+impl SyncConn<'_> {
+    /// Run each statement of `sql` in turn (prepared once, then cached),
+    /// each `$n` bound to the `n`th value, passing every row to `row`; the
+    /// rows the writing statements changed.
+    fn each(
+        &self,
+        sql: &Sql,
+        mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<u64, sqlx::Error> {
+        let failed = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite: {e}"));
+        let mut changed = 0;
+        for text in sql.text.split(";\n").filter(|t| !t.trim().is_empty()) {
+            let mut stmt = self.0.prepare_cached(text).map_err(failed)?;
+            for i in 1..=stmt.parameter_count() {
+                let name = stmt.parameter_name(i).unwrap_or("?");
+                let value = name
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| sql.binds.get(n.checked_sub(1)?));
+                let Some(value) = value else {
+                    return Err(sqlx::Error::Protocol(format!("sqlite: no value for parameter {name}")));
+                };
+                match value {
+                    Bind::Text(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::OptText(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::Bool(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::OptBool(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::Int(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::Real(v) => stmt.raw_bind_parameter(i, v),
+                }
+                .map_err(failed)?;
+            }
+            let writes = !stmt.readonly();
+            let mut rows = stmt.raw_query();
+            while let Some(r) = rows.next().map_err(failed)? {
+                row(r).map_err(failed)?;
+            }
+            drop(rows);
+            if writes {
+                changed += self.0.changes();
+            }
+        }
+        Ok(changed)
+    }
+}
+
+impl Run for SyncConn<'_> {
+    async fn exec(&mut self, sql: Sql) -> Result<u64, sqlx::Error> {
+        self.each(&sql, |_| Ok(()))
+    }
+
+    async fn rows<T: Decoded>(&mut self, sql: Sql) -> Result<Vec<T>, sqlx::Error> {
+        let mut out = Vec::new();
+        self.each(&sql, |r| {
+            out.push(T::from_sync(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
 
 /// A statement stored before, as the duplicate and voiding checks see it.
 struct Existing {
@@ -355,7 +510,7 @@ impl XapiStore {
     async fn write(&self, tenant: &TenantId, batch: &PreparedBatch) -> Result<(), XapiError> {
         let scope = self.shards.of(tenant).await?.tenant(tenant);
         plexus_store::tenant_tx!(&scope, write, conn => {
-            conn.write_statements(batch).await?;
+            write_statements(&mut *conn, batch).await?;
         });
         Ok(())
     }
@@ -514,276 +669,246 @@ pub(crate) struct PreparedBatch {
 /// same statement or a [`XapiError::Conflict`] (see
 /// [`XapiStore::post_statements`]); the statement limit is checked here,
 /// against the counter every write keeps.
-pub(crate) trait WriteStatements {
-    fn write_statements(&mut self, batch: &PreparedBatch) -> impl Future<Output = Result<(), XapiError>> + Send;
-
-    /// As [`WriteStatements::write_statements`], after `guard` (if any),
-    /// but on SQLite the last text of writes is returned instead of run:
-    /// the caller runs it at the head of its own next text (one round trip
-    /// for both), or alone. On PostgreSQL everything has run (`None`).
-    fn write_statements_then(
-        &mut self,
-        batch: &PreparedBatch,
-        guard: Option<&Guard>,
-    ) -> impl Future<Output = Result<Option<Sql>, XapiError>> + Send;
+pub(crate) async fn write_statements<C: Run>(conn: &mut C, batch: &PreparedBatch) -> Result<(), XapiError> {
+    if let Some(last) = write_statements_then(conn, batch, None).await? {
+        conn.exec(last).await?;
+    }
+    Ok(())
 }
 
-/// The one body of [`WriteStatements`] for both backends' connections.
-macro_rules! write_statements {
-    ($conn_ty:ty) => {
-        impl WriteStatements for $conn_ty {
-            async fn write_statements(&mut self, batch: &PreparedBatch) -> Result<(), XapiError> {
-                if let Some(last) = self.write_statements_then(batch, None).await? {
-                    let q = sqlx::query(sqlx::AssertSqlSafe(last.text));
-                    bound!(q, &last.binds).execute(&mut *self).await?;
-                }
-                Ok(())
+/// As [`write_statements`], after `guard` (if any), but on SQLite the last
+/// text of writes is returned instead of run: the caller runs it at the
+/// head of its own next text (one round trip for both), or alone. On
+/// PostgreSQL everything has run (`None`).
+pub(crate) async fn write_statements_then<C: Run>(
+    conn: &mut C,
+    batch: &PreparedBatch,
+    guard: Option<&Guard>,
+) -> Result<Option<Sql>, XapiError> {
+    let PreparedBatch { tenant: t, rows, array, limit, postgres, lock_key } = batch;
+    let (t, array, postgres, lock_key) = (t.as_str(), *array, *postgres, *lock_key);
+    // PostgreSQL: the guard alone, first (before the writers' lock,
+    // as the caller's own statement would be).
+    if let Some(g) = guard.filter(|_| postgres)
+        && conn.exec(Sql { text: g.sql.to_owned(), binds: g.binds.clone() }).await? != 1
+    {
+        return Err(XapiError::Overtaken(g.refusal.clone()));
+    }
+    // SQLite: in the first read's text, its changes read back.
+    let mut guard_changed: Option<i64> = None;
+    let path = |i: usize| statement_path(array, i);
+    let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
+    wanted.sort();
+    wanted.dedup();
+    let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    // One statement writer per tenant at a time, so the duplicate and
+    // voiding checks below see every statement committed before
+    // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
+    // READ COMMITTED does not).
+    if postgres {
+        conn.exec(Sql::new("SELECT pg_advisory_xact_lock($1)", [Bind::Int(lock_key)])).await?;
+    }
+    // What is stored already, in one query per chunk of ids (one
+    // round trip for most batches): the batch's ids and voiding
+    // targets (`e`), the stored voiding statements that void a new
+    // statement (`v`), and the tenant's statement counter (`u`).
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    let mut voided_before: HashSet<String> = HashSet::new();
+    let mut kept: Option<i64> = None;
+    let chunks = wanted.len().div_ceil(ID_CHUNK).max(new_ids.len().div_ceil(ID_CHUNK)).max(1);
+    for c in 0..chunks {
+        let mut sql = Sql::default();
+        let guard_here = guard.filter(|_| c == 0 && !postgres);
+        if let Some(g) = guard_here {
+            // Bound first, so its `$1`..`$n` are its own values.
+            for b in &g.binds {
+                sql.bind(b.clone());
             }
-
-            async fn write_statements_then(
-                &mut self,
-                batch: &PreparedBatch,
-                guard: Option<&Guard>,
-            ) -> Result<Option<Sql>, XapiError> {
-                let conn = self;
-                let PreparedBatch { tenant: t, rows, array, limit, postgres, lock_key } = batch;
-                let (t, array, postgres, lock_key) = (t.as_str(), *array, *postgres, *lock_key);
-                // PostgreSQL: the guard alone, first (before the writers' lock,
-                // as the caller's own statement would be).
-                if let Some(g) = guard.filter(|_| postgres) {
-                    let q = sqlx::query(sqlx::AssertSqlSafe(g.sql));
-                    if bound!(q, &g.binds).execute(&mut *conn).await?.rows_affected() != 1 {
-                        return Err(XapiError::Overtaken(g.refusal.clone()));
-                    }
+            sql.push(g.sql);
+            sql.push(";\n");
+        }
+        let tp = sql.bind(Bind::Text(t.to_owned()));
+        let no = sql.bind(Bind::Bool(false));
+        let yes = sql.bind(Bind::Bool(true));
+        let mut parts = 0;
+        if let Some(ids) = wanted.chunks(ID_CHUNK).nth(c) {
+            parts += 1;
+            sql.push(&format!(
+                "SELECT 'e', statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
+                 WHERE tenant_id = {tp} AND statement_id IN ("
+            ));
+            sql.push_ids(ids.iter().map(String::as_str));
+        }
+        if let Some(ids) = new_ids.chunks(ID_CHUNK).nth(c) {
+            sql.push(if parts > 0 { " UNION ALL " } else { "" });
+            parts += 1;
+            sql.push(&format!(
+                "SELECT 'v', ref_target, '', '', {no}, {no} FROM learning_xapi_statements \
+                 WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
+            ));
+            sql.push_ids(ids.iter().map(String::as_str));
+        }
+        if c == 0 && limit.is_some() {
+            sql.push(if parts > 0 { " UNION ALL " } else { "" });
+            parts += 1;
+            sql.push(&format!(
+                "SELECT 'u', CAST(statements AS TEXT), '', '', {no}, {no} FROM learning_usage WHERE tenant_id = {tp}"
+            ));
+        }
+        if guard_here.is_some() {
+            sql.push(if parts > 0 { " UNION ALL " } else { "" });
+            parts += 1;
+            sql.push(&format!("SELECT 'g', CAST(changes() AS TEXT), '', '', {no}, {no}"));
+        }
+        if parts == 0 {
+            continue;
+        }
+        type Found = (String, Option<String>, String, String, bool, bool);
+        for (kind, id, digest, occurred, ts_given, voiding) in conn.rows::<Found>(sql).await? {
+            match (kind.as_str(), id) {
+                ("e", Some(id)) => {
+                    existing.insert(id, Existing { digest, occurred, ts_given, voiding });
                 }
-                // SQLite: in the first read's text, its changes read back.
-                let mut guard_changed: Option<i64> = None;
-                let path = |i: usize| statement_path(array, i);
-                let mut wanted: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-                wanted.extend(rows.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.clone()));
-                wanted.sort();
-                wanted.dedup();
-                let new_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-                // One statement writer per tenant at a time, so the duplicate and
-                // voiding checks below see every statement committed before
-                // (SQLite's BEGIN IMMEDIATE does this already; PostgreSQL's
-                // READ COMMITTED does not).
-                if postgres {
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *conn).await?;
+                ("v", Some(id)) => {
+                    voided_before.insert(id);
                 }
-                // What is stored already, in one query per chunk of ids (one
-                // round trip for most batches): the batch's ids and voiding
-                // targets (`e`), the stored voiding statements that void a new
-                // statement (`v`), and the tenant's statement counter (`u`).
-                let mut existing: HashMap<String, Existing> = HashMap::new();
-                let mut voided_before: HashSet<String> = HashSet::new();
-                let mut kept: Option<i64> = None;
-                let chunks = wanted.len().div_ceil(ID_CHUNK).max(new_ids.len().div_ceil(ID_CHUNK)).max(1);
-                for c in 0..chunks {
-                    let mut sql = Sql::default();
-                    let guard_here = guard.filter(|_| c == 0 && !postgres);
-                    if let Some(g) = guard_here {
-                        // Bound first, so its `$1`..`$n` are its own values.
-                        for b in &g.binds {
-                            sql.bind(b.clone());
-                        }
-                        sql.push(g.sql);
-                        sql.push(";\n");
-                    }
-                    let tp = sql.bind(Bind::Text(t.to_owned()));
-                    let no = sql.bind(Bind::Bool(false));
-                    let yes = sql.bind(Bind::Bool(true));
-                    let mut parts = 0;
-                    if let Some(ids) = wanted.chunks(ID_CHUNK).nth(c) {
-                        parts += 1;
-                        sql.push(&format!(
-                            "SELECT 'e', statement_id, digest, occurred, ts_given, is_voiding FROM learning_xapi_statements \
-                             WHERE tenant_id = {tp} AND statement_id IN ("
-                        ));
-                        sql.push_ids(ids.iter().map(String::as_str));
-                    }
-                    if let Some(ids) = new_ids.chunks(ID_CHUNK).nth(c) {
-                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
-                        parts += 1;
-                        sql.push(&format!(
-                            "SELECT 'v', ref_target, '', '', {no}, {no} FROM learning_xapi_statements \
-                             WHERE tenant_id = {tp} AND is_voiding = {yes} AND ref_target IN ("
-                        ));
-                        sql.push_ids(ids.iter().map(String::as_str));
-                    }
-                    if c == 0 && limit.is_some() {
-                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
-                        parts += 1;
-                        sql.push(&format!(
-                            "SELECT 'u', CAST(statements AS TEXT), '', '', {no}, {no} FROM learning_usage WHERE tenant_id = {tp}"
-                        ));
-                    }
-                    if guard_here.is_some() {
-                        sql.push(if parts > 0 { " UNION ALL " } else { "" });
-                        parts += 1;
-                        sql.push(&format!("SELECT 'g', CAST(changes() AS TEXT), '', '', {no}, {no}"));
-                    }
-                    if parts == 0 {
-                        continue;
-                    }
-                    type Found = (String, Option<String>, String, String, bool, bool);
-                    let q = sqlx::query_as::<_, Found>(sqlx::AssertSqlSafe(sql.text.clone()));
-                    for (kind, id, digest, occurred, ts_given, voiding) in bound!(q, &sql.binds).fetch_all(&mut *conn).await? {
-                        match (kind.as_str(), id) {
-                            ("e", Some(id)) => {
-                                existing.insert(id, Existing { digest, occurred, ts_given, voiding });
-                            }
-                            ("v", Some(id)) => {
-                                voided_before.insert(id);
-                            }
-                            ("u", Some(n)) => kept = n.parse().ok(),
-                            ("g", Some(n)) => guard_changed = n.parse().ok(),
-                            _ => {}
-                        }
-                    }
-                }
-                if let Some(g) = guard.filter(|_| !postgres)
-                    && guard_changed != Some(1)
-                {
-                    return Err(XapiError::Overtaken(g.refusal.clone()));
-                }
-                let mut insert: Vec<&Row> = Vec::new();
-                for (i, r) in rows.iter().enumerate() {
-                    if let Some(e) = existing.get(&r.id) {
-                        let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
-                        if e.digest != r.digest || !same_time {
-                            return Err(XapiError::Conflict(format!(
-                                "{}: statement {} exists with different content",
-                                path(i),
-                                r.id
-                            )));
-                        }
-                        continue;
-                    }
-                    if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
-                        && existing.get(target).is_some_and(|e| e.voiding)
-                    {
-                        return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
-                    }
-                    insert.push(r);
-                }
-                let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
-                if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
-                    // The counter, counted once from the table when it is not
-                    // kept yet (then kept by every write below).
-                    let used = match kept {
-                        Some(n) => n,
-                        None => {
-                            let n: i64 =
-                                sqlx::query_scalar("SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1")
-                                    .bind(t)
-                                    .fetch_one(&mut *conn)
-                                    .await?;
-                            sqlx::query(
-                                "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
-                                 VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
-                            )
-                            .bind(t)
-                            .bind(n)
-                            .execute(&mut *conn)
-                            .await?;
-                            n
-                        }
-                    };
-                    let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
-                    if used.saturating_add(added) > max {
-                        return Err(XapiError::Forbidden(limit.refusal.clone()));
-                    }
-                }
-                // The writes: on SQLite as few multi-statement round trips as
-                // possible, on PostgreSQL one statement each.
-                let mut writes = Writes::new(postgres);
-                if added > 0 {
-                    let sql = writes.next();
-                    let tp = sql.bind(Bind::Text(t.to_owned()));
-                    let n = sql.bind(Bind::Int(added));
-                    sql.push(&format!(
-                        "UPDATE learning_usage SET statements = statements + {n} WHERE tenant_id = {tp} AND statements IS NOT NULL"
-                    ));
-                }
-                let voided_in_batch: HashSet<&str> =
-                    insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
-                for chunk in insert.chunks(INSERT_CHUNK) {
-                    let sql = writes.next();
-                    sql.push(
-                        "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
-                         registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
-                    );
-                    for (i, r) in chunk.iter().enumerate() {
-                        let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
-                        let values = [
-                            Bind::Text(t.to_owned()),
-                            Bind::Text(r.id.clone()),
-                            Bind::OptText(r.actor_key.clone()),
-                            Bind::Text(r.verb_id.clone()),
-                            Bind::OptText(r.activity_id.clone()),
-                            Bind::OptText(r.registration.clone()),
-                            Bind::OptText(r.ref_target.clone()),
-                            Bind::Bool(r.voiding),
-                            Bind::Bool(voided),
-                            Bind::Text(r.stored.clone()),
-                            Bind::Text(r.occurred.clone()),
-                            Bind::Bool(r.ts_given),
-                            Bind::Text(r.digest.clone()),
-                            Bind::Text(r.body.clone()),
-                        ];
-                        sql.push_row(i == 0, values);
-                    }
-                }
-                let related: Vec<(&str, &str, &str, bool)> = insert
-                    .iter()
-                    .flat_map(|r| {
-                        let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
-                        let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
-                        agents.chain(activities)
-                    })
-                    .collect();
-                for chunk in related.chunks(INSERT_CHUNK * 3) {
-                    let sql = writes.next();
-                    sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
-                    for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
-                        let values = [
-                            Bind::Text(t.to_owned()),
-                            Bind::Text((*id).to_owned()),
-                            Bind::Text((*kind).to_owned()),
-                            Bind::Text((*item).to_owned()),
-                            Bind::Bool(*direct),
-                        ];
-                        sql.push_row(i == 0, values);
-                    }
-                }
-                // Void the stored targets of the new voiding statements.
-                let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
-                for chunk in targets.chunks(ID_CHUNK) {
-                    let sql = writes.next();
-                    let yes = sql.bind(Bind::Bool(true));
-                    let no = sql.bind(Bind::Bool(false));
-                    let tp = sql.bind(Bind::Text(t.to_owned()));
-                    sql.push(&format!(
-                        "UPDATE learning_xapi_statements SET voided = {yes} \
-                         WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
-                    ));
-                    sql.push_ids(chunk.iter().copied());
-                }
-                let mut texts = writes.done();
-                let last = if postgres { None } else { texts.pop() };
-                for sql in texts {
-                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.text));
-                    bound!(q, &sql.binds).execute(&mut *conn).await?;
-                }
-                Ok(last)
+                ("u", Some(n)) => kept = n.parse().ok(),
+                ("g", Some(n)) => guard_changed = n.parse().ok(),
+                _ => {}
             }
         }
-    };
+    }
+    if let Some(g) = guard.filter(|_| !postgres)
+        && guard_changed != Some(1)
+    {
+        return Err(XapiError::Overtaken(g.refusal.clone()));
+    }
+    let mut insert: Vec<&Row> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if let Some(e) = existing.get(&r.id) {
+            let same_time = !r.ts_given || !e.ts_given || r.occurred == e.occurred;
+            if e.digest != r.digest || !same_time {
+                return Err(XapiError::Conflict(format!(
+                    "{}: statement {} exists with different content",
+                    path(i),
+                    r.id
+                )));
+            }
+            continue;
+        }
+        if let Some(target) = r.ref_target.as_ref().filter(|_| r.voiding)
+            && existing.get(target).is_some_and(|e| e.voiding)
+        {
+            return Err(XapiError::invalid(format!("{}.object.id", path(i)), "a voiding statement cannot be voided"));
+        }
+        insert.push(r);
+    }
+    let added = i64::try_from(insert.len()).unwrap_or(i64::MAX);
+    if let Some(limit) = limit.as_ref().filter(|_| added > 0) {
+        // The counter, counted once from the table when it is not
+        // kept yet (then kept by every write below).
+        let used = match kept {
+            Some(n) => n,
+            None => {
+                let count = "SELECT count(*) FROM learning_xapi_statements WHERE tenant_id = $1";
+                let (n,): (i64,) = conn.one(Sql::new(count, [Bind::Text(t.to_owned())])).await?;
+                conn.exec(Sql::new(
+                    "INSERT INTO learning_usage (tenant_id, statements, answers, answers_at_fit) \
+                     VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id) DO UPDATE SET statements = excluded.statements",
+                    [Bind::Text(t.to_owned()), Bind::Int(n)],
+                ))
+                .await?;
+                n
+            }
+        };
+        let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
+        if used.saturating_add(added) > max {
+            return Err(XapiError::Forbidden(limit.refusal.clone()));
+        }
+    }
+    // The writes: on SQLite as few multi-statement round trips as
+    // possible, on PostgreSQL one statement each.
+    let mut writes = Writes::new(postgres);
+    if added > 0 {
+        let sql = writes.next();
+        let tp = sql.bind(Bind::Text(t.to_owned()));
+        let n = sql.bind(Bind::Int(added));
+        sql.push(&format!(
+            "UPDATE learning_usage SET statements = statements + {n} WHERE tenant_id = {tp} AND statements IS NOT NULL"
+        ));
+    }
+    let voided_in_batch: HashSet<&str> =
+        insert.iter().filter(|r| r.voiding).filter_map(|r| r.ref_target.as_deref()).collect();
+    for chunk in insert.chunks(INSERT_CHUNK) {
+        let sql = writes.next();
+        sql.push(
+            "INSERT INTO learning_xapi_statements (tenant_id, statement_id, actor_key, verb_id, activity_id, \
+             registration, ref_target, is_voiding, voided, stored, occurred, ts_given, digest, body) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            let voided = !r.voiding && (voided_before.contains(&r.id) || voided_in_batch.contains(r.id.as_str()));
+            let values = [
+                Bind::Text(t.to_owned()),
+                Bind::Text(r.id.clone()),
+                Bind::OptText(r.actor_key.clone()),
+                Bind::Text(r.verb_id.clone()),
+                Bind::OptText(r.activity_id.clone()),
+                Bind::OptText(r.registration.clone()),
+                Bind::OptText(r.ref_target.clone()),
+                Bind::Bool(r.voiding),
+                Bind::Bool(voided),
+                Bind::Text(r.stored.clone()),
+                Bind::Text(r.occurred.clone()),
+                Bind::Bool(r.ts_given),
+                Bind::Text(r.digest.clone()),
+                Bind::Text(r.body.clone()),
+            ];
+            sql.push_row(i == 0, values);
+        }
+    }
+    let related: Vec<(&str, &str, &str, bool)> = insert
+        .iter()
+        .flat_map(|r| {
+            let agents = r.agents.iter().map(move |(k, d)| (r.id.as_str(), "agent", k.as_str(), *d));
+            let activities = r.activities.iter().map(move |(k, d)| (r.id.as_str(), "activity", k.as_str(), *d));
+            agents.chain(activities)
+        })
+        .collect();
+    for chunk in related.chunks(INSERT_CHUNK * 3) {
+        let sql = writes.next();
+        sql.push("INSERT INTO learning_xapi_related (tenant_id, statement_id, kind, item, direct) VALUES ");
+        for (i, (id, kind, item, direct)) in chunk.iter().enumerate() {
+            let values = [
+                Bind::Text(t.to_owned()),
+                Bind::Text((*id).to_owned()),
+                Bind::Text((*kind).to_owned()),
+                Bind::Text((*item).to_owned()),
+                Bind::Bool(*direct),
+            ];
+            sql.push_row(i == 0, values);
+        }
+    }
+    // Void the stored targets of the new voiding statements.
+    let targets: Vec<&str> = voided_in_batch.iter().copied().collect();
+    for chunk in targets.chunks(ID_CHUNK) {
+        let sql = writes.next();
+        let yes = sql.bind(Bind::Bool(true));
+        let no = sql.bind(Bind::Bool(false));
+        let tp = sql.bind(Bind::Text(t.to_owned()));
+        sql.push(&format!(
+            "UPDATE learning_xapi_statements SET voided = {yes} \
+             WHERE tenant_id = {tp} AND is_voiding = {no} AND statement_id IN ("
+        ));
+        sql.push_ids(chunk.iter().copied());
+    }
+    let mut texts = writes.done();
+    let last = if postgres { None } else { texts.pop() };
+    for sql in texts {
+        conn.exec(sql).await?;
+    }
+    Ok(last)
 }
-
-write_statements!(sqlx::SqliteConnection);
-write_statements!(sqlx::PgConnection);
 
 /// The row for `s`, with what the LRS sets filled in.
 fn prepare(s: Statement, now: OffsetDateTime, authority: &Value) -> Result<Row, XapiError> {
@@ -858,6 +983,51 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 mod tests {
     use super::super::query::StatementFilter;
     use super::*;
+
+    /// The synchronous connection runs a text of several statements as
+    /// sqlx does: each `$n` bound to the `n`th value in whichever statement
+    /// it appears, the rows of the statements that return some, the rows
+    /// the writing statements changed; a placeholder without a value is an
+    /// error, and so is a text it cannot split into statements.
+    #[test]
+    fn the_synchronous_connection_runs_multi_statement_texts_as_sqlx_does() {
+        /// The output of a future that never waits (the synchronous
+        /// connection's).
+        fn now<T>(f: impl Future<Output = T>) -> T {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::pin::pin!(f).poll(&mut cx) {
+                std::task::Poll::Ready(out) => out,
+                std::task::Poll::Pending => panic!("the synchronous connection never waits"),
+            }
+        }
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, x REAL, b INTEGER)").unwrap();
+        let mut sync = SyncConn(&mut conn);
+        let text = "INSERT INTO t VALUES ($1, $2, $3, $4), ($5, $2, NULL, $6);\n\
+                    UPDATE t SET n = n + $2 WHERE k = $5";
+        let binds = [Bind::Text("a".into()), Bind::Int(2), Bind::Real(0.5), Bind::Bool(true)]
+            .into_iter()
+            .chain([Bind::Text("日本語".into()), Bind::OptBool(None)]);
+        assert_eq!(now(sync.exec(Sql::new(text, binds))).unwrap(), 3, "two rows inserted, one updated");
+
+        let rows = now(sync.rows::<(String, i64, Option<f64>, Option<bool>)>(Sql::new(
+            "UPDATE t SET x = $1 WHERE k = $2;\n SELECT k, n, x, b FROM t WHERE n >= $3 ORDER BY k",
+            [Bind::Real(1.25), Bind::Text("a".into()), Bind::Int(2)],
+        )));
+        assert_eq!(
+            rows.unwrap(),
+            [("a".to_owned(), 2, Some(1.25), Some(true)), ("日本語".to_owned(), 4, None, None)],
+            "the rows of the SELECT, after the UPDATE before it in the same text"
+        );
+
+        let missing = now(sync.exec(Sql::new("UPDATE t SET n = $2 WHERE k = $1", [Bind::Int(1)])));
+        let e = missing.unwrap_err().to_string();
+        assert!(e.contains("no value for parameter $2"), "{e}");
+        let joined = now(sync.exec(Sql::new("UPDATE t SET n = 1; UPDATE t SET n = 2", [])));
+        assert!(joined.is_err(), "statements not separated by a semicolon and a newline are refused, not half run");
+        let n: i64 = conn.query_row("SELECT sum(n) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 6, "nothing of the refused texts ran");
+    }
 
     /// SQLite's plan for the list query of `filter` (the detail column of
     /// `EXPLAIN QUERY PLAN`, one line per step).
