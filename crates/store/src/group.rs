@@ -614,7 +614,14 @@ impl WriteGate {
         }
         let (after, sync) = {
             let mut slot = self.slot.lock().await;
-            slot.sync_rollback();
+            // A batch still open on the synchronous connection holds
+            // writers that finished and wait for its commit: commit it.
+            slot.clean().await;
+            if slot.sync_open
+                && let Some(syncing) = slot.commit().await
+            {
+                syncing.finish().await;
+            }
             (slot.after.clone(), slot.sync.take())
         };
         if let Some(Err((_, e))) = sync.map(rusqlite::Connection::close) {
