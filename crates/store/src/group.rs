@@ -279,20 +279,17 @@ impl Slot {
     fn clean_sync(&mut self, undo: Undo) {
         let ending = self.ending(self.batch);
         let undone = match undo {
-            Undo::Savepoint => UNDO_STEPS.iter().try_for_each(|step| self.sync_run(step)),
+            Undo::Savepoint => UNDO_STEPS.iter().try_for_each(|step| self.sync_run(step)).map_err(|e| {
+                // The batch cannot be trusted any more: roll it all back.
+                let reason = format!("a write batch could not roll back a failed writer: {e}");
+                tracing::warn!(%reason);
+                reason
+            }),
             Undo::Whole => Err("the batch was rolled back".into()),
         };
         match undone {
             Ok(()) => ending.keep(),
             Err(reason) => {
-                let reason = match undo {
-                    Undo::Savepoint => {
-                        let reason = format!("a write batch could not roll back a failed writer: {reason}");
-                        tracing::warn!(%reason);
-                        reason
-                    }
-                    Undo::Whole => reason,
-                };
                 self.sync_rollback();
                 ending.end(Err(reason));
             }
@@ -308,8 +305,8 @@ impl Slot {
     /// Roll back the synchronous connection's transaction, if one is open.
     fn sync_rollback(&mut self) {
         self.sync_open = false;
-        if let Some(conn) = self.sync.as_ref().filter(|c| !c.is_autocommit())
-            && let Err(e) = conn.execute_batch("ROLLBACK")
+        if self.sync.as_ref().is_some_and(|c| !c.is_autocommit())
+            && let Err(e) = self.sync_run("ROLLBACK")
         {
             tracing::warn!(error = %e, "the write gate's connection could not roll back");
         }

@@ -39,7 +39,6 @@ pub use group::{Member, WriteCounters};
 pub use jsonl_audit::{Durability, JsonlAuditLog, read_records};
 pub use keys::{ApiKey, ApiKeySecret, KEY_PREFIX, KeyPrincipal, NewApiKey, key_digest};
 pub use migrate::{CORE_MIGRATIONS, Migration, Migrations};
-pub use rusqlite;
 pub use scope::TenantScope;
 pub use sessions::{MAX_SESSION_SUBSCRIPTIONS, SESSION_RETENTION_SECS};
 pub use tenants::{NewTenant, Tenant};
