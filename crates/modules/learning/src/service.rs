@@ -1317,7 +1317,7 @@ impl Service {
     fn maybe_refit(&self, tenant: &TenantId, counters: Option<(i64, i64)>) {
         let every = i64::try_from(self.settings.refit_every).unwrap_or(i64::MAX);
         let Some((answers, at_fit)) = counters else { return };
-        if every == 0 || answers - at_fit < every {
+        if !refit_due(answers, at_fit, every) {
             return;
         }
         if !self.refitting.lock().insert(tenant.clone()) {
@@ -1564,12 +1564,63 @@ fn changed_fields(a: &TenantConfig, b: &TenantConfig) -> Vec<String> {
     out
 }
 
+/// A refit is due after `every` new answers (0: never), or after the
+/// tenant's answers grew by a tenth since the last fit (`at_fit`) if that
+/// is more. EM reads every answer of the tenant, so a fixed step would
+/// make the refits' total work grow with the square of its answers; a
+/// step in proportion keeps it linear (a tenant with 1,000,000 answers
+/// refits every 100,000, not every 200).
+fn refit_due(answers: i64, at_fit: i64, every: i64) -> bool {
+    every > 0 && answers.saturating_sub(at_fit) >= every.max(at_fit / 10)
+}
+
+const UPSERT_FIT: &str = "INSERT INTO learning_bkt_params (tenant_id, skill_id, prior, learn, guess, slip, forget, \
+     fitted, observations, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) \
+     ON CONFLICT (tenant_id, skill_id) DO UPDATE SET prior = excluded.prior, learn = excluded.learn, \
+     guess = excluded.guess, slip = excluded.slip, forget = excluded.forget, fitted = excluded.fitted, \
+     observations = excluded.observations, fitted_at = excluded.fitted_at";
+
+/// Store `fits` and, if given, the answers counter they cover.
+async fn write_fits<C: Run>(
+    conn: &mut C,
+    t: &str,
+    fits: &[SkillFit],
+    now: &str,
+    answers: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    for f in fits {
+        let binds = [
+            Bind::Text(t.to_owned()),
+            Bind::Text(f.skill.clone()),
+            Bind::Real(f.prior),
+            Bind::Real(f.learn),
+            Bind::Real(f.guess),
+            Bind::Real(f.slip),
+            Bind::Bool(f.fitted),
+            Bind::Int(i64::try_from(f.observations).unwrap_or(i64::MAX)),
+            Bind::Text(now.to_owned()),
+        ];
+        conn.exec(Sql::new(UPSERT_FIT, binds)).await?;
+    }
+    if let Some(n) = answers {
+        let sql = "UPDATE learning_usage SET answers_at_fit = $2 WHERE tenant_id = $1";
+        conn.exec(Sql::new(sql, [Bind::Text(t.to_owned()), Bind::Int(n)])).await?;
+    }
+    Ok(())
+}
+
+/// Microseconds since `t`, for logs.
+fn micros(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Refit from the stored answers (see [`Service::refit`]).
 async fn refit(
     store: &Store,
     params: &Cache<TenantId, Arc<BTreeMap<String, BktParams>>>,
     tenant: &TenantId,
 ) -> Result<Vec<SkillFit>, LearningError> {
+    let started = std::time::Instant::now();
     let scope = store.tenant(tenant);
     let (rows, answers): (Vec<(String, String, bool)>, Option<i64>) = plexus_store::tenant_tx!(&scope, read, conn => {
         let rows: Vec<(String, String, bool)> = sqlx::query_as(
@@ -1598,6 +1649,7 @@ async fn refit(
         }
         last = Some((skill, user));
     }
+    tracing::debug!(tenant = %tenant, read_us = micros(started), "learning: answers read for a BKT refit");
     store_fits(store, params, tenant, sequences, answers).await
 }
 
@@ -1612,6 +1664,7 @@ async fn store_fits(
 ) -> Result<Vec<SkillFit>, LearningError> {
     // EM over every answer of the tenant is CPU work of many milliseconds:
     // off the async workers, so that calls keep being answered meanwhile.
+    let started = std::time::Instant::now();
     let fits: Vec<SkillFit> = tokio::task::spawn_blocking(move || {
         let options = EmOptions::default();
         sequences
@@ -1636,35 +1689,27 @@ async fn store_fits(
     let scope = store.tenant(tenant);
     let now = fmt_time(OffsetDateTime::now_utc());
     let t = tenant.as_str();
-    plexus_store::tenant_tx!(&scope, write, conn => {
-        for f in &fits {
-            sqlx::query(
-                "INSERT INTO learning_bkt_params (tenant_id, skill_id, prior, learn, guess, slip, forget, fitted, \
-                 observations, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) \
-                 ON CONFLICT (tenant_id, skill_id) DO UPDATE SET prior = excluded.prior, learn = excluded.learn, \
-                 guess = excluded.guess, slip = excluded.slip, forget = excluded.forget, fitted = excluded.fitted, \
-                 observations = excluded.observations, fitted_at = excluded.fitted_at",
-            )
-            .bind(t)
-            .bind(f.skill.as_str())
-            .bind(f.prior)
-            .bind(f.learn)
-            .bind(f.guess)
-            .bind(f.slip)
-            .bind(f.fitted)
-            .bind(i64::try_from(f.observations).unwrap_or(i64::MAX))
-            .bind(now.as_str())
-            .execute(&mut *conn)
-            .await?;
+    // On a SQLite file on the write gate's synchronous connection: the
+    // gate is held for the statements' own run, not for a round trip each
+    // to sqlx's connection thread while answers queue behind it.
+    let fitted = micros(started);
+    // Timed from the gate's entry to the commit on the synchronous
+    // connection; the whole transaction otherwise.
+    let (write_us, sync) = match scope.enter_sync().await? {
+        Some(mut member) => {
+            let entered = std::time::Instant::now();
+            write_fits(&mut SyncConn(member.sync_conn()?), t, &fits, &now, answers).await?;
+            let held = micros(entered);
+            member.finish().await?;
+            (held, true)
         }
-        if let Some(n) = answers {
-            sqlx::query("UPDATE learning_usage SET answers_at_fit = $2 WHERE tenant_id = $1")
-                .bind(t)
-                .bind(n)
-                .execute(&mut *conn)
-                .await?;
+        None => {
+            let entered = std::time::Instant::now();
+            plexus_store::tenant_tx!(&scope, write, conn => write_fits(&mut *conn, t, &fits, &now, answers).await?);
+            (micros(entered), false)
         }
-    });
+    };
+    tracing::debug!(tenant = %tenant, skills = fits.len(), fit_us = fitted, write_us, sync, "learning: BKT parameters refitted");
     params.invalidate(tenant);
     Ok(fits)
 }
@@ -1773,7 +1818,29 @@ pub fn check_content(items: Vec<ItemContent>, bank: Option<&ItemBank>) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::shift_placeholders;
+    use super::{refit_due, shift_placeholders};
+
+    #[test]
+    fn refits_come_every_so_many_answers_or_a_tenth_more() {
+        // (answers now, answers at the last fit, refit_every, due)
+        for (answers, at_fit, every, due) in [
+            (199, 0, 200, false),
+            (200, 0, 200, true),
+            (1_199, 1_000, 200, false),
+            (1_200, 1_000, 200, true),
+            // From 2,000 answers on the tenth is the larger step.
+            (2_199, 2_000, 200, false),
+            (2_200, 2_000, 200, true),
+            (1_099_999, 1_000_000, 200, false),
+            (1_100_000, 1_000_000, 200, true),
+            // 0: only on demand.
+            (1_000_000, 0, 0, false),
+            // A counter that went back (a restored backup) is not a refit.
+            (10, 500, 200, false),
+        ] {
+            assert_eq!(refit_due(answers, at_fit, every), due, "{answers} answers, {at_fit} at the fit, every {every}");
+        }
+    }
 
     #[test]
     fn placeholders_shift_and_nothing_else_moves() {

@@ -1186,6 +1186,15 @@ async fn analytics_flow(store: Store) {
         assert!((learn - p.learn).abs() < 1e-9, "{skill}");
         assert_eq!(was_fitted, sequences[skill].iter().map(Vec::len).sum::<usize>() >= 50);
     }
+    // What was stored (on a SQLite file through the write gate's
+    // synchronous connection) reads back as returned, on a fresh service.
+    let stored = Learning::open(store.clone(), settings()).await.unwrap().service().skill_fits(&acme).await.unwrap();
+    assert_eq!(stored.len(), fitted.len());
+    for f in &stored {
+        let (learn, was_fitted) = fitted[f.skill.as_str()];
+        assert_eq!((f.learn, f.fitted), (learn, was_fitted), "{}", f.skill);
+        assert!(f.observations > 0 || !f.fitted, "{}", f.skill);
+    }
     let e = err(&m, &t, "fit_mastery_model", json!({})).await;
     assert_eq!(e.to_string(), "forbidden: fit_mastery_model is for administrators");
 }
