@@ -1564,7 +1564,7 @@ fn changed_fields(a: &TenantConfig, b: &TenantConfig) -> Vec<String> {
     out
 }
 
-/// A refit is due after `every` new answers (0: never), or after the
+/// A refit is due after `every` new answers (0: only on demand), or after the
 /// tenant's answers grew by a tenth since the last fit (`at_fit`) if that
 /// is more. EM reads every answer of the tenant, so a fixed step would
 /// make the refits' total work grow with the square of its answers; a
@@ -1689,12 +1689,12 @@ async fn store_fits(
     let scope = store.tenant(tenant);
     let now = fmt_time(OffsetDateTime::now_utc());
     let t = tenant.as_str();
+    let fit_us = micros(started);
     // On a SQLite file on the write gate's synchronous connection: the
     // gate is held for the statements' own run, not for a round trip each
-    // to sqlx's connection thread while answers queue behind it.
-    let fitted = micros(started);
-    // Timed from the gate's entry to the commit on the synchronous
-    // connection; the whole transaction otherwise.
+    // to sqlx's connection thread while answers queue behind it. Timed
+    // from the gate's entry to the commit there; the whole transaction
+    // otherwise.
     let (write_us, sync) = match scope.enter_sync().await? {
         Some(mut member) => {
             let entered = std::time::Instant::now();
@@ -1709,7 +1709,7 @@ async fn store_fits(
             (micros(entered), false)
         }
     };
-    tracing::debug!(tenant = %tenant, skills = fits.len(), fit_us = fitted, write_us, sync, "learning: BKT parameters refitted");
+    tracing::debug!(tenant = %tenant, skills = fits.len(), fit_us, write_us, sync, "learning: BKT parameters refitted");
     params.invalidate(tenant);
     Ok(fits)
 }

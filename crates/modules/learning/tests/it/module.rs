@@ -1186,8 +1186,9 @@ async fn analytics_flow(store: Store) {
         assert!((learn - p.learn).abs() < 1e-9, "{skill}");
         assert_eq!(was_fitted, sequences[skill].iter().map(Vec::len).sum::<usize>() >= 50);
     }
-    // What was stored (on a SQLite file through the write gate's
-    // synchronous connection) reads back as returned, on a fresh service.
+    // What was stored (on the SQLite file through the write gate's
+    // synchronous connection, on PostgreSQL through sqlx) reads back as
+    // returned, on a fresh service.
     let stored = Learning::open(store.clone(), settings()).await.unwrap().service().skill_fits(&acme).await.unwrap();
     assert_eq!(stored.len(), fitted.len());
     for f in &stored {
