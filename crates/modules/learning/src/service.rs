@@ -1622,35 +1622,38 @@ async fn refit(
 ) -> Result<Vec<SkillFit>, LearningError> {
     let started = std::time::Instant::now();
     let scope = store.tenant(tenant);
-    let (rows, answers): (Vec<(String, String, bool)>, Option<i64>) = plexus_store::tenant_tx!(&scope, read, conn => {
-        let rows: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT skill_id, user_id, correct FROM learning_events WHERE tenant_id = $1 AND kind = 'answered' \
-             AND skill_id <> '' AND correct IS NOT NULL ORDER BY skill_id, user_id, at, seq",
-        )
-        .bind(tenant.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+    // One row per skill, each learner's answers to it in order as a run of
+    // 0s and 1s, runs separated by commas: the database groups and orders
+    // them, and a handful of rows crosses to this task instead of one per
+    // answer (on SQLite each row is a hand-off from the connection's
+    // thread). The same SQL on both backends (SQLite 3.44 has `string_agg`
+    // and ORDER BY within an aggregate).
+    let (rows, answers): (Vec<(String, String)>, Option<i64>) = plexus_store::tenant_tx!(&scope, read, conn => {
+        let rows: Vec<(String, String)> = sqlx::query_as(REFIT_ANSWERS).bind(tenant.as_str()).fetch_all(&mut *conn).await?;
         let answers: Option<i64> = sqlx::query_scalar("SELECT answers FROM learning_usage WHERE tenant_id = $1")
             .bind(tenant.as_str())
             .fetch_optional(&mut *conn)
             .await?;
         (rows, answers)
     });
-    let mut sequences: BTreeMap<String, Vec<Vec<bool>>> = BTreeMap::new();
-    let mut last: Option<(String, String)> = None;
-    for (skill, user, correct) in rows {
-        let same = last.as_ref().is_some_and(|(s, u)| *s == skill && *u == user);
-        let seqs = sequences.entry(skill.clone()).or_default();
-        if !same || seqs.is_empty() {
-            seqs.push(Vec::new());
-        }
-        if let Some(seq) = seqs.last_mut() {
-            seq.push(correct);
-        }
-        last = Some((skill, user));
-    }
+    let sequences: BTreeMap<String, Vec<Vec<bool>>> =
+        rows.into_iter().map(|(skill, runs)| (skill, answer_runs(&runs))).collect();
     tracing::debug!(tenant = %tenant, read_us = micros(started), "learning: answers read for a BKT refit");
     store_fits(store, params, tenant, sequences, answers).await
+}
+
+/// A tenant's answers for a refit: per skill, each learner's answers in
+/// the order given (`at`, then `seq` for answers of the same instant) as
+/// `0`s and `1`s, learners in `user_id` order, separated by commas.
+const REFIT_ANSWERS: &str = "SELECT skill_id, string_agg(answers, ',' ORDER BY user_id) FROM \
+     (SELECT skill_id, user_id, string_agg(CASE WHEN correct THEN '1' ELSE '0' END, '' ORDER BY at, seq) AS answers \
+      FROM learning_events WHERE tenant_id = $1 AND kind = 'answered' AND skill_id <> '' AND correct IS NOT NULL \
+      GROUP BY skill_id, user_id) AS per_learner \
+     GROUP BY skill_id ORDER BY skill_id";
+
+/// The sequences of [`REFIT_ANSWERS`]' `runs` (`"0110,10"`: two learners).
+fn answer_runs(runs: &str) -> Vec<Vec<bool>> {
+    runs.split(',').filter(|r| !r.is_empty()).map(|r| r.bytes().map(|b| b == b'1').collect()).collect()
 }
 
 /// Fit each skill's parameters (EM, or the defaults with too few answers)
@@ -1818,7 +1821,13 @@ pub fn check_content(items: Vec<ItemContent>, bank: Option<&ItemBank>) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::{refit_due, shift_placeholders};
+    use super::{answer_runs, refit_due, shift_placeholders};
+
+    #[test]
+    fn a_refits_answer_runs_are_one_sequence_per_learner() {
+        assert_eq!(answer_runs("0110,1,00"), vec![vec![false, true, true, false], vec![true], vec![false, false]]);
+        assert_eq!(answer_runs(""), Vec::<Vec<bool>>::new());
+    }
 
     #[test]
     fn refits_come_every_so_many_answers_or_a_tenth_more() {
