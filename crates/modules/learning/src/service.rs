@@ -1128,32 +1128,45 @@ impl Service {
         }
     }
 
-    /// Store a new session.
+    /// Store a new session. On a SQLite file on the write gate's
+    /// synchronous connection, as the answers are: a start written through
+    /// sqlx's connection made the gate commit the answers' open batch
+    /// first, held it for round trips to sqlx's thread, and left the
+    /// synchronous connection's page cache to be read again.
     pub async fn create_session(&self, tenant: &TenantId, s: &SessionRow) -> Result<(), LearningError> {
         let record = serde_json::to_string(&s.record).map_err(|e| LearningError::Corrupt(e.to_string()))?;
         let scope = self.shards.of(tenant).await?.tenant(tenant);
-        plexus_store::tenant_tx!(&scope, write, conn => {
-            sqlx::query(
+        let insert = || {
+            Sql::new(
                 "INSERT INTO learning_sessions (tenant_id, session_id, user_id, kind, topic, target, seed, catalog, \
                  record, presented, status, version, started_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                [
+                    Bind::Text(tenant.as_str().to_owned()),
+                    Bind::Text(s.id.clone()),
+                    Bind::Text(s.user_id.clone()),
+                    Bind::Text(s.kind.clone()),
+                    Bind::Text(s.topic.clone()),
+                    Bind::OptReal(s.target),
+                    Bind::Int(s.seed),
+                    Bind::Int(s.catalog),
+                    Bind::Text(record.clone()),
+                    Bind::OptText(s.presented.clone()),
+                    Bind::Text(s.status.clone()),
+                    Bind::Int(s.version),
+                    Bind::Text(s.started_at.clone()),
+                ],
             )
-            .bind(tenant.as_str())
-            .bind(s.id.as_str())
-            .bind(s.user_id.as_str())
-            .bind(s.kind.as_str())
-            .bind(s.topic.as_str())
-            .bind(s.target)
-            .bind(s.seed)
-            .bind(s.catalog)
-            .bind(record)
-            .bind(s.presented.clone())
-            .bind(s.status.as_str())
-            .bind(s.version)
-            .bind(s.started_at.as_str())
-            .execute(&mut *conn)
-            .await?;
-        });
+        };
+        match scope.enter_sync().await? {
+            Some(mut member) => {
+                SyncConn(member.sync_conn()?).exec(insert()).await?;
+                member.finish_by_answer().await?;
+            }
+            None => {
+                plexus_store::tenant_tx!(&scope, write_by_answer, conn => conn.exec(insert()).await?);
+            }
+        }
         self.remember_session(tenant, s);
         Ok(())
     }

@@ -37,6 +37,7 @@ pub(crate) enum Bind {
     OptBool(Option<bool>),
     Int(i64),
     Real(f64),
+    OptReal(Option<f64>),
 }
 
 /// SQL text with `$n` placeholders and the values they stand for. The text
@@ -147,6 +148,7 @@ macro_rules! bound {
                 Bind::OptBool(v) => q.bind(*v),
                 Bind::Int(v) => q.bind(*v),
                 Bind::Real(v) => q.bind(*v),
+                Bind::OptReal(v) => q.bind(*v),
             };
         }
         q
@@ -269,6 +271,7 @@ impl SyncConn<'_> {
                     Bind::OptBool(v) => stmt.raw_bind_parameter(i, v),
                     Bind::Int(v) => stmt.raw_bind_parameter(i, v),
                     Bind::Real(v) => stmt.raw_bind_parameter(i, v),
+                    Bind::OptReal(v) => stmt.raw_bind_parameter(i, v),
                 }
                 .map_err(failed)?;
             }

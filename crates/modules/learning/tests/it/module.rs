@@ -611,6 +611,13 @@ async fn cat_flow(store: Store) {
     assert_eq!(start["targetDifficulty"], 1.5);
     assert_eq!(start["skills"], json!(["alg-2"]));
     let id = start["assessmentId"].as_str().unwrap().to_owned();
+    // As stored (read from the database, not this node's copy).
+    let row = m.service().session(&TenantId::new("acme"), &id).await.unwrap().expect("the session is stored");
+    assert_eq!(
+        (row.user_id.as_str(), row.kind.as_str(), row.topic.as_str(), row.target, row.version, row.status.as_str()),
+        ("practice-pat", "practice", "alg-2", Some(1.5), 1, "active")
+    );
+    assert_eq!(row.presented.as_deref(), start["item"]["id"].as_str());
     let mut item = start["item"].clone();
     let mut count = 0;
     let mut distances = Vec::new();
