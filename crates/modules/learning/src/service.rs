@@ -33,8 +33,8 @@ use crate::graph::Course;
 use crate::irt::ItemBank;
 use crate::settings::{LearningSettings, TenantConfig, TenantConfigPatch, TierLimits};
 use crate::xapi::{
-    Bind, Guard, PreparedBatch, Run, SimpleStatement, Sql, Statement, StatementLimit, StatementQuota, SyncConn,
-    XapiError, XapiStore, write_statements_then,
+    Bind, Guard, PreparedBatch, Run, SimpleStatement, Sql, Statement, StatementLimit, StatementQuota, XapiError,
+    XapiStore, gate_write, write_statements_then,
 };
 
 /// Learners remembered as existing (per node).
@@ -1158,15 +1158,7 @@ impl Service {
                 ],
             )
         };
-        match scope.enter_sync().await? {
-            Some(mut member) => {
-                SyncConn(member.sync_conn()?).exec(insert()).await?;
-                member.finish_by_answer().await?;
-            }
-            None => {
-                plexus_store::tenant_tx!(&scope, write_by_answer, conn => conn.exec(insert()).await?);
-            }
-        }
+        gate_write!(&scope, write_by_answer, run => run.exec(insert()).await?);
         self.remember_session(tenant, s);
         Ok(())
     }
@@ -1252,14 +1244,7 @@ impl Service {
         // its `fdatasync` is awaited alongside the audit record's. On a
         // SQLite file the statements run on the write gate's synchronous
         // connection, on this thread.
-        let (changes, counters) = match scope.enter_sync().await? {
-            Some(mut member) => {
-                let out = answer.write(&mut SyncConn(member.sync_conn()?)).await?;
-                member.finish_by_answer().await?;
-                out
-            }
-            None => plexus_store::tenant_tx!(&scope, write_by_answer, conn => answer.write(&mut *conn).await?),
-        };
+        let (changes, counters) = gate_write!(&scope, write_by_answer, run => answer.write(run).await?);
         self.remember_session(tenant, s);
         self.maybe_refit(tenant, counters);
         Ok(changes)
@@ -1708,24 +1693,14 @@ async fn store_fits(
     let fit_us = micros(started);
     // On a SQLite file on the write gate's synchronous connection: the
     // gate is held for the statements' own run, not for a round trip each
-    // to sqlx's connection thread while answers queue behind it. Timed
-    // from the gate's entry to the commit there; the whole transaction
-    // otherwise.
-    let (write_us, sync) = match scope.enter_sync().await? {
-        Some(mut member) => {
-            let entered = std::time::Instant::now();
-            write_fits(&mut SyncConn(member.sync_conn()?), t, &fits, &now, answers).await?;
-            let held = micros(entered);
-            member.finish().await?;
-            (held, true)
-        }
-        None => {
-            let entered = std::time::Instant::now();
-            plexus_store::tenant_tx!(&scope, write, conn => write_fits(&mut *conn, t, &fits, &now, answers).await?);
-            (micros(entered), false)
-        }
-    };
-    tracing::debug!(tenant = %tenant, skills = fits.len(), fit_us, write_us, sync, "learning: BKT parameters refitted");
+    // to sqlx's connection thread while answers queue behind it. Timed:
+    // the statements' run, inside the transaction.
+    let write_us = gate_write!(&scope, write, run => {
+        let entered = std::time::Instant::now();
+        write_fits(run, t, &fits, &now, answers).await?;
+        micros(entered)
+    });
+    tracing::debug!(tenant = %tenant, skills = fits.len(), fit_us, write_us, "learning: BKT parameters refitted");
     params.invalidate(tenant);
     Ok(fits)
 }

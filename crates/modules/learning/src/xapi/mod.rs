@@ -68,7 +68,7 @@ pub use query::{
     Format, GetResult, ListQuery, MAX_LIMIT, STATEMENTS_PATH, StatementFilter, StatementQuery, StatementResult,
 };
 pub use statement::{SimpleStatement, Statement, VOIDED_VERB, agent_key, parse_statements};
-pub(crate) use store::{Bind, Guard, PreparedBatch, Run, Sql, SyncConn, write_statements_then};
+pub(crate) use store::{Bind, Guard, PreparedBatch, Run, Sql, SyncConn, gate_write, write_statements_then};
 pub use store::{StatementLimit, StatementQuota, XapiStore};
 
 /// The xAPI version this LRS implements, for the `X-Experience-API-Version`

@@ -304,6 +304,42 @@ impl Run for SyncConn<'_> {
     }
 }
 
+/// One write transaction of a tenant's scope, its body run with `$run`
+/// bound to a [`Run`]: on a SQLite file the write gate's synchronous
+/// connection ([`SyncConn`]; its statements run on this thread), else
+/// sqlx's connection inside [`plexus_store::tenant_tx`]. `$mode` is
+/// `write` (the call waits for the commit's `fdatasync`) or
+/// `write_by_answer` (the wait goes to the call's durability barrier,
+/// beside its audit record's: only for writes followed by nothing outside
+/// the process before the answer). An error in the body rolls the writer
+/// back on either path. Evaluates to the body's value.
+macro_rules! gate_write {
+    ($scope:expr, $mode:ident, $run:ident => $body:expr) => {{
+        let scope: &plexus_store::TenantScope<'_> = $scope;
+        match scope.enter_sync().await? {
+            Some(mut member) => {
+                let out = {
+                    let $run = &mut $crate::xapi::SyncConn(member.sync_conn()?);
+                    $body
+                };
+                $crate::xapi::gate_write!(@finish $mode, member);
+                out
+            }
+            None => plexus_store::tenant_tx!(scope, $mode, conn => {
+                let $run = &mut *conn;
+                $body
+            }),
+        }
+    }};
+    (@finish write, $member:ident) => {
+        $member.finish().await?
+    };
+    (@finish write_by_answer, $member:ident) => {
+        $member.finish_by_answer().await?
+    };
+}
+pub(crate) use gate_write;
+
 /// A statement stored before, as the duplicate and voiding checks see it.
 struct Existing {
     digest: String,
