@@ -63,11 +63,15 @@
 //!   database file (`wal_checkpoint(PASSIVE)`, which waits for no writer) at
 //!   most every [`CHECKPOINT_EVERY`] while commits come, and `fsync`s the
 //!   database file, outside the gate. A passive checkpoint cannot restart the
-//!   WAL while writers keep appending to it, so the gate's connection keeps
-//!   SQLite's own automatic checkpoint at [`CHECKPOINT_BACKSTOP_PAGES`]: it
-//!   bounds and restarts the WAL, and finds all but the last few
-//!   milliseconds' pages already copied (before, it copied the whole 1,000
-//!   pages inside the gate).
+//!   WAL while writers keep appending to it, so once the WAL has grown to
+//!   [`CHECKPOINT_RESTART_PAGES`] the checkpointer takes the gate in turn
+//!   right after such a checkpoint, commits the batch left open, and copies
+//!   the few milliseconds' pages since: the next batch begins the WAL again
+//!   ([`AfterCommit::restart`]). SQLite's own automatic checkpoint stays on
+//!   the gate's connections as a backstop at [`CHECKPOINT_BACKSTOP_PAGES`];
+//!   at 1,000 pages it had been the restart, every 15-20 ms under load, run
+//!   inside a commit and copying everything since the last background
+//!   checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -156,6 +160,7 @@ impl WriteGate {
         let counters: Arc<OnceLock<WriteCounters>> = Arc::default();
         let after = after.map(|a| Arc::new(AfterCommit { counters: counters.clone(), ..a }));
         let synchronous = sync.is_some();
+        let checkpoints = after.clone();
         let slot = Slot {
             tx: None,
             sync,
@@ -168,15 +173,12 @@ impl WriteGate {
             counters: counters.clone(),
             after,
         };
-        Self {
-            slot: Arc::new(Mutex::new(slot)),
-            queued: Arc::default(),
-            settled,
-            counters,
-            writer,
-            beside: Default::default(),
-            synchronous,
+        let slot = Arc::new(Mutex::new(slot));
+        if let Some(after) = checkpoints {
+            // Weak: the slot holds `after`.
+            let _ = after.gate.set(Arc::downgrade(&slot));
         }
+        Self { slot, queued: Arc::default(), settled, counters, writer, beside: Default::default(), synchronous }
     }
 }
 
@@ -388,11 +390,25 @@ impl Syncing {
 /// file while commits come (see the module documentation).
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 
-/// The gate's connection's own automatic checkpoint, a backstop that bounds
-/// the WAL and restarts it (pages; SQLite's default). Measured at 8,000 and
-/// 2,000 too: the fewer, larger backstops made the answers' p99 worse
-/// (BENCHMARKS.md section 7).
-pub(crate) const CHECKPOINT_BACKSTOP_PAGES: u32 = 1_000;
+/// The WAL's size (pages) from which the checkpointer restarts it through
+/// the gate ([`AfterCommit::restart`]), about 130 MB of WAL with 4 KiB
+/// pages. A restart holds the gate for two `fdatasync`s (2-5 ms under the
+/// learning benchmark's answers, whatever the WAL's size), so it is made
+/// rare: at 1,000 pages (SQLite's default automatic checkpoint) it came
+/// every 15-20 ms there and delayed about one answer in eight; at 8,000
+/// still one in fifty, which set the p99; at 32,000 about once a second
+/// (BENCHMARKS.md section 7). Between restarts the background checkpoints
+/// keep the database file a few milliseconds behind the WAL, so readers
+/// look up only those pages in it; a busy file's WAL stays this size on
+/// disk.
+pub(crate) const CHECKPOINT_RESTART_PAGES: i64 = 32_000;
+
+/// The gate's connections' own automatic checkpoint, a backstop that
+/// bounds the WAL (pages) should the checkpointer's restarts fail (a
+/// reader holding an old snapshot through every attempt): SQLite runs it
+/// inside a commit, holding the gate for a synced copy of everything since
+/// the last background checkpoint.
+pub(crate) const CHECKPOINT_BACKSTOP_PAGES: u32 = 64_000;
 
 /// What follows a commit outside the write gate, on a database file: the
 /// WAL's `fdatasync` (durability `fsync`) and checkpoints (see the module
@@ -415,6 +431,10 @@ pub(crate) struct AfterCommit {
     checkpointer: SqlitePool,
     checkpointing: AtomicBool,
     last_checkpoint: parking_lot::Mutex<Instant>,
+    /// The gate whose commits this follows, for [`AfterCommit::restart`].
+    gate: OnceLock<std::sync::Weak<Mutex<Slot>>>,
+    /// The WAL's size (pages) from which a checkpoint restarts it.
+    restart_at: i64,
     counters: Arc<OnceLock<WriteCounters>>,
     /// Tests hold `fdatasync`s here until they add permits.
     #[cfg(test)]
@@ -434,6 +454,8 @@ impl AfterCommit {
             checkpointer,
             checkpointing: AtomicBool::new(false),
             last_checkpoint: parking_lot::Mutex::new(Instant::now()),
+            gate: OnceLock::new(),
+            restart_at: CHECKPOINT_RESTART_PAGES,
             counters: Arc::default(),
             #[cfg(test)]
             hold: None,
@@ -512,15 +534,100 @@ impl AfterCommit {
         };
         let me = self.clone();
         rt.spawn(async move {
-            let done: Result<(i64, i64, i64), _> =
-                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&me.checkpointer).await;
-            match done {
-                Ok((_, wal, copied)) => tracing::trace!(wal, copied, "checkpoint"),
+            match me.checkpoint().await {
+                Ok((wal, copied)) => {
+                    tracing::trace!(wal, copied, "checkpoint");
+                    if wal >= me.restart_at {
+                        me.restart().await;
+                    }
+                }
                 // The next one tries again; the backstop bounds the WAL.
                 Err(e) => tracing::debug!(error = %e, "a background checkpoint failed"),
             }
             me.checkpointing.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// A passive checkpoint on the checkpointer's connection: the WAL's
+    /// pages and how many of them are in the database file now.
+    async fn checkpoint(&self) -> Result<(i64, i64), sqlx::Error> {
+        let (_, wal, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.checkpointer).await?;
+        Ok((wal, copied))
+    }
+
+    /// Restart the WAL, grown to [`AfterCommit::restart_at`] pages. A
+    /// checkpoint outside the gate never finds the WAL all copied while
+    /// commits keep appending to it, and SQLite begins a WAL again only at
+    /// a transaction that starts when it is. So, right after one: take the
+    /// gate (in turn, as a writer), commit the batch left open if there is
+    /// one, and copy what came since that checkpoint (a few milliseconds'
+    /// pages, [`AfterCommit::copy_rest`]). The gate's next batch then
+    /// writes from the WAL's start. Without it SQLite's automatic
+    /// checkpoint ([`CHECKPOINT_BACKSTOP_PAGES`]) does the same inside a
+    /// commit, copying everything since the last background checkpoint.
+    async fn restart(&self) {
+        let Some(gate) = self.gate.get().and_then(std::sync::Weak::upgrade) else { return };
+        let mut slot = gate.lock_owned().await;
+        slot.clean().await;
+        if slot.refused().is_err() {
+            return;
+        }
+        if let Some(syncing) = slot.commit().await {
+            drop(tokio::spawn(syncing.finish()));
+        }
+        let held = Instant::now();
+        let done = self.copy_rest().await;
+        drop(slot);
+        match done {
+            Ok((wal, copied)) => tracing::trace!(wal, copied, held = ?held.elapsed(), "checkpoint in the gate"),
+            Err(e) => tracing::debug!(error = %e, "a checkpoint in the gate failed"),
+        }
+    }
+
+    /// With the gate held and no batch open, copy the WAL's pages the last
+    /// checkpoint left, durably, before any batch can begin the WAL again:
+    /// the WAL's pages on disk first (with durability `fsync` the writers'
+    /// own `fdatasync`, usually under way already), the copy without
+    /// SQLite's syncs (`synchronous = OFF` on the checkpointer's
+    /// connection, for this checkpoint only), then the database file's
+    /// `fdatasync`, still in the gate. SQLite's checkpoint would run two
+    /// `fdatasync`s of its own here. A failed `fdatasync` of the file
+    /// refuses every later writer, as a failed one of the WAL does: the WAL
+    /// is all that holds those pages for sure, and the next batch would
+    /// write over it.
+    async fn copy_rest(&self) -> Result<(i64, i64), String> {
+        if !self.sync {
+            return self.checkpoint().await.map_err(|e| e.to_string());
+        }
+        self.durable(self.commits.load(Ordering::SeqCst)).await?;
+        let mut conn = self.checkpointer.acquire().await.map_err(|e| e.to_string())?;
+        let copied = async {
+            sqlx::query("PRAGMA synchronous = OFF").execute(&mut *conn).await?;
+            let (_, wal, copied): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            Ok::<_, sqlx::Error>((wal, copied))
+        }
+        .await;
+        if copied.is_err() {
+            // Never back to the pool without its syncs.
+            conn.close_on_drop();
+        }
+        let copied = copied.map_err(|e| e.to_string())?;
+        let file = self.file.clone();
+        let error = match tokio::task::spawn_blocking(move || std::fs::File::open(&file)?.sync_data()).await {
+            Ok(Ok(())) => return Ok(copied),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the task running it failed: {e}"),
+        };
+        let reason = format!(
+            "the database file {} could not be made durable after a checkpoint (fdatasync: {error}); \
+             writes are refused until plexus restarts: check the disk",
+            self.file.display()
+        );
+        tracing::error!(%reason);
+        Err(self.failed.get_or_init(|| reason).clone())
     }
 
     pub(crate) async fn close(&self) {
@@ -1383,6 +1490,59 @@ mod tests {
         }
         let after = std::fs::metadata(&file).unwrap().len();
         assert!(after >= before + 2 * 180_000, "the database file grew from {before} to {after} bytes only");
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A restart through the gate commits the batch left open and copies
+    /// the WAL with no writer in it, so the next batch writes from the
+    /// WAL's start: the WAL file stops growing. Without it every batch
+    /// would append (background checkpoints are off here, the backstop far).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_through_the_gate_begins_the_wal_again() {
+        let (gate, pool, hold, dir) = synced_gate("restart", None).await;
+        hold.add_permits(1_000);
+        let after = gate.slot.lock().await.after.clone().unwrap();
+        after.checkpointing.store(true, Ordering::SeqCst);
+        let wal_size = || std::fs::metadata(dir.join("g.db-wal")).unwrap().len();
+        let blob = "ページ".repeat(20_000); // 180 KB, some 45 pages
+        let mut w = gate.enter(&pool).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE TABLE big (b TEXT); INSERT INTO big VALUES ('{blob}')")))
+            .execute(w.conn().unwrap())
+            .await
+            .unwrap();
+        w.finish().await.unwrap();
+        assert!(wal_size() > 180_000, "the WAL holds the blob");
+        // A batch left open: a writer finishes while another waits to join.
+        let mut first = gate.enter_sync(&pool).await.unwrap();
+        first.sync_conn().unwrap().execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let (g, p) = (gate.clone(), pool.clone());
+        let second = tokio::spawn(async move {
+            let mut w = g.enter_sync(&p).await.unwrap();
+            w.sync_conn().unwrap().execute("INSERT INTO t VALUES (2)", []).unwrap();
+            w.finish().await.unwrap();
+        });
+        until_queued(&gate).await;
+        let restart = tokio::spawn({
+            let after = after.clone();
+            async move { after.restart().await }
+        });
+        first.finish().await.unwrap();
+        second.await.unwrap();
+        restart.await.unwrap();
+        assert!(!gate.slot.lock().await.open(), "the restart committed the batch left open");
+        let grown = wal_size();
+        for x in 3..6 {
+            let mut w = gate.enter(&pool).await.unwrap();
+            sqlx::query("INSERT INTO t VALUES ($1)").bind(x).execute(w.conn().unwrap()).await.unwrap();
+            w.finish().await.unwrap();
+        }
+        assert_eq!(wal_size(), grown, "later batches wrote from the WAL's start");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&pool).await.unwrap();
+        assert_eq!(rows, [1, 2, 3, 4, 5]);
+        let big: i64 = sqlx::query_scalar("SELECT count(*) FROM big").fetch_one(&pool).await.unwrap();
+        assert_eq!(big, 1);
         gate.close().await;
         pool.close().await;
         let _ = std::fs::remove_dir_all(&dir);
