@@ -65,7 +65,8 @@
 //!   database file, outside the gate. A passive checkpoint cannot restart the
 //!   WAL while writers keep appending to it, so once the WAL has grown to
 //!   [`CHECKPOINT_RESTART_PAGES`] the checkpointer takes the gate in turn
-//!   right after such a checkpoint, commits the batch left open, and copies
+//!   right after such a checkpoint (one that copied the whole WAL: no
+//!   reader's older snapshot in the way), commits the batch left open, and copies
 //!   the few milliseconds' pages since: the next batch begins the WAL again
 //!   ([`AfterCommit::restart`]). SQLite's own automatic checkpoint stays on
 //!   the gate's connections as a backstop at [`CHECKPOINT_BACKSTOP_PAGES`];
@@ -537,7 +538,9 @@ impl AfterCommit {
             match me.checkpoint().await {
                 Ok((wal, copied)) => {
                     tracing::trace!(wal, copied, "checkpoint");
-                    if wal >= me.restart_at {
+                    // Not while a reader's older snapshot kept pages from
+                    // this copy: the restart would wait for that reader too.
+                    if wal >= me.restart_at && copied == wal {
                         me.restart().await;
                     }
                 }
@@ -1498,7 +1501,9 @@ mod tests {
     /// A restart through the gate commits the batch left open and copies
     /// the WAL with no writer in it, so the next batch writes from the
     /// WAL's start: the WAL file stops growing. Without it every batch
-    /// would append (background checkpoints are off here, the backstop far).
+    /// would append (background checkpoints are off here, the backstop far),
+    /// and so would they if the restart copied with the batch still open
+    /// (that batch began before the copy).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restart_through_the_gate_begins_the_wal_again() {
         let (gate, pool, hold, dir) = synced_gate("restart", None).await;
@@ -1514,9 +1519,15 @@ mod tests {
             .unwrap();
         w.finish().await.unwrap();
         assert!(wal_size() > 180_000, "the WAL holds the blob");
-        // A batch left open: a writer finishes while another waits to join.
+        // A batch left open, with the restart next in line for the gate: a
+        // writer finishes while the restart and then another writer wait.
         let mut first = gate.enter_sync(&pool).await.unwrap();
         first.sync_conn().unwrap().execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let restart = tokio::spawn({
+            let after = after.clone();
+            async move { after.restart().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let (g, p) = (gate.clone(), pool.clone());
         let second = tokio::spawn(async move {
             let mut w = g.enter_sync(&p).await.unwrap();
@@ -1524,14 +1535,11 @@ mod tests {
             w.finish().await.unwrap();
         });
         until_queued(&gate).await;
-        let restart = tokio::spawn({
-            let after = after.clone();
-            async move { after.restart().await }
-        });
+        // Left open for the writer waiting; the restart commits it first.
         first.finish().await.unwrap();
-        second.await.unwrap();
         restart.await.unwrap();
-        assert!(!gate.slot.lock().await.open(), "the restart committed the batch left open");
+        second.await.unwrap();
+        assert!(!gate.slot.lock().await.open(), "the batches committed");
         let grown = wal_size();
         for x in 3..6 {
             let mut w = gate.enter(&pool).await.unwrap();
