@@ -5,7 +5,8 @@ usage: sqlite-gate.py "$(curl -s URL/metrics)" "$(curl -s URL/metrics)"   (befor
 
 Prints writers per group commit and where a writer's time went (waiting to
 enter, holding the gate, committing), and the WAL's fdatasyncs outside the
-gate (commits per fdatasync, time each); nothing when the server runs on
+gate (commits per fdatasync, time each) and the WAL's restarts through the
+gate (time each); nothing when the server runs on
 PostgreSQL (no gate) or saw no writes.
 """
 import sys
@@ -41,4 +42,10 @@ if writers and commits:
         print(
             "  (SQLite WAL fdatasync)     %d outside the gate (%.1f commits each), %.0f us each"
             % (syncs, commits / syncs, d["plexus_sqlite_wal_sync_microseconds_total"] / syncs)
+        )
+    restarts = d.get("plexus_sqlite_wal_restarts_total", 0)
+    if restarts:
+        print(
+            "  (SQLite WAL restarts)      %d through the gate, holding it %.0f us each"
+            % (restarts, d["plexus_sqlite_wal_restart_microseconds_total"] / restarts)
         )

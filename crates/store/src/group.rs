@@ -143,6 +143,10 @@ pub struct WriteCounters {
     pub syncs: Arc<AtomicU64>,
     /// Microseconds those `fdatasync`s took.
     pub sync_us: Arc<AtomicU64>,
+    /// Restarts of the WAL through the gate ([`CHECKPOINT_RESTART_PAGES`]).
+    pub restarts: Arc<AtomicU64>,
+    /// Microseconds those restarts held the gate.
+    pub restart_us: Arc<AtomicU64>,
 }
 
 fn add_us(counter: &AtomicU64, since: Instant) {
@@ -582,6 +586,10 @@ impl AfterCommit {
         let held = Instant::now();
         let done = self.copy_rest().await;
         drop(slot);
+        if let Some(c) = self.counters.get() {
+            c.restarts.fetch_add(1, Ordering::Relaxed);
+            add_us(&c.restart_us, held);
+        }
         match done {
             Ok((wal, copied)) => tracing::trace!(wal, copied, held = ?held.elapsed(), "checkpoint in the gate"),
             Err(e) => tracing::debug!(error = %e, "a checkpoint in the gate failed"),
@@ -1540,6 +1548,9 @@ mod tests {
         restart.await.unwrap();
         second.await.unwrap();
         assert!(!gate.slot.lock().await.open(), "the batches committed");
+        let counters = gate.counters.get().unwrap();
+        assert_eq!(counters.restarts.load(Ordering::Relaxed), 1, "the restart is counted for /metrics");
+        assert!(counters.restart_us.load(Ordering::Relaxed) > 0);
         let grown = wal_size();
         for x in 3..6 {
             let mut w = gate.enter(&pool).await.unwrap();

@@ -249,6 +249,14 @@ async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> 
             "fdatasyncs of SQLite's write-ahead logs that committed batches waited for, outside the write gate.",
         ),
         sync_us: telemetry.counter("plexus_sqlite_wal_sync_microseconds_total", "Time those fdatasyncs took."),
+        restarts: telemetry.counter(
+            "plexus_sqlite_wal_restarts_total",
+            "Restarts of SQLite's write-ahead logs through the write gate (every 32,000 pages under sustained writes).",
+        ),
+        restart_us: telemetry.counter(
+            "plexus_sqlite_wal_restart_microseconds_total",
+            "Time those restarts held the write gate (two fdatasyncs and a short copy).",
+        ),
     });
     let access = Arc::new(plexus_core::access::AccessList::default());
     let ops = if config.modules.iter().any(|m| m == "ops") {
