@@ -397,9 +397,9 @@ pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 
 /// The WAL's size (pages) from which the checkpointer restarts it through
 /// the gate ([`AfterCommit::restart`]), about 130 MB of WAL with 4 KiB
-/// pages. A restart holds the gate for two `fdatasync`s (2-5 ms under the
-/// learning benchmark's answers, whatever the WAL's size), so it is made
-/// rare: at 1,000 pages (SQLite's default automatic checkpoint) it came
+/// pages. A restart holds the gate for the WAL's `fdatasync`, a short copy
+/// and the file's `fdatasync` (under the learning benchmark's answers
+/// 1.6-3.4 ms at 1,000 pages, 2-11 ms at 32,000), so it is made rare: at 1,000 pages (SQLite's default automatic checkpoint) it came
 /// every 15-20 ms there and delayed about one answer in eight; at 8,000
 /// still one in fifty, which set the p99; at 32,000 about once a second
 /// (BENCHMARKS.md section 7). Between restarts the background checkpoints
