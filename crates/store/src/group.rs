@@ -438,8 +438,6 @@ pub(crate) struct AfterCommit {
     last_checkpoint: parking_lot::Mutex<Instant>,
     /// The gate whose commits this follows, for [`AfterCommit::restart`].
     gate: OnceLock<std::sync::Weak<Mutex<Slot>>>,
-    /// The WAL's size (pages) from which a checkpoint restarts it.
-    restart_at: i64,
     counters: Arc<OnceLock<WriteCounters>>,
     /// Tests hold `fdatasync`s here until they add permits.
     #[cfg(test)]
@@ -460,7 +458,6 @@ impl AfterCommit {
             checkpointing: AtomicBool::new(false),
             last_checkpoint: parking_lot::Mutex::new(Instant::now()),
             gate: OnceLock::new(),
-            restart_at: CHECKPOINT_RESTART_PAGES,
             counters: Arc::default(),
             #[cfg(test)]
             hold: None,
@@ -544,7 +541,7 @@ impl AfterCommit {
                     tracing::trace!(wal, copied, "checkpoint");
                     // Not while a reader's older snapshot kept pages from
                     // this copy: the restart would wait for that reader too.
-                    if wal >= me.restart_at && copied == wal {
+                    if wal >= CHECKPOINT_RESTART_PAGES && copied == wal {
                         me.restart().await;
                     }
                 }
@@ -563,7 +560,7 @@ impl AfterCommit {
         Ok((wal, copied))
     }
 
-    /// Restart the WAL, grown to [`AfterCommit::restart_at`] pages. A
+    /// Restart the WAL, grown to [`CHECKPOINT_RESTART_PAGES`]. A
     /// checkpoint outside the gate never finds the WAL all copied while
     /// commits keep appending to it, and SQLite begins a WAL again only at
     /// a transaction that starts when it is. So, right after one: take the
