@@ -399,10 +399,11 @@ pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// the gate ([`AfterCommit::restart`]), about 130 MB of WAL with 4 KiB
 /// pages. A restart holds the gate for the WAL's `fdatasync`, a short copy
 /// and the file's `fdatasync` (under the learning benchmark's answers
-/// 1.6-3.4 ms at 1,000 pages, 2-11 ms at 32,000), so it is made rare: at 1,000 pages (SQLite's default automatic checkpoint) it came
-/// every 15-20 ms there and delayed about one answer in eight; at 8,000
-/// still one in fifty, which set the p99; at 32,000 about once a second
-/// (BENCHMARKS.md section 7). Between restarts the background checkpoints
+/// 1.6-3.4 ms at 1,000 pages, 2-11 ms at 32,000), so it is made rare: at
+/// 1,000 pages (SQLite's default automatic checkpoint) it came every 15-20
+/// ms there and delayed about one answer in eight; at 8,000 still one in
+/// fifty, which set the p99; at 32,000 about once a second (BENCHMARKS.md
+/// section 7). Between restarts the background checkpoints
 /// keep the database file a few milliseconds behind the WAL, so readers
 /// look up only those pages in it; a busy file's WAL stays this size on
 /// disk.
@@ -490,27 +491,40 @@ impl AfterCommit {
         }
         let through = self.commits.load(Ordering::SeqCst);
         let started = Instant::now();
-        let file = self.file.clone();
-        let done = tokio::task::spawn_blocking(move || sync_wal(&file)).await;
+        let done = self.fdatasync(sync_wal).await;
         if let Some(c) = self.counters.get() {
             c.syncs.fetch_add(1, Ordering::Relaxed);
             add_us(&c.sync_us, started);
         }
-        let error = match done {
-            Ok(Ok(())) => {
+        match done {
+            Ok(()) => {
                 *synced = through;
-                return Ok(());
+                Ok(())
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the task running it failed: {e}"),
-        };
-        let reason = format!(
-            "the write-ahead log of {} could not be made durable (fdatasync: {error}); whether the last \
-             commits survive a power loss is unknown, so writes are refused until plexus restarts: check the disk",
-            self.file.display()
-        );
+            Err(error) => Err(self.refuse(format!(
+                "the write-ahead log of {} could not be made durable (fdatasync: {error}); whether the last \
+                 commits survive a power loss is unknown, so writes are refused until plexus restarts: check the disk",
+                self.file.display()
+            ))),
+        }
+    }
+
+    /// Run `sync` (an `fdatasync` of the WAL or the file) on a blocking
+    /// thread; what failed, in words, if it did.
+    async fn fdatasync(&self, sync: fn(&Path) -> std::io::Result<()>) -> Result<(), String> {
+        let file = self.file.clone();
+        match tokio::task::spawn_blocking(move || sync(&file)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("the task running it failed: {e}")),
+        }
+    }
+
+    /// An `fdatasync` failed: what is on disk is unknown, so every later
+    /// writer is refused with `reason` (the first one given stays).
+    fn refuse(&self, reason: String) -> String {
         tracing::error!(%reason);
-        Err(self.failed.get_or_init(|| reason).clone())
+        self.failed.get_or_init(|| reason).clone()
     }
 
     /// [`AfterCommit::durable`], then a checkpoint if one is due.
@@ -623,19 +637,14 @@ impl AfterCommit {
             conn.close_on_drop();
         }
         let copied = copied.map_err(|e| e.to_string())?;
-        let file = self.file.clone();
-        let error = match tokio::task::spawn_blocking(move || std::fs::File::open(&file)?.sync_data()).await {
-            Ok(Ok(())) => return Ok(copied),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the task running it failed: {e}"),
-        };
-        let reason = format!(
-            "the database file {} could not be made durable after a checkpoint (fdatasync: {error}); \
-             writes are refused until plexus restarts: check the disk",
-            self.file.display()
-        );
-        tracing::error!(%reason);
-        Err(self.failed.get_or_init(|| reason).clone())
+        self.fdatasync(sync_file).await.map_err(|error| {
+            self.refuse(format!(
+                "the database file {} could not be made durable after a checkpoint (fdatasync: {error}); \
+                 writes are refused until plexus restarts: check the disk",
+                self.file.display()
+            ))
+        })?;
+        Ok(copied)
     }
 
     pub(crate) async fn close(&self) {
@@ -651,9 +660,14 @@ fn sync_wal(file: &Path) -> std::io::Result<()> {
     wal.push("-wal");
     match std::fs::File::open(&wal) {
         Ok(f) => f.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(file)?.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => sync_file(file),
         Err(e) => Err(e),
     }
+}
+
+/// `fdatasync` the database `file` itself.
+fn sync_file(file: &Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_data()
 }
 
 /// A batch whose transaction left the slot: its outcome is recorded once,
