@@ -989,11 +989,8 @@ impl Service {
                     .bind(user)
                     .fetch_all(&mut *conn)
                     .await?;
-                    let completed: Vec<String> = sqlx::query_scalar(COMPLETED_CONTENT)
-                    .bind(t)
-                    .bind(user)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    let completed: Vec<String> =
+                        sqlx::query_scalar(COMPLETED_CONTENT).bind(t).bind(user).fetch_all(&mut *conn).await?;
                     Some(LearnerRecord {
                         theta,
                         theta_se,
