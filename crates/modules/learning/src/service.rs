@@ -330,11 +330,20 @@ fn shift_placeholders(sql: &str, by: usize) -> String {
 const INSERT_EVENT: &str = "INSERT INTO learning_events (tenant_id, statement_id, user_id, kind, item_id, content_id, \
      skill_id, correct, duration, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (tenant_id, statement_id) DO NOTHING";
-/// The content learner `$2` of tenant `$1` has completed, each once: a
-/// range of the index of completions (`learning_events_completed`), however
-/// many answers the learner has.
-const COMPLETED_CONTENT: &str = "SELECT DISTINCT content_id FROM learning_events \
-     WHERE tenant_id = $1 AND user_id = $2 AND kind = 'completed' AND content_id IS NOT NULL";
+/// Learner `$2` of tenant `$1` in one statement (one snapshot, one round
+/// trip): a row per part, the part first. Part 0, the learner: theta,
+/// theta_se, created_at; part 1, a skill's mastery: p_known, skill,
+/// attempts, correct; part 2, a content item completed (each once): its id
+/// alone, a range of the index of completions (`learning_events_completed`)
+/// however many answers the learner has. The casts give each column one
+/// type on PostgreSQL.
+const LEARNER_RECORD: &str = "SELECT CAST(0 AS BIGINT), theta, theta_se, created_at, \
+     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM learning_learners WHERE tenant_id = $1 AND user_id = $2 \
+     UNION ALL SELECT CAST(1 AS BIGINT), p_known, CAST(NULL AS DOUBLE PRECISION), skill_id, attempts, correct \
+     FROM learning_mastery WHERE tenant_id = $1 AND user_id = $2 \
+     UNION ALL SELECT CAST(2 AS BIGINT), CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS DOUBLE PRECISION), content_id, \
+     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM (SELECT DISTINCT content_id FROM learning_events \
+     WHERE tenant_id = $1 AND user_id = $2 AND kind = 'completed' AND content_id IS NOT NULL) AS completed";
 
 /// Write the mastery of one learner and skill: tenant, user, skill,
 /// p_known, attempts, correct, time as `$1`..`$7` (renumbered with
@@ -970,40 +979,34 @@ impl Service {
     pub async fn learner(&self, tenant: &TenantId, user: &str) -> Result<Option<LearnerRecord>, LearningError> {
         let scope = self.shards.of(tenant).await?.tenant(tenant);
         let t = tenant.as_str();
-        let out = plexus_store::tenant_tx!(&scope, read, conn => {
-            let row: Option<(Option<f64>, Option<f64>, String)> = sqlx::query_as(
-                "SELECT theta, theta_se, created_at FROM learning_learners WHERE tenant_id = $1 AND user_id = $2",
-            )
-            .bind(t)
-            .bind(user)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match row {
-                None => None,
-                Some((theta, theta_se, created_at)) => {
-                    let mastery: Vec<(String, f64, i64, i64)> = sqlx::query_as(
-                        "SELECT skill_id, p_known, attempts, correct FROM learning_mastery \
-                         WHERE tenant_id = $1 AND user_id = $2",
-                    )
-                    .bind(t)
-                    .bind(user)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    let completed: Vec<String> =
-                        sqlx::query_scalar(COMPLETED_CONTENT).bind(t).bind(user).fetch_all(&mut *conn).await?;
-                    Some(LearnerRecord {
-                        theta,
-                        theta_se,
-                        mastery: mastery
-                            .into_iter()
-                            .map(|(s, p, a, c)| (s, SkillMastery { p_known: p, attempts: a, correct: c }))
-                            .collect(),
-                        completed: completed.into_iter().collect(),
-                        created_at,
-                    })
+        // (part, real, real, text, integer, integer): see LEARNER_RECORD.
+        type Part = (i64, Option<f64>, Option<f64>, Option<String>, Option<i64>, Option<i64>);
+        let parts: Vec<Part> = plexus_store::tenant_tx!(&scope, single, conn => {
+            sqlx::query_as(LEARNER_RECORD).bind(t).bind(user).fetch_all(&mut *conn).await?
+        });
+        let mut out: Option<LearnerRecord> = None;
+        let mut mastery = BTreeMap::new();
+        let mut completed = BTreeSet::new();
+        for part in parts {
+            match part {
+                (0, theta, theta_se, Some(created_at), _, _) => {
+                    out = Some(LearnerRecord { theta, theta_se, created_at, ..LearnerRecord::default() });
+                }
+                (1, Some(p_known), _, Some(skill), Some(attempts), Some(correct)) => {
+                    mastery.insert(skill, SkillMastery { p_known, attempts, correct });
+                }
+                (2, _, _, Some(content), _, _) => {
+                    completed.insert(content);
+                }
+                other => {
+                    return Err(LearningError::Corrupt(format!("learner `{user}`: an unreadable row {other:?}")));
                 }
             }
-        });
+        }
+        if let Some(record) = out.as_mut() {
+            record.mastery = mastery;
+            record.completed = completed;
+        }
         if out.is_some() {
             self.learners.insert((tenant.clone(), user.to_owned()), ());
         }
@@ -1850,12 +1853,14 @@ mod tests {
         assert_eq!(shift_placeholders(super::INSERT_EVENT, 0), super::INSERT_EVENT);
     }
 
-    /// A learner's completed content is read from the index of completions
-    /// alone: no row of the events table, no sort for the `DISTINCT`, and
-    /// none of the learner's answers on the way.
+    /// A learner's record is one statement whose every part is a search
+    /// by key: the learner and the mastery by their primary keys, the
+    /// completed content from the index of completions alone (no row of the
+    /// events table, no sort for the `DISTINCT`, none of the learner's
+    /// answers on the way).
     #[tokio::test]
-    async fn completed_content_is_a_range_of_the_completions_index() {
-        let dir = std::env::temp_dir().join(format!("plexus-completions-plan-{}", std::process::id()));
+    async fn a_learners_record_is_searches_by_key_the_completions_from_their_index() {
+        let dir = std::env::temp_dir().join(format!("plexus-learner-plan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = plexus_store::Store::open(dir.join("plexus.db").to_str().unwrap()).await.unwrap();
         store.migrate(&crate::store::MIGRATIONS).await.unwrap();
@@ -1863,7 +1868,7 @@ mod tests {
         let scope = store.tenant(&t);
         let plan: Vec<(i64, i64, i64, String)> = async {
             Ok::<_, plexus_store::StoreError>(plexus_store::tenant_tx!(&scope, single, conn => {
-                let text = format!("EXPLAIN QUERY PLAN {}", super::COMPLETED_CONTENT);
+                let text = format!("EXPLAIN QUERY PLAN {}", super::LEARNER_RECORD);
                 sqlx::query_as(sqlx::AssertSqlSafe(text)).bind("t1").bind("花子").fetch_all(&mut *conn).await?
             }))
         }
@@ -1873,9 +1878,19 @@ mod tests {
         assert_eq!(
             plan,
             [
-                "SEARCH learning_events USING COVERING INDEX learning_events_completed (tenant_id=? AND user_id=? AND content_id>?)"
+                "COMPOUND QUERY",
+                "LEFT-MOST SUBQUERY",
+                "SEARCH learning_learners USING INDEX sqlite_autoindex_learning_learners_1 (tenant_id=? AND user_id=?)",
+                "UNION ALL",
+                "SEARCH learning_mastery USING INDEX sqlite_autoindex_learning_mastery_1 (tenant_id=? AND user_id=?)",
+                "UNION ALL",
+                "CO-ROUTINE completed",
+                "SEARCH learning_events USING COVERING INDEX learning_events_completed \
+                 (tenant_id=? AND user_id=? AND content_id>?)",
+                // The co-routine's rows, as the index gives them.
+                "SCAN completed",
             ],
-            "the plan of the completed content's read"
+            "the plan of a learner's record"
         );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
