@@ -1006,8 +1006,6 @@ impl Service {
         if let Some(record) = out.as_mut() {
             record.mastery = mastery;
             record.completed = completed;
-        }
-        if out.is_some() {
             self.learners.insert((tenant.clone(), user.to_owned()), ());
         }
         Ok(out)
