@@ -68,7 +68,9 @@
 //!   right after such a checkpoint (one that copied the whole WAL: no
 //!   reader's older snapshot in the way), commits the batch left open, and copies
 //!   the few milliseconds' pages since: the next batch begins the WAL again
-//!   ([`AfterCommit::restart`]). SQLite's own automatic checkpoint stays on
+//!   ([`AfterCommit::restart`]). The database file's `fdatasync` that must
+//!   come before is mostly done before the gate is taken, where it waits
+//!   for nobody ([`AfterCommit::presync`]). SQLite's own automatic checkpoint stays on
 //!   the gate's connections as a backstop at [`CHECKPOINT_BACKSTOP_PAGES`];
 //!   at 1,000 pages it had been the restart, every 15-20 ms under load, run
 //!   inside a commit and copying everything since the last background
@@ -399,7 +401,8 @@ pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// the gate ([`AfterCommit::restart`]), about 130 MB of WAL with 4 KiB
 /// pages. A restart holds the gate for the WAL's `fdatasync`, a short copy
 /// and the file's `fdatasync` (under the learning benchmark's answers
-/// 1.6-3.4 ms at 1,000 pages, 2-11 ms at 32,000), so it is made rare: at
+/// 1.6-3.4 ms at 1,000 pages, 2-11 ms at 32,000; 2.5 ms at 8 clients once
+/// most of the file's `fdatasync` moved before the gate), so it is made rare: at
 /// 1,000 pages (SQLite's default automatic checkpoint) it came every 15-20
 /// ms there and delayed about one answer in eight; at 8,000 still one in
 /// fifty, which set the p99; at 32,000 about once a second (BENCHMARKS.md
@@ -581,11 +584,17 @@ impl AfterCommit {
     /// gate (in turn, as a writer), commit the batch left open if there is
     /// one, and copy what came since that checkpoint (a few milliseconds'
     /// pages, [`AfterCommit::copy_rest`]). The gate's next batch then
-    /// writes from the WAL's start. Without it SQLite's automatic
+    /// writes from the WAL's start. Without this SQLite's automatic
     /// checkpoint ([`CHECKPOINT_BACKSTOP_PAGES`]) does the same inside a
     /// commit, copying everything since the last background checkpoint.
+    /// The database file is made durable before the gate is taken
+    /// ([`AfterCommit::presync`]), so that the `fdatasync` in the gate has
+    /// only the pages copied since to write.
     async fn restart(&self) {
         let Some(gate) = self.gate.get().and_then(std::sync::Weak::upgrade) else { return };
+        if self.presync().await.is_err() {
+            return;
+        }
         let mut slot = gate.lock_owned().await;
         slot.clean().await;
         if slot.refused().is_err() {
@@ -605,6 +614,30 @@ impl AfterCommit {
             Ok((wal, copied)) => tracing::trace!(wal, copied, held = ?held.elapsed(), "checkpoint in the gate"),
             Err(e) => tracing::debug!(error = %e, "a checkpoint in the gate failed"),
         }
+    }
+
+    /// Before a restart takes the gate: write the database file's pages
+    /// the background checkpoints copied since its last `fdatasync` (those
+    /// that did not catch up with the WAL leave the file unsynced), and copy
+    /// what came meanwhile, so that the `fdatasync` in the gate
+    /// ([`AfterCommit::copy_rest`]) has only the last few milliseconds'
+    /// pages to write. The WAL still holds every page, so nothing depends on
+    /// this one; but a failed `fdatasync` may have dropped pages the WAL is
+    /// about to be written over, so it refuses every later writer, as one in
+    /// the gate does.
+    async fn presync(&self) -> Result<(), String> {
+        if let Err(error) = self.fdatasync(sync_file).await {
+            return Err(self.refuse(format!(
+                "the database file {} could not be made durable before the write-ahead log began again \
+                 (fdatasync: {error}); writes are refused until plexus restarts: check the disk",
+                self.file.display()
+            )));
+        }
+        // The next checkpoint, in the gate, copies whatever this one leaves.
+        if let Err(e) = self.checkpoint().await {
+            tracing::debug!(error = %e, "a checkpoint before a restart failed");
+        }
+        Ok(())
     }
 
     /// With the gate held and no batch open, copy the WAL's pages the last
@@ -1512,6 +1545,28 @@ mod tests {
         }
         let after = std::fs::metadata(&file).unwrap().len();
         assert!(after >= before + 2 * 180_000, "the database file grew from {before} to {after} bytes only");
+        gate.close().await;
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A restart first makes the database file durable outside the gate;
+    /// if that `fdatasync` fails, the restart never takes the gate and
+    /// every later writer is refused with the reason before it writes
+    /// anything (the WAL is all that holds those pages for sure).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_whose_file_cannot_be_made_durable_refuses_later_writers() {
+        let (gate, pool, hold, dir) = synced_gate("presync-fails", Some("gone/g.db")).await;
+        hold.add_permits(100);
+        let after = gate.slot.lock().await.after.clone().unwrap();
+        after.restart().await;
+        let counters = gate.counters.get().unwrap();
+        assert_eq!(counters.restarts.load(Ordering::Relaxed), 0, "no restart went through the gate");
+        let e = gate.enter(&pool).await.map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("before the write-ahead log began again") && e.contains("gone/g.db"), "{e}");
+        assert!(e.contains("until plexus restarts"), "{e}");
+        let e = gate.enter_sync(&pool).await.map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("before the write-ahead log began again"), "the synchronous connection too: {e}");
         gate.close().await;
         pool.close().await;
         let _ = std::fs::remove_dir_all(&dir);
