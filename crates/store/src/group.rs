@@ -106,7 +106,7 @@ const SAVEPOINT: &str = "SAVEPOINT plexus_write";
 /// section 7).
 const RELEASE: &str = "RELEASE plexus_write";
 const UNDO: &str = "ROLLBACK TO plexus_write; RELEASE plexus_write";
-const UNDO_STEPS: [&str; 2] = ["ROLLBACK TO plexus_write", "RELEASE plexus_write"];
+const UNDO_STEPS: [&str; 2] = ["ROLLBACK TO plexus_write", RELEASE];
 
 /// How one batch ended: `Ok(None)` committed, `Ok(Some(seq))` committed as
 /// the gate's commit `seq`, on disk once an `fdatasync` that began after it
